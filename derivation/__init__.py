@@ -1,0 +1,21 @@
+"""The softmax cross-entropy gradient, derived step by step with every step machine-checked.
+
+>>> import derivation
+>>> derivation.derive(classes=None, labels="onehot").holds
+True
+"""
+
+from ._chain import ChainCheck as ChainCheck
+from ._chain import check_chain as check_chain
+from ._check import Outcome as Outcome
+from ._derive import LABELS as LABELS
+from ._derive import derive as derive
+from ._model import Derivation as Derivation
+from ._model import Route as Route
+from ._model import Step as Step
+from ._symbols import locals_ as symbols
+from ._theory import Theory as Theory
+from ._theory import theory as theory
+
+__all__ = ["derive", "check_chain", "theory", "symbols", "Derivation", "Route", "Step",
+           "ChainCheck", "Outcome", "Theory", "LABELS"]

@@ -1,0 +1,66 @@
+"""``derive``: the public entry point, with its arguments checked."""
+
+from __future__ import annotations
+
+import numbers
+
+from ._model import Derivation
+from ._routes import CLOSED_FORM, course_route, hessian_route, jacobian_route, log_sum_exp_route
+from ._symbols import c
+
+LABELS = ("onehot", "soft")
+"""Kinds of label a derivation is for: a one-hot vector, or any probability vector."""
+
+
+def validate_classes(classes: object) -> int | None:
+    """``None`` or an integer ≥ 1; anything else is a ``ValueError`` naming the value."""
+    if classes is None:
+        return None
+    if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 1:
+        raise ValueError(f"classes: expected an integer >= 1 (or None for any number of classes),"
+                         f" got {classes!r}")
+    return int(classes)
+
+
+def validate_labels(labels: object) -> str:
+    if labels not in LABELS:
+        import difflib
+
+        close = difflib.get_close_matches(str(labels), LABELS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"labels: unknown label kind {labels!r}{hint} (accepted: "
+                         f"{', '.join(LABELS)})")
+    return str(labels)
+
+
+def derive(classes: int | None = None, labels: str = "onehot") -> Derivation:
+    r"""Derive :math:`\partial C/\partial z_k` for :math:`C = -\sum_i y_i \log \sigma(z)_i`.
+
+    Every route ends at :math:`\sigma_k - y_k`; every step is checked against the line before
+    it, symbolically where the named rules reduce the difference to zero and numerically at
+    random points in 40-digit precision in every case.
+
+    Args:
+        classes: the number of classes, or ``None`` for any number c (a symbol; the numeric
+            checks instantiate c = 2, 3 and 7).
+        labels: ``"onehot"`` (adds the course's route, a one-hot label at class p) or
+            ``"soft"`` (any labels that sum to one).
+
+    Returns:
+        A frozen :class:`Derivation`; ``holds`` is true when every route and the Hessian hold.
+
+    Raises:
+        ValueError: ``classes`` is not a positive integer or ``labels`` is unknown.
+
+    Example:
+        >>> import derivation
+        >>> d = derivation.derive(classes=3)
+        >>> d.holds, str(d.result)
+        (True, 'sigma[k] - y[k]')
+    """
+    size = validate_classes(classes)
+    kind = validate_labels(labels)
+    n = c if size is None else size
+    routes = (course_route(n),) if kind == "onehot" else ()
+    routes += (log_sum_exp_route(n, kind), jacobian_route(n, kind))
+    return Derivation(size, kind, routes, hessian_route(n, kind), CLOSED_FORM)

@@ -1,0 +1,61 @@
+"""The symbols of the derivation and the few definitions everything else is built from.
+
+Logits ``z``, labels ``y`` and the softmax ``sigma`` are ``IndexedBase`` objects indexed 1..c. The
+number of classes ``c`` is either the symbol :data:`c` (any number of classes) or a Python int;
+sums are ``sympy.Sum`` either way, so one set of rules serves both, and the numeric checks
+instantiate them.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+c = sp.Symbol("c", integer=True, positive=True)
+"""The number of classes, when it is left symbolic."""
+
+i, j, k, m, n, p = (sp.Symbol(name, integer=True, positive=True) for name in "ijkmnp")
+"""Indices: ``i`` (labels) and ``m`` (the softmax denominator) are summed over; ``k`` and ``j`` name the logits we
+differentiate by, ``p`` is the class of a one-hot label and ``n`` a class other than ``p``."""
+
+z = sp.IndexedBase("z", real=True)
+y = sp.IndexedBase("y", real=True)
+sigma = sp.IndexedBase("sigma", positive=True)
+C = sp.Symbol("C")
+"""The loss, as a name for left-hand sides."""
+
+Classes = sp.Symbol | int
+
+
+def locals_() -> dict[str, sp.Basic]:
+    """The names to pass to ``sympy.sympify`` so that ``str()`` of an expression reads back."""
+    return {"z": z, "y": y, "sigma": sigma, "c": c, "i": i, "j": j, "k": k, "m": m, "n": n, "p": p}
+
+
+def total(body: sp.Expr, index: sp.Symbol, classes: Classes) -> sp.Sum:
+    """``Σ_{index=1}^{classes} body``."""
+    return sp.Sum(body, (index, 1, classes))
+
+
+def softmax(at: sp.Expr, classes: Classes) -> sp.Expr:
+    r""":math:`\sigma_{at} = e^{z_{at}} / \sum_m e^{z_m}`, written in the logits."""
+    return sp.exp(z[at]) / total(sp.exp(z[m]), m, classes)
+
+
+def loss(classes: Classes) -> sp.Expr:
+    r"""Categorical cross-entropy :math:`C = -\sum_i y_i \log \sigma_i`."""
+    return -total(y[i] * sp.log(sigma[i]), i, classes)
+
+
+def unfold_softmax(expr: sp.Basic, classes: Classes) -> sp.Basic:
+    """Replace every ``sigma[x]`` by its definition in the logits."""
+    return expr.replace(
+        lambda e: isinstance(e, sp.Indexed) and e.base == sigma,
+        lambda e: softmax(e.indices[0], classes),
+    )
+
+
+def partial(expr: sp.Expr, wrt: sp.Expr, classes: Classes) -> sp.Expr:
+    """Differentiate by a logit (or a probability), with the softmax unfolded if by a logit."""
+    if isinstance(wrt, sp.Indexed) and wrt.base == z:
+        expr = unfold_softmax(expr, classes)
+    return sp.diff(expr, wrt)
