@@ -66,7 +66,7 @@ def check_chain(expressions: Sequence[sp.Basic]) -> ChainCheck:
             raise TypeError(f"expressions[{index}]: expected a SymPy expression, got "
                             f"{type(expr).__name__} {expr!r}")
     if len(expressions) < 2:
-        raise ValueError(f"expressions: expected at least two expressions to compare, got "
+        raise ValueError(f"expressions: expected at least two expressions, got "
                          f"{len(expressions)}")
     links = tuple(_check.equal(before, after, c)
                   for before, after in zip(expressions, expressions[1:]))

@@ -15,12 +15,18 @@ from ._check import Outcome
 from ._model import Route, Step
 from ._rules import (fold_softmax, labels_sum_to_one, linearity_of_sum, log_of_quotient, one_hot,
                      sift_kronecker_delta)
-from ._symbols import (Classes, i, j, k, loss, m, n, p, partial, sigma, softmax, total,
-                       unfold_softmax, y, z)
+from ._symbols import (Classes, i, j, k, locals_, loss, m, n, p, partial, sigma, softmax,
+                       total, unfold_softmax, y, z)
 
 LOSS = ("C", "C")
 GRAD = ("∂C/∂z_k", r"\frac{\partial C}{\partial z_k}")
 CLOSED_FORM = sigma[k] - y[k]
+
+
+def _as_printed(expr: sp.Basic) -> sp.Basic:
+    """The expression as ``sympify(str(expr))`` reads it back (SymPy may order a product built
+    by hand differently), so that the line checked is the line the JSON shows."""
+    return sp.sympify(sp.sstr(expr), locals=locals_())
 
 
 def general_gradient(classes: Classes) -> sp.Expr:
@@ -58,6 +64,7 @@ class _Builder:
     def start(self, lhs: tuple[str, str], expr: sp.Basic, rule: str, of: sp.Basic,
               wrt: sp.Indexed | None = None, tag: str = "") -> sp.Basic:
         """The first line, checked against the definition ``of`` (or its derivative by ``wrt``)."""
+        expr = _as_printed(expr)
         if wrt is None:
             outcome = _check.equal(of, expr, self.classes)
         else:
@@ -67,6 +74,7 @@ class _Builder:
     def rewrite(self, expr: sp.Basic, rule: str, *used: Assumption, tag: str = "",
                 lhs: tuple[str, str] | None = None) -> sp.Basic:
         """A line claimed equal to the one before it."""
+        expr = _as_printed(expr)
         in_force = self._in_force(used)
         outcome = _check.equal(self.last, expr, self.classes, in_force)
         return self._add(lhs or (self.steps[-1].lhs, self.steps[-1].lhs_latex), expr, rule,
@@ -75,6 +83,7 @@ class _Builder:
     def differentiate(self, lhs: tuple[str, str], expr: sp.Basic, wrt: sp.Indexed, rule: str,
                       *used: Assumption, of: sp.Basic | None = None, tag: str = "") -> sp.Basic:
         """A line claimed to be the derivative by ``wrt`` of ``of`` (default: the line before)."""
+        expr = _as_printed(expr)
         in_force = self._in_force(used)
         outcome = _check.derivative(self.last if of is None else of, expr, wrt, self.classes,
                                     in_force)
@@ -83,6 +92,7 @@ class _Builder:
     def cases(self, lhs: tuple[str, str], expr: sp.Basic, rule: str,
               cases: list[tuple[dict, sp.Basic, Assumption]], tag: str = "") -> sp.Basic:
         """A line that combines cases: with each substitution it must equal that case's line."""
+        expr = _as_printed(expr)
         outcomes = [_check.equal(line, expr.xreplace(subs), self.classes,
                                  self._in_force((case,)))
                     for subs, line, case in cases]
