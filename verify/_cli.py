@@ -1,0 +1,283 @@
+"""The ``softmax-ce`` command line: derive, verify, report.
+
+JAX is imported only by ``verify`` and ``report``, inside the command, after every flag has been
+validated: ``--help``, ``--version`` and ``derive`` never import it. Bad input exits 2 with one
+line ``error: --flag: ...`` on stderr and writes nothing; a failed check exits 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import _options
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Derive the softmax cross-entropy gradient step by step, and verify a "
+                       "closed form against jax.grad.")
+
+DERIVE_FORMATS = ("text", "markdown", "latex", "json")
+VERIFY_FORMATS = ("text", "markdown", "json")
+
+
+class InputError(Exception):
+    """Bad input: printed as ``error: <message>``, exit code 2."""
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("softmax-ce")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"softmax-ce {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[Optional[bool], typer.Option(  # noqa: UP007 - typer needs Optional
+        "--version", callback=_version_callback, is_eager=True,
+        help="Print the version and exit.")] = None) -> None:
+    """softmax-ce: an autograd-verified derivation checker."""
+
+
+def _flag(call: Callable[..., object], *args: object) -> object:
+    """Run a validator; its ValueError/TypeError ("name: ...") becomes ``--name: ...``."""
+    try:
+        return call(*args)
+    except (ValueError, TypeError) as error:
+        raise InputError(f"--{error}") from None
+
+
+def _choice(flag: str, value: str, accepted: tuple[str, ...]) -> str:
+    if value in accepted:
+        return value
+    close = difflib.get_close_matches(value, accepted, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise InputError(f"--{flag}: unknown format {value!r}{hint} (accepted: {', '.join(accepted)})")
+
+
+def _writable(flag: str, path: Path | None, *, directory: bool = False) -> Path | None:
+    """Fail before any work if ``path`` cannot be written."""
+    if path is None:
+        return None
+    parent = path if directory and path.is_dir() else path.parent
+    if directory and path.exists() and not path.is_dir():
+        raise InputError(f"--{flag}: {str(path)!r} exists and is not a directory")
+    if not directory and path.is_dir():
+        raise InputError(f"--{flag}: {str(path)!r} is a directory; expected a file path")
+    if not parent.exists():
+        if directory and parent.parent.is_dir() and os.access(parent.parent, os.W_OK):
+            return path
+        raise InputError(f"--{flag}: cannot write {str(path)!r}: directory "
+                         f"{str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"--{flag}: cannot write {str(path)!r}: directory {str(parent)!r} is not "
+                         f"writable")
+    return path
+
+
+def write_atomically(path: Path, data: str | bytes) -> None:
+    """Write the whole file or nothing: a temporary file in the same directory, then a rename."""
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        write_atomically(out, text)
+
+
+def _derive_classes(value: str | None) -> int | None:
+    if value is None or value.strip().lower() in {"c", "any"}:
+        return None
+    number = _options._integer(value)  # noqa: SLF001 - the same integer parsing as verify's flags
+    if number is None or number < 1:
+        raise InputError(f"--classes: expected an integer >= 1 (or leave it out for any number "
+                         f"of classes c), got {value!r}")
+    return number
+
+
+@app.command()
+def derive(
+    classes: Annotated[Optional[str], typer.Option(  # noqa: UP007
+        help="Number of classes; leave out for any number c (a symbol).")] = None,
+    labels: Annotated[str, typer.Option(help="onehot or soft (any labels that sum to one).")] = (
+        "onehot"),
+    format: Annotated[str, typer.Option("--format", help="text, markdown, latex or json.")] = (
+        "text"),
+    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = (  # noqa: UP007
+        None),
+) -> None:
+    """Derive ∂C/∂z step by step, by several routes, every step machine-checked."""
+    from derivation._derive import validate_labels
+
+    size = _derive_classes(classes)
+    kind = _flag(validate_labels, labels)
+    fmt = _choice("format", format, DERIVE_FORMATS)
+    target = _writable("out", out)
+    import derivation
+
+    d = derivation.derive(classes=size, labels=kind)
+    render = {"text": d.to_text, "markdown": d.to_markdown, "latex": d.to_latex,
+              "json": d.to_json}[fmt]
+    _emit(render(), target)
+    raise typer.Exit(0 if d.holds else 1)
+
+
+@contextlib.contextmanager
+def progress_bar(quiet: bool, what: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress callback ``(done, total)``: a bar on stderr once the work has run about a
+    second, never when stderr is not a terminal or with ``--quiet``."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    started = time.perf_counter()
+    bar: dict[str, object] = {}
+    with contextlib.ExitStack() as stack:
+        def update(done: int, total: int) -> None:
+            if "progress" not in bar:
+                if time.perf_counter() - started < 1.0:
+                    return
+                progress = stack.enter_context(
+                    Progress(console=Console(stderr=True), transient=True))
+                bar["progress"], bar["task"] = progress, progress.add_task(what, total=total)
+            bar["progress"].update(bar["task"], completed=done, total=total)  # type: ignore[attr-defined]
+
+        yield update
+
+
+def _verify_options(classes: str, dtypes: str, scales: str, labels: str, samples: str, seed: str,
+                    rtol: str | None, atol: str | None) -> dict[str, object]:
+    return {
+        "classes": _flag(_options.validate_classes, classes),
+        "dtypes": _flag(_options.validate_dtypes, dtypes),
+        "scales": _flag(_options.validate_scales, scales),
+        "labels": _flag(_options.validate_labels, labels),
+        "samples": _flag(_options.validate_samples, samples),
+        "seed": _flag(_options.validate_seed, seed),
+        "rtol": _flag(_options.validate_tolerance, "rtol", rtol),
+        "atol": _flag(_options.validate_tolerance, "atol", atol),
+    }
+
+
+_CLASSES = ",".join(map(str, _options.DEFAULT_CLASSES))
+_DTYPES = ",".join(_options.DTYPES)
+_SCALES = ",".join(f"{s:g}" for s in _options.DEFAULT_SCALES)
+_LABELS = ",".join(_options.LABEL_KINDS)
+
+
+@app.command()
+def verify(
+    classes: Annotated[str, typer.Option(help="Class counts, comma-separated.")] = _CLASSES,
+    dtypes: Annotated[str, typer.Option(help="Dtypes, comma-separated.")] = _DTYPES,
+    scales: Annotated[str, typer.Option(help="Logit scales, comma-separated.")] = _SCALES,
+    labels: Annotated[str, typer.Option(help="Label kinds, comma-separated.")] = _LABELS,
+    samples: Annotated[str, typer.Option(help="Rows per cell.")] = str(
+        _options.DEFAULT_SAMPLES),
+    seed: Annotated[str, typer.Option(help="Seed of every random draw.")] = str(
+        _options.DEFAULT_SEED),
+    rtol: Annotated[Optional[str], typer.Option(help="Relative tolerance (default: per dtype).")] = None,  # noqa: UP007, E501
+    atol: Annotated[Optional[str], typer.Option(help="Absolute tolerance (default: per dtype).")] = None,  # noqa: UP007, E501
+    format: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
+    out: Annotated[Optional[Path], typer.Option(help="Write the report to this file.")] = None,  # noqa: UP007
+    plot: Annotated[Optional[Path], typer.Option(help="Write the agreement heatmap (PNG).")] = None,  # noqa: UP007, E501
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Check σ(z) − y against jax.grad over a grid of class counts, dtypes, scales and labels."""
+    options = _verify_options(classes, dtypes, scales, labels, samples, seed, rtol, atol)
+    fmt = _choice("format", format, VERIFY_FORMATS)
+    target = _writable("out", out)
+    picture = _writable("plot", plot)
+    if picture is not None and picture.suffix.lower() != ".png":
+        raise InputError(f"--plot: expected a .png file, got {str(picture)!r}")
+    import verify as checker
+
+    with progress_bar(quiet, "verifying cells") as progress:
+        report = checker.check(None, progress=progress, **options)
+    render = {"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}[fmt]
+    _emit(render(), target)
+    if picture is not None:
+        checker.plot(report, picture)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="Directory for report.md and its pictures.")] = Path(
+        "softmax-ce-report"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Write the derivation and the agreement map as one Markdown report with a heatmap PNG."""
+    folder = _writable("out", out, directory=True)
+    import derivation
+    import verify as checker
+
+    general, three = derivation.derive(), derivation.derive(classes=3)
+    with progress_bar(quiet, "verifying cells") as progress:
+        agreement = checker.check(None, progress=progress)
+    folder.mkdir(exist_ok=True)
+    picture = folder / "agreement.png"
+    checker.plot(agreement, picture)
+    text = "\n".join([
+        "# softmax-ce report", "",
+        f"softmax-ce {_version()}: the gradient of categorical cross-entropy through a softmax, "
+        "derived with every step machine-checked, and σ(z) − y checked against jax.grad.", "",
+        general.to_markdown(), three.to_markdown(),
+        "## Where σ(z) − y agrees with jax.grad", "",
+        f"![max ULP error per cell]({picture.name})", "",
+        agreement.to_markdown(),
+    ])
+    write_atomically(folder / "report.md", text)
+    typer.echo(str(folder / "report.md"))
+    raise typer.Exit(0 if general.holds and three.holds and agreement.ok else 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="softmax-ce", standalone_mode=False)
+    except InputError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    except typer.TyperException as error:  # usage errors: unknown option, missing value, ...
+        message = error.format_message()
+        if not message:  # a bare ``softmax-ce``: the help was shown, nothing went wrong
+            return 0
+        sys.stderr.write(f"error: {message}\n")
+        return 2
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        sys.stderr.write("error: interrupted; nothing was written\n")
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
