@@ -13,9 +13,10 @@ from ._derive import derive as derive
 from ._model import Derivation as Derivation
 from ._model import Route as Route
 from ._model import Step as Step
+from ._render import latex as latex
 from ._symbols import locals_ as symbols
 from ._theory import Theory as Theory
 from ._theory import theory as theory
 
-__all__ = ["derive", "check_chain", "theory", "symbols", "Derivation", "Route", "Step",
+__all__ = ["derive", "check_chain", "theory", "symbols", "latex", "Derivation", "Route", "Step",
            "ChainCheck", "Outcome", "Theory", "LABELS"]

@@ -26,6 +26,7 @@ def written_out(expr: sp.Basic) -> sp.Basic:
 
 
 def latex(expr: sp.Basic) -> str:
+    """LaTeX of an expression as the renderings show it (small explicit sums written out)."""
     return sp.latex(written_out(expr))
 
 
