@@ -63,7 +63,7 @@ def _flag(call: Callable[..., object], *args: object) -> object:
 def _choice(flag: str, value: str, accepted: tuple[str, ...]) -> str:
     if value in accepted:
         return value
-    close = difflib.get_close_matches(value, accepted, n=1)
+    close = difflib.get_close_matches(value, accepted, n=1, cutoff=0.75)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise InputError(f"--{flag}: unknown format {value!r}{hint} (accepted: {', '.join(accepted)})")
 
@@ -185,6 +185,28 @@ def _verify_options(classes: str, dtypes: str, scales: str, labels: str, samples
     }
 
 
+def _import_closed_form(spec: str | None) -> Callable[..., object] | None:
+    """``package.module:function`` → the function (imported by name; never evaluated as code)."""
+    if spec is None:
+        return None
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise InputError(f"--closed-form: expected module:function, got {spec!r}")
+    import importlib
+
+    sys.path.insert(0, os.getcwd())  # a module beside the user, as `python -m` would find it
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # noqa: BLE001 - any failure to import is the user's input
+        raise InputError(f"--closed-form: cannot import {module_name!r}: {error}") from None
+    finally:
+        sys.path.pop(0)
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise InputError(f"--closed-form: {module_name!r} has no function {attribute!r}")
+    return function
+
+
 _CLASSES = ",".join(map(str, _options.DEFAULT_CLASSES))
 _DTYPES = ",".join(_options.DTYPES)
 _SCALES = ",".join(f"{s:g}" for s in _options.DEFAULT_SCALES)
@@ -207,9 +229,14 @@ def verify(
     out: Annotated[Optional[Path], typer.Option(help="Write the report to this file.")] = None,  # noqa: UP007
     plot: Annotated[Optional[Path], typer.Option(help="Write the agreement heatmap (PNG).")] = None,  # noqa: UP007, E501
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    closed_form: Annotated[Optional[str], typer.Option(  # noqa: UP007
+        "--closed-form", help="Your own gradient, as module:function taking (z, y) "
+                              "(default: softmax(z) - y).")] = None,
 ) -> None:
-    """Check σ(z) − y against jax.grad over a grid of class counts, dtypes, scales and labels."""
+    """Check σ(z) − y (or your closed form) against jax.grad over a grid of class counts,
+    dtypes, scales and labels."""
     options = _verify_options(classes, dtypes, scales, labels, samples, seed, rtol, atol)
+    function = _import_closed_form(closed_form)
     fmt = _choice("format", format, VERIFY_FORMATS)
     target = _writable("out", out)
     picture = _writable("plot", plot)
@@ -218,7 +245,7 @@ def verify(
     import verify as checker
 
     with progress_bar(quiet, "verifying cells") as progress:
-        report = checker.check(None, progress=progress, **options)
+        report = checker.check(function, progress=progress, **options)
     render = {"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}[fmt]
     _emit(render(), target)
     if picture is not None:

@@ -1,0 +1,219 @@
+"""The softmax-ce command line: every command's default run, every format, exit codes 0/1/2,
+and bad input — one line on stderr, exit 2, nothing written."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+import derivation
+from verify._cli import app, main
+
+runner = CliRunner()
+SMALL = ["--classes", "3", "--dtypes", "float32", "--scales", "1", "--labels", "onehot,soft",
+         "--samples", "8", "--quiet"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- derive -----------------------------------------------------------------------------------
+
+def test_derive_default_is_any_number_of_classes_as_text():
+    result = runner.invoke(app, ["derive"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith(
+        "Gradient of softmax cross-entropy: any number of classes c, one-hot labels")
+    assert "Result: ∂C/∂z_k = sigma[k] - y[k] — holds" in result.stdout
+
+
+@pytest.mark.parametrize("fmt, method", [("text", "to_text"), ("markdown", "to_markdown"),
+                                         ("latex", "to_latex"), ("json", "to_json")])
+def test_derive_formats_are_the_renderings(fmt, method):
+    result = runner.invoke(app, ["derive", "--classes", "2", "--labels", "soft", "--format", fmt])
+    assert result.exit_code == 0
+    expected = getattr(derivation.derive(classes=2, labels="soft"), method)()
+    assert result.stdout == expected if expected.endswith("\n") else expected + "\n"
+
+
+def test_derive_out_writes_the_file_and_nothing_to_stdout(tmp_path):
+    target = tmp_path / "d.json"
+    result = runner.invoke(app, ["derive", "--classes", "3", "--format", "json", "--out",
+                                 str(target)])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert json.loads(target.read_text())["schema"] == "softmax-ce.derivation/1"
+    assert [p.name for p in tmp_path.iterdir()] == ["d.json"]  # no temporary file left behind
+
+
+def test_derive_exits_1_when_a_route_fails(capsys, monkeypatch):
+    from derivation._symbols import k, y
+
+    real = derivation.derive
+
+    def broken(classes=None, labels="onehot"):
+        d = real(classes, labels)
+        return type(d)(d.classes, d.labels, d.routes, d.hessian, d.result + y[k])
+
+    monkeypatch.setattr(derivation, "derive", broken)
+    code, out, _ = run(capsys, "derive", "--classes", "2")
+    assert code == 1
+    assert "DOES NOT HOLD" in out
+
+
+# --- verify -----------------------------------------------------------------------------------
+
+def test_verify_small_grid_text():
+    result = runner.invoke(app, ["verify", *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "float32" in result.stdout and "agree" in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_verify_formats(fmt, capsys):
+    code, out, err = run(capsys, "verify", *SMALL, "--format", fmt)
+    assert code == 0 and err == ""
+    if fmt == "json":
+        doc = json.loads(out)
+        assert doc["schema"] == "softmax-ce.verify/1" and doc["ok"] is True
+        assert len(doc["cells"]) == 2
+    elif fmt == "markdown":
+        assert out.lstrip().startswith(("#", "|"))
+
+
+def test_verify_json_is_byte_identical_for_the_same_seed(tmp_path):
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path in paths:
+        assert main(["verify", *SMALL, "--format", "json", "--out", str(path)]) == 0
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+def test_verify_plot_writes_a_png(tmp_path, capsys):
+    picture = tmp_path / "map.png"
+    code, _, _ = run(capsys, "verify", *SMALL, "--plot", str(picture))
+    assert code == 0
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_verify_a_wrong_closed_form_exits_1(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mygrad.py").write_text(textwrap.dedent("""
+        import jax
+        def flipped(z, y):
+            return y - jax.nn.softmax(z, axis=-1)
+    """))
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "verify", *SMALL, "--closed-form", "mygrad:flipped",
+                       "--format", "json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["ok"] is False and doc["summary"]["disagree"] == 2
+
+
+def test_verify_default_grid_in_a_real_subprocess(tmp_path):
+    """The bare command, as a user types it: the default grid holds for softmax(z) - y."""
+    out = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "verify._cli", "verify", "--format", "json",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no progress bar when stderr is not a terminal
+    doc = json.loads(out.read_text())
+    assert doc["ok"] is True
+    assert len(doc["cells"]) == 3 * 4 * 4 * 4
+
+
+# --- report -----------------------------------------------------------------------------------
+
+def test_report_writes_markdown_and_png(tmp_path, capsys, monkeypatch):
+    import verify
+
+    real = verify.check
+    monkeypatch.setattr(verify, "check", lambda closed_form=None, progress=None: real(
+        closed_form, classes=(3,), dtypes=("float32", "bfloat16"), scales=(1.0, 10.0),
+        labels=("onehot", "unnormalized"), samples=8, progress=progress))
+    folder = tmp_path / "out"
+    code, out, _ = run(capsys, "report", "--out", str(folder), "--quiet")
+    assert code == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["agreement.png", "report.md"]
+    text = (folder / "report.md").read_text()
+    assert "![max ULP error per cell](agreement.png)" in text
+    assert "any number of classes c" in text and "c = 3 classes" in text
+    assert out.strip() == str(folder / "report.md")
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+BAD = [
+    (["derive", "--classes", "0"], r"--classes: expected an integer >= 1 .*got '0'"),
+    (["derive", "--classes", "-3"], r"--classes: expected an integer >= 1 .*got '-3'"),
+    (["derive", "--classes", "x"], r"--classes: expected an integer >= 1 .*got 'x'"),
+    (["derive", "--labels", "smoth"], r"--labels: unknown label kind 'smoth'"),
+    (["derive", "--format", "jsn"], r"--format: unknown format 'jsn'; did you mean 'json'\?"),
+    (["verify", "--classes", "0"], r"--classes: expected integers >= 1, got '0'"),
+    (["verify", "--classes", "-3"], r"--classes: expected integers >= 1, got '-3'"),
+    (["verify", "--classes", "x"], r"--classes: expected integers >= 1, got 'x'"),
+    (["verify", "--labels", "hot"], r"--labels: unknown label kind 'hot'"),
+    (["verify", "--dtypes", "flaot32"],
+     r"--dtypes: unknown dtype 'flaot32'; did you mean 'float32'\? \(accepted: float64, float32, "
+     r"bfloat16, float16\)"),
+    (["verify", "--format", "latex"], r"--format: unknown format 'latex' \(accepted: text, "),
+    (["verify", "--scales", "nan"], r"--scales: expected finite numbers > 0, got 'nan'"),
+    (["verify", "--scales", "-1"], r"--scales: expected finite numbers > 0, got '-1'"),
+    (["verify", "--samples", "-5"], r"--samples: expected an integer >= 1, got '-5'"),
+    (["verify", "--rtol", "-1"], r"--rtol: expected a number >= 0, got '-1'"),
+    (["verify", "--atol", "x"], r"--atol: expected a number >= 0, got 'x'"),
+    (["verify", "--plot", "map.jpg"], r"--plot: expected a .png file"),
+    (["verify", "--closed-form", "nosuchmodule_xyz:f"], r"--closed-form: cannot import"),
+    (["verify", "--closed-form", "json:nothing"], r"--closed-form: 'json' has no function"),
+    (["verify", "--closed-form", "json"], r"--closed-form: expected module:function"),
+    (["verify", "--bogus"], r"No such option: --bogus"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(argv, message, capsys, tmp_path,
+                                                            monkeypatch):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "out.txt"
+    code, out, err = run(capsys, *argv, "--out", str(target)) if "--bogus" not in argv else run(
+        capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert re.search(message, err), err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["derive", "verify"])
+def test_unwritable_out_is_refused_before_any_work(command, capsys, tmp_path):
+    target = tmp_path / "missing" / "x.txt"
+    code, out, err = run(capsys, command, "--out", str(target))
+    assert code == 2 and out == ""
+    assert err == (f"error: --out: cannot write '{target}': directory '{target.parent}' does "
+                   f"not exist\n")
+    assert not target.parent.exists()
+
+
+def test_out_that_is_a_directory_is_refused(capsys, tmp_path):
+    code, _, err = run(capsys, "derive", "--out", str(tmp_path))
+    assert code == 2 and "is a directory" in err
+
+
+def test_bad_input_in_a_real_subprocess_has_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "verify._cli", "verify", "--dtypes", "flaot32"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == ("error: --dtypes: unknown dtype 'flaot32'; did you mean 'float32'? "
+                           "(accepted: float64, float32, bfloat16, float16)\n")
+
+
+def test_bare_command_shows_help_and_exits_0(capsys):
+    code, out, err = run(capsys)
+    assert code == 0 and "derive" in out and "verify" in out and err == ""
