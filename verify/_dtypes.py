@@ -1,0 +1,76 @@
+"""What each dtype can represent: its epsilon, its range, and the spacing of its numbers (ULPs)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+
+@dataclass(frozen=True, slots=True)
+class DtypeFacts:
+    """The numbers of one floating-point dtype that the check needs.
+
+    Attributes:
+        name: ``"float32"``, ...
+        dtype: the JAX dtype.
+        eps: the distance from 1 to the next larger number, :math:`2^{-p}`.
+        tiny: the smallest normal number; below it a dtype has no relative precision left (and
+            XLA on CPU flushes float32 and bfloat16 values there to zero).
+        max: the largest finite number; a finite float64 input beyond it overflows on the cast.
+    """
+
+    name: str
+    dtype: jnp.dtype
+    eps: float
+    tiny: float
+    max: float
+
+    def far_gap(self, classes: int) -> float:
+        r"""How far the adversarial row's top logit stands above the rest of its row.
+
+        :math:`\log c + 1.5 \log(1/\mathrm{eps})`: the other classes' softmax, summed, lies far
+        below the dtype's resolution of 1, so the softmax saturates (float32: 23.9 + log c),
+        while the logit stays far inside the dtype's range.
+        """
+        return round(math.log(classes) + 1.5 * math.log(1 / self.eps), 1)
+
+
+@cache
+def facts(name: str) -> DtypeFacts:
+    """The :class:`DtypeFacts` of a dtype named in :data:`verify.DTYPES`."""
+    dtype = jnp.dtype(name)
+    info = jnp.finfo(dtype)
+    eps = float(info.eps)
+    return DtypeFacts(
+        name=name,
+        dtype=dtype,
+        eps=eps,
+        tiny=float(info.smallest_normal),
+        max=float(info.max),
+    )
+
+
+def ulp(x: ArrayLike, eps: float, tiny: float) -> jax.Array:
+    r"""The spacing of a dtype's numbers at ``x``, evaluated in ``x``'s (wider) precision.
+
+    .. math::
+        \mathrm{ulp}(x) = \mathrm{eps} \cdot 2^{\lfloor \log_2 |x| \rfloor}
+        \quad (|x| \ge \mathrm{tiny}), \qquad \mathrm{eps} \cdot \mathrm{tiny} \text{ below}.
+
+    Args:
+        x: values (float64), e.g. the exact gradient.
+        eps: the dtype's epsilon.
+        tiny: the dtype's smallest normal number.
+
+    Returns:
+        An array shaped like ``x``: for float32 at 1.0, :math:`2^{-23}`; at 0, :math:`2^{-149}`.
+    """
+    x = jnp.asarray(x)
+    _, exponent = jnp.frexp(jnp.abs(x))  # |x| = m * 2**exponent, m in [0.5, 1)
+    spacing = jnp.ldexp(jnp.asarray(eps, x.dtype), exponent - 1)
+    return jnp.maximum(jnp.where(jnp.abs(x) >= tiny, spacing, 0.0), eps * tiny)

@@ -1,0 +1,157 @@
+"""The check's results as frozen records: a :class:`Report` of :class:`Cell` s (no JAX here).
+
+Field names are the JSON keys of ``softmax-ce.verify/1``; rendering lives in ``_render`` and
+``_plot`` as functions of these records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from os import PathLike
+
+from ._options import Tolerance
+
+SCHEMA = "softmax-ce.verify/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Worst:
+    """The element nearest to failing, or farthest past it.
+
+    Attributes:
+        row: the row in the cell (rows 0–3 are the adversarial ones).
+        class_: the class (JSON key ``"class"``).
+        closed_form: the closed form's value, in the cell's dtype.
+        autograd: ``jax.grad`` in the cell's dtype.
+        reference: the exact gradient, float64 ``jax.grad`` at the same rounded inputs.
+        row_kind: ``"far-above"``, ``"ties"``, ``"all-equal"``, ``"masked"`` or ``"random"``.
+    """
+
+    row: int
+    class_: int
+    closed_form: float
+    autograd: float
+    reference: float
+    row_kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class AutogradCheck:
+    """Float64 ``jax.grad`` checked along one random direction per row.
+
+    Attributes:
+        rows: how many rows were checked.
+        forward_mode: the largest relative discrepancy of ``jax.jvp`` from ⟨grad, v⟩.
+        finite_difference: the same for central finite differences.
+        ok: both within their bounds.
+    """
+
+    rows: int
+    forward_mode: float
+    finite_difference: float
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One (classes, dtype, scale, labels) cell of the grid.
+
+    Errors are the closed form's, against the exact gradient (float64 ``jax.grad`` at the inputs
+    rounded to the dtype); ULPs are the dtype's at the exact value. ``None`` where a cell is
+    ``undefined`` (or where the value is not finite, e.g. a closed form that returned NaN).
+
+    Attributes:
+        classes, dtype, scale, labels, samples: the cell; ``samples`` random rows are drawn, and
+            4 adversarial rows come on top (``rows`` in all).
+        max_abs_err, max_rel_err, max_ulp: the closed form's largest errors.
+        agree_fraction: the fraction of elements that agree.
+        verdict: ``"agree"``, ``"expected"``, ``"undefined"`` or ``"disagree"``.
+        explanation: one line saying why.
+        worst: the element nearest to failing (or farthest past it).
+        reproduce: the ``softmax-ce verify`` line that recomputes this cell.
+        rows: the rows measured, ``samples + 4``.
+        within_tolerance: the fraction of elements within tolerance of ``jax.grad``.
+        autograd_max_ulp: ``jax.grad``'s own largest error in the dtype, in ULPs.
+        label_sum_miss: the largest :math:`|\\sum y - 1|` over rows, labels rounded to the dtype.
+        residual_match: the fraction of the predicted residual :math:`(\\sum y - 1)\\sigma`
+            that the closed form shows (least squares); ``None`` where none is predicted.
+        autograd_check: float64 ``jax.grad`` against forward mode and finite differences.
+        counterexample: for a ``disagree`` cell, a shrunk failing case as a runnable Python
+            snippet, or ``None``.
+    """
+
+    classes: int
+    dtype: str
+    scale: float
+    labels: str
+    samples: int
+    max_abs_err: float | None
+    max_rel_err: float | None
+    max_ulp: float | None
+    agree_fraction: float | None
+    verdict: str
+    explanation: str
+    worst: Worst | None
+    reproduce: str
+    rows: int
+    within_tolerance: float | None
+    autograd_max_ulp: float | None
+    label_sum_miss: float | None
+    residual_match: float | None
+    autograd_check: AutogradCheck | None
+    counterexample: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The map of where a closed form agrees with ``jax.grad``.
+
+    Attributes:
+        claim: the closed form checked: ``"softmax(z) - y"`` or the function's name.
+        seed: the seed every draw came from.
+        tolerances: the tolerance used per dtype.
+        cells: one :class:`Cell` per (classes, dtype, scale, labels), in that nesting order.
+    """
+
+    claim: str
+    seed: int
+    tolerances: Mapping[str, Tolerance]
+    cells: tuple[Cell, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when no cell disagrees: each agrees, is expected, or is undefined."""
+        return all(cell.verdict != "disagree" for cell in self.cells)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """Cells in all, then per verdict."""
+        counts = {"cells": len(self.cells)}
+        for verdict in ("agree", "disagree", "expected", "undefined"):
+            counts[verdict] = sum(cell.verdict == verdict for cell in self.cells)
+        return counts
+
+    def to_json(self) -> str:
+        """The report as ``softmax-ce.verify/1`` JSON; same inputs and seed give the same bytes."""
+        from ._render import to_json
+
+        return to_json(self)
+
+    def to_markdown(self) -> str:
+        """The report as Markdown: a table of cells, then each cell that does not agree."""
+        from ._render import to_markdown
+
+        return to_markdown(self)
+
+    def to_text(self, width: int = 120) -> str:
+        """The report as a plain-text table (Rich, no ANSI codes)."""
+        from ._render import to_text
+
+        return to_text(self, width=width)
+
+    def plot(self, path: str | PathLike[str]) -> None:
+        """Writes the heatmap of max ULP error (scale × dtype, a panel per label kind) as PNG."""
+        from ._plot import plot
+
+        plot(self, path)

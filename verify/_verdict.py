@@ -1,0 +1,129 @@
+r"""A cell's verdict and its one-line explanation, from its measurement (pure Python, no JAX).
+
+In this order:
+
+1. ``undefined`` — some input overflows on the cast to the dtype; neither side is judged.
+2. ``disagree`` — float64 autograd itself fails its forward-mode or finite-difference check, or
+   the closed form or ``jax.grad`` is NaN or inf where the exact gradient is finite.
+3. ``agree`` — every element is within tolerance of ``jax.grad``.
+4. ``expected`` — the rounded labels miss :math:`\sum y = 1` on some row, so the derivation
+   predicts that σ − y misses the gradient by :math:`(\sum y - 1)\,\sigma`; the closed form shows
+   that residual (the least-squares fraction of the predicted residual in the measured one is
+   between 1/2 and 3/2: nearer the prediction than to none or to twice it), and with the
+   predicted residual added back every element agrees.
+5. ``agree`` — every element agrees (within tolerance, or no farther from the exact gradient than
+   ``jax.grad`` is, up to the rounding allowance of ``_rule``).
+6. ``disagree`` — anything else.
+
+Step 3 comes before 4 so that a residual below the tolerance is not reported; step 4 before 5 so
+that a residual the data resolve is reported even where it is smaller than a rounding unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._measure import Measurement
+from ._opinions import FINITE_DIFFERENCE_RTOL, FORWARD_MODE_RTOL
+from ._options import Tolerance
+
+VERDICTS: tuple[str, ...] = ("agree", "expected", "undefined", "disagree")
+
+RESIDUAL_MATCH = (0.5, 1.5)
+"""The fitted fraction of the predicted residual within which a cell can be ``expected``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    verdict: str
+    explanation: str
+
+
+def residual_match(m: Measurement) -> float | None:
+    """The least-squares fraction of the predicted residual that the closed form shows."""
+    norm = float(m.residual_norm)
+    return float(m.residual_dot) / norm if norm > 0 else None
+
+
+def autograd_ok(m: Measurement) -> bool:
+    """Float64 ``jax.grad`` passed its forward-mode and finite-difference checks."""
+    return float(m.forward_mode) <= FORWARD_MODE_RTOL and (
+        float(m.finite_difference) <= FINITE_DIFFERENCE_RTOL
+    )
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%"
+
+
+def _label_sums(m: Measurement, dtype: str, normalized_labels: bool) -> str:
+    if normalized_labels:
+        return f"labels rounded to {dtype} miss Σy = 1 by up to {float(m.label_sum_miss):.2g}"
+    return f"labels sum to {float(m.label_sum_min):.2g}–{float(m.label_sum_max):.2g}, not 1"
+
+
+def judge(
+    m: Measurement, dtype: str, dtype_max: float, tolerance: Tolerance, normalized_labels: bool
+) -> Judgement:
+    """The verdict of one cell.
+
+    Args:
+        m: the cell's measurement.
+        dtype: the cell's dtype name.
+        dtype_max: the dtype's largest finite number.
+        tolerance: the tolerance in force.
+        normalized_labels: whether the float64 labels sum to one (all kinds but unnormalized).
+    """
+    n = int(m.elements)
+    if int(m.overflow):
+        return Judgement(
+            "undefined",
+            f"{int(m.overflow)} inputs overflow {dtype} on the cast (largest |value| "
+            f"{float(m.max_abs_input):.3g} > max {dtype_max:.3g}); neither side is judged",
+        )
+    if not autograd_ok(m):
+        return Judgement(
+            "disagree",
+            f"float64 jax.grad fails its own check (relative discrepancy {float(m.forward_mode):.2g}"
+            f" to forward mode, {float(m.finite_difference):.2g} to finite differences): the "
+            "reference itself is in doubt",
+        )
+    for count, side in ((m.nonfinite_cf, "the closed form"), (m.nonfinite_ag, f"{dtype} jax.grad")):
+        if int(count):
+            return Judgement(
+                "disagree",
+                f"{side} is NaN or inf at {int(count)} of {n} elements where the float64 "
+                "gradient is finite",
+            )
+    if int(m.within) == n:
+        return Judgement(
+            "agree",
+            f"every element within rtol {tolerance.rtol:g}, atol {tolerance.atol:g} of jax.grad",
+        )
+    match = residual_match(m)
+    low, high = RESIDUAL_MATCH
+    matches = match is not None and low <= match <= high
+    if matches and int(m.agree_corrected) == n:
+        return Judgement(
+            "expected",
+            f"{_label_sums(m, dtype, normalized_labels)}; the closed form misses the gradient by "
+            f"(Σy − 1)·σ as derived (measured/predicted residual {match:.2f})",
+        )
+    if int(m.agree) == n:
+        explanation = (
+            f"{_percent(int(m.within), n)} of elements within tolerance of jax.grad, the rest no "
+            f"farther from the float64 gradient than {dtype} jax.grad"
+        )
+        if match is not None and float(m.label_sum_miss) > 0:
+            explanation += (
+                f"; {_label_sums(m, dtype, normalized_labels)}, a residual {dtype} does not "
+                f"resolve here (measured/predicted {match:.2g})"
+            )
+        return Judgement("agree", explanation)
+    explanation = f"{n - int(m.agree)} of {n} elements disagree"
+    if match is not None and float(m.label_sum_miss) > 0:
+        explanation += (
+            f", not as (Σy − 1)·σ predicts (measured/predicted residual {match:.2g}; "
+            f"{_percent(int(m.agree_corrected), n)} agree with it added back)"
+        )
+    return Judgement("disagree", explanation)
