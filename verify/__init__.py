@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._check import check as check
+    from ._plot import plot as plot
     from ._options import DTYPES as DTYPES
     from ._options import LABEL_KINDS as LABEL_KINDS
     from ._options import TOLERANCES as TOLERANCES
@@ -33,10 +34,12 @@ __all__ = [
     "Tolerance",
     "Worst",
     "check",
+    "plot",
 ]
 
 _HOMES = {
     "check": "._check",
+    "plot": "._plot",
     "DTYPES": "._options",
     "LABEL_KINDS": "._options",
     "TOLERANCES": "._options",

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _dtypes, _inputs
-from ._measure import Measurement, chunk_rows, measure
+from ._measure import Measurement, chunking, measure
 from ._opinions import softmax_minus_labels
 from ._options import (
     DEFAULT_CLASSES,
@@ -27,7 +27,7 @@ from ._options import (
     tolerances_for,
     validate,
 )
-from ._report import AutogradCheck, Cell, Report, Worst
+from ._report import AutogradCheck, Cell, Report, Worst, format_number
 from ._shrink import shrink
 from ._snippet import snippet
 from ._verdict import autograd_ok, judge, residual_match
@@ -49,6 +49,7 @@ def check(
     seed: int = DEFAULT_SEED,
     rtol: float | None = None,
     atol: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Report:
     r"""Checks a closed-form gradient of the softmax cross-entropy against ``jax.grad``.
 
@@ -71,6 +72,7 @@ def check(
         seed: every draw comes from ``jax.random.key(seed)``.
         rtol: overrides the relative tolerance of every dtype (:data:`verify.TOLERANCES`).
         atol: overrides the absolute tolerance of every dtype.
+        progress: called as ``progress(done, total)`` after each cell.
 
     Returns:
         A :class:`verify.Report`, one :class:`verify.Cell` per (classes, dtype, scale, labels).
@@ -103,12 +105,18 @@ def check(
     with jax.enable_x64(True):
         _check_closed_form(fn, options)
         cells = {}
-        for c, kind in itertools.product(options.classes, options.labels):
-            draws = _inputs.draw(options.seed, c, kind, options.samples)
-            for dtype, scale in itertools.product(options.dtypes, options.scales):
-                cells[c, dtype, scale, kind] = _cell(
-                    fn, options, draws, c, dtype, scale, kind, tolerances[dtype]
-                )
+        total = len(options.classes) * len(options.dtypes) * len(options.scales)
+        total *= len(options.labels)
+        for c in options.classes:
+            noise = _inputs.draw_noise(options.seed, c, options.samples)
+            for kind in options.labels:
+                draws = _inputs.draw(options.seed, c, kind, options.samples, noise)
+                for dtype, scale in itertools.product(options.dtypes, options.scales):
+                    cells[c, dtype, scale, kind] = _cell(
+                        fn, options, draws, c, dtype, scale, kind, tolerances[dtype]
+                    )
+                    if progress is not None:
+                        progress(len(cells), total)
     order = itertools.product(options.classes, options.dtypes, options.scales, options.labels)
     return Report(
         claim=claim_of(options.closed_form),
@@ -141,7 +149,8 @@ def _check_closed_form(fn: Callable[..., Any], options: Options) -> None:
     """Traces the closed form on every (dtype, c) shape before anything is computed."""
     rows = options.samples + _inputs.ADVERSARIAL_ROWS
     for dtype, c in itertools.product(options.dtypes, options.classes):
-        spec = jax.ShapeDtypeStruct((chunk_rows(rows, c, MAX_CHUNK_ELEMENTS), c), jnp.dtype(dtype))
+        size, _ = chunking(rows, c, MAX_CHUNK_ELEMENTS)
+        spec = jax.ShapeDtypeStruct((size, c), jnp.dtype(dtype))
         try:
             out = jax.eval_shape(fn, spec, spec)
         except Exception as error:  # the user's code: any exception is a bad closed form
@@ -176,12 +185,6 @@ def _reproduce(options: Options, c: int, dtype: str, scale: float, kind: str) ->
     return line
 
 
-def format_number(value: float) -> str:
-    """The shortest text that reads back as ``value``: ``100`` for 100.0, ``0.1``, ``1e-07``."""
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
-
-
 def _finite(value: Any) -> float | None:
     value = float(value)
     return value if np.isfinite(value) else None
@@ -198,7 +201,9 @@ def _cell(
     tolerance: Tolerance,
 ) -> Cell:
     facts = _dtypes.facts(dtype)
-    m = measure(fn, dtype, draws, scale, tolerance.rtol, tolerance.atol, MAX_CHUNK_ELEMENTS)
+    m = measure(
+        fn, dtype, draws, options.seed, scale, tolerance.rtol, tolerance.atol, MAX_CHUNK_ELEMENTS
+    )
     normalized = kind != "unnormalized"
     judgement = judge(m, dtype, facts.max, tolerance, normalized)
     undefined = judgement.verdict == "undefined"

@@ -22,6 +22,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from ._options import LABEL_KINDS, SMOOTHING
@@ -36,22 +37,23 @@ FAR_ABOVE, TIES, ALL_EQUAL, MASKED, RANDOM = range(5)
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class Draws:
-    """The random part of every cell with one class count and label kind (float64).
+    """The random part of every cell with one class count and label kind.
 
     Attributes:
-        noise: standard normal draws, ``[rows, classes]``; logits are ``scale * noise``.
+        noise: standard normal draws (float32), ``[rows, classes]``; logits are
+            ``scale * noise`` in float64.
         labels: ``[rows, classes]``, already zero (and renormalised) where the masked row masks.
         mask: ``[classes]``, the classes the masked row sets to :math:`-\\infty`.
+        top: ``[rows]``, the label's largest class: the one the ``far-above`` row lifts.
         partner: ``[rows]``, the class that ties with the top class in the ``ties`` row.
-        direction: ``[rows, classes]``, random unit directions for the autograd check.
         row_kind: ``[rows]``, an index into :data:`ROW_KINDS`.
     """
 
     noise: jax.Array
     labels: jax.Array
     mask: jax.Array
+    top: jax.Array
     partner: jax.Array
-    direction: jax.Array
     row_kind: jax.Array
 
     @property
@@ -64,8 +66,8 @@ class Draws:
             noise=self.noise[rows],
             labels=self.labels[rows],
             mask=self.mask,
+            top=self.top[rows],
             partner=self.partner[rows],
-            direction=self.direction[rows],
             row_kind=self.row_kind[rows],
         )
 
@@ -82,12 +84,13 @@ def _labels(kind: jax.Array, key: jax.Array, rows: int, classes: int) -> jax.Arr
 
     def soft() -> jax.Array:
         # Dirichlet(1, ..., 1) is normalised standard exponentials.
-        weights = jax.random.exponential(k_values, (rows, classes), jnp.float64)
+        weights = jax.random.exponential(k_values, (rows, classes), jnp.float32)
+        weights = weights.astype(jnp.float64)
         return weights / jnp.sum(weights, axis=-1, keepdims=True)
 
     def unnormalized() -> jax.Array:
         # Non-negative, summing to t with |log t| in [0.5, 2]: t in [0.14, 0.61] or [1.6, 7.4].
-        weights = jax.random.uniform(k_values, (rows, classes), jnp.float64)
+        weights = jax.random.uniform(k_values, (rows, classes), jnp.float32).astype(jnp.float64)
         log_total = jax.random.uniform(k_total, (rows, 1), jnp.float64, 0.5, 2.0)
         sign = jnp.where(jax.random.bernoulli(k_sign, 0.5, (rows, 1)), 1.0, -1.0)
         return weights / jnp.sum(weights, axis=-1, keepdims=True) * jnp.exp(sign * log_total)
@@ -98,14 +101,18 @@ def _labels(kind: jax.Array, key: jax.Array, rows: int, classes: int) -> jax.Arr
 
 
 @partial(jax.jit, static_argnames=("rows", "classes"))
-def _draw(seed: jax.Array, kind: jax.Array, *, rows: int, classes: int) -> Draws:
-    per_classes = jax.random.fold_in(jax.random.key(seed), classes)
-    k_noise, k_direction = jax.random.split(jax.random.fold_in(per_classes, 0))
-    k_labels, k_mask, k_partner = jax.random.split(
-        jax.random.fold_in(jax.random.fold_in(per_classes, 1), kind), 3
-    )
-    noise = jax.random.normal(k_noise, (rows, classes), jnp.float64)
-    direction = jax.random.normal(k_direction, (rows, classes), jnp.float64)
+def _draw_noise(seed: jax.Array, *, rows: int, classes: int) -> jax.Array:
+    # float32 draws: they only need to be numbers; the cell's inputs are float64 from here on.
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), classes), 0)
+    return jax.random.normal(key, (rows, classes), jnp.float32)
+
+
+@partial(jax.jit, static_argnames=("rows", "classes"))
+def _draw_labels(
+    seed: jax.Array, kind: jax.Array, *, rows: int, classes: int
+) -> tuple[jax.Array, ...]:
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), classes), 1)
+    k_labels, k_mask, k_partner = jax.random.split(jax.random.fold_in(key, kind), 3)
     labels = _labels(kind, k_labels, rows, classes)
 
     top = jnp.argmax(labels, axis=-1)
@@ -118,12 +125,17 @@ def _draw(seed: jax.Array, kind: jax.Array, *, rows: int, classes: int) -> Draws
     if_normalised = masked / jnp.sum(masked)
     masked = jnp.where(kind == LABEL_KINDS.index("unnormalized"), masked, if_normalised)
     labels = labels.at[MASKED].set(masked)
-
-    row_kind = jnp.minimum(jnp.arange(rows), RANDOM).astype(jnp.int32)
-    return Draws(noise, labels, mask, partner, direction, row_kind)
+    return labels, mask, top, partner
 
 
-def draw(seed: int, classes: int, labels: str, samples: int) -> Draws:
+def draw_noise(seed: int, classes: int, samples: int) -> jax.Array:
+    """The logit noise of every cell with c classes: standard normal, ``[samples + 4, classes]``
+    float32."""
+    rows = samples + ADVERSARIAL_ROWS
+    return _draw_noise(np.uint32(seed), rows=rows, classes=classes)
+
+
+def draw(seed: int, classes: int, labels: str, samples: int, noise: jax.Array) -> Draws:
     """The draws of every cell with this class count and label kind; needs 64-bit JAX.
 
     Args:
@@ -131,16 +143,17 @@ def draw(seed: int, classes: int, labels: str, samples: int) -> Draws:
         classes: c, the number of classes.
         labels: a label kind from :data:`verify.LABEL_KINDS`.
         samples: the number of random rows; the adversarial rows come on top.
+        noise: :func:`draw_noise` of the same seed, classes and samples.
 
     Returns:
         :class:`Draws` with ``samples + 4`` rows.
     """
-    return _draw(
-        jnp.uint32(seed),
-        jnp.int32(LABEL_KINDS.index(labels)),
-        rows=samples + ADVERSARIAL_ROWS,
-        classes=classes,
+    rows = samples + ADVERSARIAL_ROWS
+    values, mask, top, partner = _draw_labels(
+        np.uint32(seed), np.int32(LABEL_KINDS.index(labels)), rows=rows, classes=classes
     )
+    row_kind = np.minimum(np.arange(rows), RANDOM).astype(np.int32)
+    return Draws(noise, values, mask, top, partner, row_kind)
 
 
 def logits(draws: Draws, scale: ArrayLike, far_gap: ArrayLike) -> jax.Array:
@@ -154,16 +167,17 @@ def logits(draws: Draws, scale: ArrayLike, far_gap: ArrayLike) -> jax.Array:
     Returns:
         ``[rows, classes]`` float64 logits; masked classes are :math:`-\\infty`.
     """
-    z = scale * draws.noise
-    kind = draws.row_kind[:, None]
-    top = jnp.argmax(draws.labels, axis=-1)[:, None]
+    z = scale * draws.noise.astype(jnp.float64)
+    # Only the first rows can be adversarial: build those, leave the others alone.
+    n = min(ADVERSARIAL_ROWS, z.shape[0])
+    head, kind = z[:n], draws.row_kind[:n, None]
     classes = jnp.arange(z.shape[-1])[None, :]
-    is_top = classes == top
-    rest_max = jnp.max(jnp.where(is_top, -jnp.inf, z), axis=-1, keepdims=True)
+    is_top = classes == draws.top[:n, None]
+    rest_max = jnp.max(jnp.where(is_top, -jnp.inf, head), axis=-1, keepdims=True)
     rest_max = jnp.where(jnp.isfinite(rest_max), rest_max, 0.0)  # c = 1: no rest
-    z = jnp.where((kind == FAR_ABOVE) & is_top, rest_max + far_gap, z)
-    row_max = jnp.max(z, axis=-1, keepdims=True)
-    tied = is_top | (classes == draws.partner[:, None])
-    z = jnp.where((kind == TIES) & tied, row_max, z)
-    z = jnp.where(kind == ALL_EQUAL, z[:, :1], z)
-    return jnp.where((kind == MASKED) & draws.mask[None, :], -jnp.inf, z)
+    head = jnp.where((kind == FAR_ABOVE) & is_top, rest_max + far_gap, head)
+    tied = is_top | (classes == draws.partner[:n, None])
+    head = jnp.where((kind == TIES) & tied, jnp.max(head, axis=-1, keepdims=True), head)
+    head = jnp.where(kind == ALL_EQUAL, head[:, :1], head)
+    head = jnp.where((kind == MASKED) & draws.mask[None, :], -jnp.inf, head)
+    return z.at[:n].set(head)

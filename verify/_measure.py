@@ -1,7 +1,9 @@
 """One cell measured: the opinions side by side, judged element by element, then reduced.
 
 Everything is reduced inside one compiled function per (closed form, dtype, shape): the scale and
-the tolerances are data, and only scalars leave it. The rule is in ``_rule``.
+the tolerances are data, and one float64 vector of statistics leaves it. The rule is in
+``_rule``. On CPU, reductions of booleans or integers are several times slower than float64
+sums and maxima, so counts are float64 sums (exact: a chunk holds at most 2**20 elements).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import partial
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,195 +22,312 @@ CHECKED_ROWS = 8
 """Rows per chunk whose autograd is checked by forward mode and finite differences."""
 
 TRACES = {"measure": 0}
-"""How often the cell function was traced (each trace compiles): one per dtype and shape."""
+"""How often the cell function was traced (each trace compiles): once per dtype and shape."""
+
+_COUNTS = (
+    "elements", "unjudged", "overflow", "nonfinite_cf", "nonfinite_ag", "within", "agree",
+    "agree_corrected", "checked_rows",
+)  # fmt: skip
+_SUMS = ("residual_dot", "residual_norm")
+_MAXIMA = (
+    "max_abs_input", "max_abs_err", "max_rel_err", "max_ulp", "autograd_max_ulp",
+    "label_sum_max", "label_sum_miss", "forward_mode", "finite_difference",
+)  # fmt: skip
+_MINIMA = ("label_sum_min",)
+_WORST = ("worst_badness", "worst_index", "worst_cf", "worst_ag", "worst_ex")
+_FIELDS = _COUNTS + _SUMS + _MAXIMA + _MINIMA + _WORST
 
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
-    """A cell's measurements, reduced over its elements (NumPy scalars, float64 or int64).
+    """A cell's measurements, reduced over its elements (Python floats).
 
-    ``worst_*`` describe the element nearest to (or farthest past) failing; ``worst_index`` is
-    its flat index in ``[rows, classes]``.
+    Attributes:
+        elements: elements judged: the exact gradient is finite there.
+        unjudged: elements whose exact gradient is not finite.
+        overflow: 1 when some finite float64 input is not finite in the dtype, else 0.
+        nonfinite_cf, nonfinite_ag: judged elements where the closed form, or ``jax.grad`` in
+            the dtype, is NaN or inf.
+        within, agree, agree_corrected: judged elements within tolerance of ``jax.grad``,
+            agreeing, and agreeing once the predicted residual is added back.
+        checked_rows: rows whose float64 autograd was checked.
+        residual_dot, residual_norm: ⟨measured residual, predicted⟩ and ⟨predicted, predicted⟩.
+        max_abs_input: the largest finite |input| in float64.
+        max_abs_err, max_rel_err, max_ulp: the closed form's largest errors.
+        autograd_max_ulp: ``jax.grad``'s largest error, in ULPs.
+        label_sum_min, label_sum_max, label_sum_miss: the rounded labels' row sums, and their
+            largest distance from one.
+        forward_mode, finite_difference: the largest relative discrepancies of the autograd check.
+        worst_badness, worst_index, worst_cf, worst_ag, worst_ex: the element nearest to failing
+            (or farthest past it): how near (at most 1 agrees), its flat index in
+            ``[rows, classes]``, and its three values.
     """
 
-    elements: np.ndarray  # judged: the exact gradient is finite there
-    unjudged: np.ndarray  # the exact gradient is not finite
-    overflow: np.ndarray  # finite float64 inputs that are not finite in the dtype
-    max_abs_input: np.ndarray  # the largest finite |input| in float64
-    nonfinite_cf: np.ndarray
-    nonfinite_ag: np.ndarray
-    within: np.ndarray  # elements within tolerance of jax.grad
-    agree: np.ndarray  # elements that agree
-    agree_corrected: np.ndarray  # elements that agree once the predicted residual is added
-    max_abs_err: np.ndarray
-    max_rel_err: np.ndarray
-    max_ulp: np.ndarray
-    autograd_max_ulp: np.ndarray
-    residual_dot: np.ndarray  # <measured residual, predicted residual>
-    residual_norm: np.ndarray  # <predicted residual, predicted residual>
-    label_sum_min: np.ndarray
-    label_sum_max: np.ndarray
-    label_sum_miss: np.ndarray  # max |sum(y) - 1| over rows, labels rounded to the dtype
-    forward_mode: np.ndarray  # max relative discrepancy of the JVP
-    finite_difference: np.ndarray  # max relative discrepancy of central differences
-    checked_rows: np.ndarray
-    worst_badness: np.ndarray
-    worst_index: np.ndarray
-    worst_cf: np.ndarray
-    worst_ag: np.ndarray
-    worst_ex: np.ndarray
+    elements: float
+    unjudged: float
+    overflow: float
+    nonfinite_cf: float
+    nonfinite_ag: float
+    within: float
+    agree: float
+    agree_corrected: float
+    checked_rows: float
+    residual_dot: float
+    residual_norm: float
+    max_abs_input: float
+    max_abs_err: float
+    max_rel_err: float
+    max_ulp: float
+    autograd_max_ulp: float
+    label_sum_max: float
+    label_sum_miss: float
+    forward_mode: float
+    finite_difference: float
+    label_sum_min: float
+    worst_badness: float
+    worst_index: float
+    worst_cf: float
+    worst_ag: float
+    worst_ex: float
 
     @staticmethod
-    def combine(parts: list[Measurement], chunk_rows: int, classes: int) -> Measurement:
-        """One measurement of a cell from those of its consecutive chunks of ``chunk_rows``."""
-        if len(parts) == 1:
-            return parts[0]
-        values = {f.name: np.array([getattr(p, f.name) for p in parts]) for f in fields(parts[0])}
-        first = int(np.argmax(values["worst_badness"]))  # the first chunk on ties
-        combined: dict[str, Any] = {}
-        for name, array in values.items():
-            if name.startswith("worst_"):
-                combined[name] = array[first]
-            elif name.startswith(("max_", "label_sum_max", "label_sum_miss")) or name in (
-                "forward_mode",
-                "finite_difference",
-            ):
-                combined[name] = array.max()
-            elif name == "label_sum_min":
-                combined[name] = array.min()
+    def combine(parts: list[Measurement]) -> Measurement:
+        """One measurement of a cell from those of its chunks, in order (indices are global)."""
+        first = max(range(len(parts)), key=lambda i: parts[i].worst_badness)  # first on ties
+        combined = {}
+        for field in fields(Measurement):
+            name = field.name
+            values = [getattr(part, name) for part in parts]
+            if name in _COUNTS or name in _SUMS:
+                combined[name] = float(sum(values))
+            elif name in _MAXIMA:
+                combined[name] = max(values)
+            elif name in _MINIMA:
+                combined[name] = min(values)
             else:
-                combined[name] = array.sum()
-        combined["worst_index"] = combined["worst_index"] + first * chunk_rows * classes
+                combined[name] = values[first]
         return Measurement(**combined)
 
 
-@partial(jax.jit, static_argnames=("closed_form", "dtype"))
+def _first(hits: jax.Array) -> jax.Array:
+    """The index of the first true element of a vector (its length if none)."""
+    index = jnp.arange(hits.shape[0], dtype=jnp.float64)
+    return jnp.min(jnp.where(hits, index, hits.shape[0])).astype(jnp.int32)
+
+
+def _statistics(
+    facts: _dtypes.DtypeFacts,
+    z64: jax.Array,
+    y64: jax.Array,
+    cf: jax.Array,
+    valid: jax.Array,
+    rtol: jax.Array,
+    atol: jax.Array,
+) -> dict[str, jax.Array]:
+    """The statistics of a block of rows (all but the autograd check's)."""
+    classes = z64.shape[-1]
+    z, y = z64.astype(facts.dtype), y64.astype(facts.dtype)
+    zr, yr = z.astype(jnp.float64), y.astype(jnp.float64)  # the inputs, as the dtype holds them
+    cf = cf.astype(jnp.float64)
+    ag = _opinions.autograd(z, y).astype(jnp.float64)
+    ex = _opinions.autograd(zr, yr)
+    rule = _rule.judge(cf, ag, ex, zr, yr, facts, rtol, atol)
+
+    rows = valid[:, None]
+    judged = rows & jnp.isfinite(ex)
+    err_cf, err_ag = jnp.abs(cf - ex), jnp.abs(ag - ex)
+    finite_err = judged & jnp.isfinite(err_cf)
+    ulp = _dtypes.ulp(rule.size, facts.eps, facts.tiny)  # at the size of the gradient's terms
+    counts = {
+        "elements": judged,
+        "nonfinite_cf": judged & ~jnp.isfinite(cf),
+        "nonfinite_ag": judged & ~jnp.isfinite(ag),
+        "within": judged & rule.within,
+        "agree": judged & rule.agree,
+        "agree_corrected": judged & rule.agree_corrected,
+    }
+    # float32 sums of indicators: exact (a block holds far fewer than 2**24 elements), cheaper.
+    values = {name: jnp.sum(jnp.where(flag, 1.0, 0.0).astype(jnp.float32)) for name, flag in counts.items()}
+    # The measured residual cf - ex against the predicted one, cf - ex = -predicted.
+    values["residual_dot"] = jnp.sum(jnp.where(finite_err, (cf - ex) * -rule.predicted, 0.0))
+    values["residual_norm"] = jnp.sum(jnp.where(judged, rule.predicted**2, 0.0))
+    maxima = {
+        "max_abs_input": jnp.maximum(
+            jnp.where(rows & jnp.isfinite(z64), jnp.abs(z64), 0.0),
+            jnp.where(rows, jnp.abs(y64), 0.0),
+        ),  # an input overflows on the cast exactly when this largest one does
+        "max_abs_err": jnp.where(finite_err, err_cf, 0.0),
+        "max_rel_err": jnp.where(finite_err, err_cf / jnp.maximum(jnp.abs(ex), facts.tiny), 0.0),
+        "max_ulp": jnp.where(finite_err, err_cf / ulp, 0.0),
+        "autograd_max_ulp": jnp.where(judged & jnp.isfinite(err_ag), err_ag / ulp, 0.0),
+    }
+    values |= {name: jnp.max(array) for name, array in maxima.items()}
+
+    # The first element with the largest badness, by float64 max and min reductions: argmax
+    # is a variadic reduction, an unvectorised loop on CPU.
+    badness = jnp.where(judged, rule.badness, -1.0)
+    row_best = jnp.max(badness, axis=-1)
+    worst_badness = jnp.max(row_best)
+    worst_row = _first(row_best == worst_badness)
+    worst_class = _first(badness[worst_row] == worst_badness)
+    at_worst = lambda a: a[worst_row, worst_class]  # noqa: E731
+    label_sum = jnp.sum(yr, axis=-1)
+    return values | {
+        "label_sum_max": jnp.max(jnp.where(valid, label_sum, -jnp.inf)),
+        "label_sum_miss": jnp.max(jnp.where(valid, jnp.abs(label_sum - 1), 0.0)),
+        "label_sum_min": jnp.min(jnp.where(valid, label_sum, jnp.inf)),
+        "worst_badness": worst_badness,
+        "worst_index": (worst_row * classes + worst_class).astype(jnp.float64),
+        "worst_cf": at_worst(cf),
+        "worst_ag": at_worst(ag),
+        "worst_ex": at_worst(ex),
+    }
+
+
+def _combine_blocks(blocks: dict[str, jax.Array], block_elements: int) -> dict[str, jax.Array]:
+    """Per-block statistics (a leading block axis) reduced to the chunk's."""
+    first = jnp.argmax(blocks["worst_badness"])  # the first block on ties
+    combined = {}
+    for name, values in blocks.items():
+        if name in _COUNTS or name in _SUMS:
+            combined[name] = jnp.sum(values)
+        elif name in _MAXIMA:
+            combined[name] = jnp.max(values)
+        elif name in _MINIMA:
+            combined[name] = jnp.min(values)
+        else:
+            combined[name] = values[first]
+    combined["worst_index"] = combined["worst_index"] + first * block_elements
+    return combined
+
+
+def _rows(draws: _inputs.Draws, start: jax.Array, size: int) -> _inputs.Draws:
+    """Rows ``start .. start + size`` of the draws, padded (repeating the last row) if short."""
+    rows = draws.noise.shape[0]
+
+    def cut(a: jax.Array) -> jax.Array:
+        if a.ndim == 0 or a.shape[0] != rows:  # the mask is per cell
+            return a
+        if rows < size:
+            return jnp.pad(a, [(0, size - rows)] + [(0, 0)] * (a.ndim - 1), mode="edge")
+        return jax.lax.dynamic_slice_in_dim(a, start, size)
+
+    return jax.tree_util.tree_map(cut, draws)
+
+
+@partial(jax.jit, static_argnames=("closed_form", "dtype", "size", "block_rows"))
 def _measure(
     closed_form: Callable[[jax.Array, jax.Array], jax.Array],
     dtype: str,
     draws: _inputs.Draws,
-    valid: jax.Array,
+    seed: jax.Array,
+    begin: jax.Array,
     scale: jax.Array,
     rtol: jax.Array,
     atol: jax.Array,
-) -> dict[str, jax.Array]:
+    size: int,
+    block_rows: int,
+) -> jax.Array:
+    """The statistics of the chunk of ``size`` rows from row ``begin``, as a float64 vector in
+    the order of ``_FIELDS``.
+
+    The last chunk is moved back to end at the last row (its rows already counted are not
+    counted again) or, when there are fewer rows than ``size``, padded with rows not counted.
+    The closed form sees the whole chunk; everything else runs over blocks of ``block_rows``
+    rows, small enough for the many elementwise passes to stay in cache.
+    """
     TRACES["measure"] += 1
     facts = _dtypes.facts(dtype)
-    classes = draws.noise.shape[-1]
+    rows, classes = draws.noise.shape
+    start = jnp.clip(begin, 0, max(rows - size, 0))
+    index = start + jnp.arange(size)
+    valid = (index >= begin) & (index < rows)
+    draws = _rows(draws, start, size)
 
     z64 = _inputs.logits(draws, scale, facts.far_gap(classes))
     y64 = draws.labels
     z, y = z64.astype(facts.dtype), y64.astype(facts.dtype)
-    zr, yr = z.astype(jnp.float64), y.astype(jnp.float64)  # the inputs, as the dtype holds them
-    rows = valid[:, None]
-    overflow = (jnp.isfinite(z64) & ~jnp.isfinite(zr)) | (jnp.isfinite(y64) & ~jnp.isfinite(yr))
-
     cf = jnp.asarray(closed_form(z, y))
     if cf.shape != z.shape:
         raise ValueError(
             f"closed_form: expected an array of shape (rows, c) = {z.shape}, got {cf.shape}"
         )
-    cf = cf.astype(jnp.float64)
-    ag = _opinions.autograd(z, y).astype(jnp.float64)
-    ex = _opinions.autograd(zr, yr)
 
-    judged = rows & jnp.isfinite(ex)
-    rule = _rule.judge(cf, ag, ex, zr, yr, facts, rtol, atol)
-    label_sum = jnp.sum(yr, axis=-1)
-
-    err_cf, err_ag = jnp.abs(cf - ex), jnp.abs(ag - ex)
-    ulp = _dtypes.ulp(rule.size, facts.eps, facts.tiny)  # at the size of the gradient's terms
-    finite_err = judged & jnp.isfinite(err_cf)
-    badness = jnp.where(judged, rule.badness, -1.0)
-    worst = jnp.argmax(badness)
-
-    def count(mask: jax.Array) -> jax.Array:
-        return jnp.sum(mask, dtype=jnp.int64)
-
-    def largest(values: jax.Array, where: jax.Array) -> jax.Array:
-        return jnp.max(jnp.where(where, values, 0.0))
-
-    # The measured residual cf - ex against the predicted one, cf - ex = -predicted.
-    residual_dot = jnp.sum(jnp.where(finite_err, (cf - ex) * -rule.predicted, 0.0))
-    residual_norm = jnp.sum(jnp.where(judged, rule.predicted**2, 0.0))
-    miss = jnp.where(valid, jnp.abs(label_sum - 1), 0.0)
-
-    checked = slice(0, min(CHECKED_ROWS, z.shape[0]))
-    forward, central = _opinions.autograd_check(
-        zr[checked], yr[checked], ex[checked], draws.direction[checked], rule.size[checked]
+    blocks = size // block_rows
+    split = lambda a: a.reshape(blocks, block_rows, *a.shape[1:])  # noqa: E731
+    per_block = jax.lax.map(
+        lambda args: _statistics(facts, *args, rtol, atol),
+        (split(z64), split(y64), split(cf), split(valid)),
     )
-    checked_valid = valid[checked] & jnp.all(jnp.isfinite(zr[checked]) | (zr[checked] < 0), -1)
-    finite_input = jnp.isfinite(z64)
-    flat = lambda a: a.reshape(-1)[worst]  # noqa: E731
-    return {
-        "elements": count(judged),
-        "unjudged": count(rows & ~jnp.isfinite(ex)),
-        "overflow": count(rows & overflow),
-        "max_abs_input": jnp.maximum(
-            largest(jnp.abs(z64), rows & finite_input), largest(jnp.abs(y64), rows)
-        ),
-        "nonfinite_cf": count(judged & ~jnp.isfinite(cf)),
-        "nonfinite_ag": count(judged & ~jnp.isfinite(ag)),
-        "within": count(judged & rule.within),
-        "agree": count(judged & rule.agree),
-        "agree_corrected": count(judged & rule.agree_corrected),
-        "max_abs_err": largest(err_cf, finite_err),
-        "max_rel_err": largest(err_cf / jnp.maximum(jnp.abs(ex), facts.tiny), finite_err),
-        "max_ulp": largest(err_cf / ulp, finite_err),
-        "autograd_max_ulp": largest(err_ag / ulp, judged & jnp.isfinite(err_ag)),
-        "residual_dot": residual_dot,
-        "residual_norm": residual_norm,
-        "label_sum_min": jnp.min(jnp.where(valid, label_sum, jnp.inf)),
-        "label_sum_max": jnp.max(jnp.where(valid, label_sum, -jnp.inf)),
-        "label_sum_miss": jnp.max(miss),
-        "forward_mode": largest(forward, checked_valid),
-        "finite_difference": largest(central, checked_valid),
-        "checked_rows": count(checked_valid),
-        "worst_badness": badness.reshape(-1)[worst],
-        "worst_index": worst.astype(jnp.int64),
-        "worst_cf": flat(cf),
-        "worst_ag": flat(ag),
-        "worst_ex": flat(ex),
-    }
+    values = _combine_blocks(per_block, block_rows * classes)
+    values["worst_index"] = values["worst_index"] + start * classes
+    values["unjudged"] = jnp.sum(valid) * classes - values["elements"]
+    largest = values["max_abs_input"].astype(facts.dtype)
+    values["overflow"] = jnp.where(jnp.isfinite(largest), 0.0, 1.0)
+
+    checked = slice(0, min(CHECKED_ROWS, size))
+    zr = z[checked].astype(jnp.float64)
+    yr = y[checked].astype(jnp.float64)
+    ex = _opinions.autograd(zr, yr)
+    sigma = jax.nn.softmax(zr, axis=-1)
+    gradient_size = _rule.predictions().gradient_size(
+        sigma, yr, jnp.sum(yr, axis=-1, keepdims=True)
+    )
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), classes), 2)
+    direction = jax.random.normal(jax.random.fold_in(key, begin), zr.shape, jnp.float64)
+    forward, central = _opinions.autograd_check(zr, yr, ex, direction, gradient_size)
+    checked_valid = valid[checked] & jnp.all(jnp.isfinite(zr) | (zr < 0), -1)
+    values["checked_rows"] = jnp.sum(jnp.where(checked_valid, 1.0, 0.0))
+    values["forward_mode"] = jnp.max(jnp.where(checked_valid, forward, 0.0))
+    values["finite_difference"] = jnp.max(jnp.where(checked_valid, central, 0.0))
+    return jnp.stack([values[name].astype(jnp.float64) for name in _FIELDS])
 
 
 def measure(
     closed_form: Callable[[jax.Array, jax.Array], jax.Array],
     dtype: str,
     draws: _inputs.Draws,
+    seed: int,
     scale: float,
     rtol: float,
     atol: float,
     max_elements: int,
 ) -> Measurement:
-    """Measures one cell, in chunks of rows of at most ``max_elements`` elements each.
+    """Measures one cell, in chunks of rows of at most about ``max_elements`` elements each.
 
-    Every chunk has the same shape (the last is padded with rows that are not counted), so a
-    (closed form, dtype, class count) compiles once whatever the scale, labels or tolerances.
-    Needs 64-bit JAX.
+    Every chunk has the same shape, so a (closed form, dtype, class count) compiles once
+    whatever the scale, labels or tolerances. Needs 64-bit JAX.
     """
     rows, classes = draws.noise.shape
-    size = chunk_rows(rows, classes, max_elements)
-    chunks = -(-rows // size)
+    size, block = chunking(rows, classes, max_elements)
     parts = []
-    for start in range(0, rows, size):
-        index = np.minimum(np.arange(start, start + size), rows - 1)
-        valid = np.arange(start, start + size) < rows
-        part = draws if chunks == 1 else draws.take(index)
-        values = _measure(
+    for begin in range(0, rows, size):
+        vector = _measure(
             closed_form,
             dtype,
-            part,
-            jnp.asarray(valid),
-            jnp.float64(scale),
-            jnp.float64(rtol),
-            jnp.float64(atol),
+            draws,
+            np.uint32(seed),
+            np.int32(begin),  # NumPy scalars: jnp scalars would each cost an eager dispatch
+            np.float64(scale),
+            np.float64(rtol),
+            np.float64(atol),
+            size=size,
+            block_rows=block,
         )
-        parts.append(Measurement(**jax.device_get(values)))
-    return Measurement.combine(parts, size, classes)
+        values = np.asarray(vector).tolist()
+        parts.append(Measurement(**dict(zip(_FIELDS, values, strict=True))))
+    return Measurement.combine(parts)
 
 
-def chunk_rows(rows: int, classes: int, max_elements: int) -> int:
-    """Rows per chunk: as even chunks as can be of at most ``max_elements`` (at least one row)."""
+BLOCK_ELEMENTS = 2**16
+"""Elements per block: the working set of a block's passes (~20 float64 arrays) stays in cache."""
+
+
+def chunking(rows: int, classes: int, max_elements: int) -> tuple[int, int]:
+    """Rows per chunk and rows per block: chunks of at most ``max_elements`` (at least a row),
+    as even as can be, each a whole number of blocks of about ``BLOCK_ELEMENTS``."""
     chunks = -(-rows * classes // max(max_elements, classes))
-    return -(-rows // chunks)
+    size = -(-rows // chunks)
+    blocks = -(-size * classes // BLOCK_ELEMENTS)
+    block = -(-size // blocks)
+    return block * blocks, block

@@ -68,7 +68,7 @@ def autograd_check(
     Returns:
         The relative discrepancies of forward mode and of finite differences, each ``[rows]``.
     """
-    v = jnp.where(jnp.isfinite(z), direction, 0.0)
+    v = jnp.where(jnp.isfinite(z), direction.astype(z.dtype), 0.0)
     v = v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), 1e-300)
     along = jnp.sum(gradient * v, axis=-1)
     _, forward = jax.jvp(lambda x: row_losses(x, y), (z,), (v,))

@@ -15,6 +15,12 @@ from ._options import Tolerance
 SCHEMA = "softmax-ce.verify/1"
 
 
+def format_number(value: float) -> str:
+    """The shortest text that reads back as ``value``: ``100`` for 100.0, ``0.1``, ``1e-07``."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
 @dataclass(frozen=True, slots=True)
 class Worst:
     """The element nearest to failing, or farthest past it.

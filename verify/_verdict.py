@@ -75,11 +75,11 @@ def judge(
         normalized_labels: whether the float64 labels sum to one (all kinds but unnormalized).
     """
     n = int(m.elements)
-    if int(m.overflow):
+    if m.overflow:
         return Judgement(
             "undefined",
-            f"{int(m.overflow)} inputs overflow {dtype} on the cast (largest |value| "
-            f"{float(m.max_abs_input):.3g} > max {dtype_max:.3g}); neither side is judged",
+            f"inputs overflow {dtype} on the cast (|values| up to {m.max_abs_input:.3g} > max "
+            f"{dtype_max:.3g}); neither side is judged",
         )
     if not autograd_ok(m):
         return Judgement(
