@@ -9,7 +9,7 @@ Rows ``0 .. 3`` of every cell are adversarial, the ``samples`` random rows follo
 
 * ``far-above``: one logit (the label's largest class) :math:`\log c + 1.5 \log(1/\mathrm{eps})`
   above the rest, so the softmax saturates in the cell's dtype;
-* ``ties``: that class and one other share the row's largest logit exactly;
+* ``ties``: that class and the row's largest logit (another class) share its value exactly;
 * ``all-equal``: every logit equal;
 * ``masked``: about half the classes masked with :math:`-\infty`, their labels set to zero (and
   the labels renormalised unless the kind is ``unnormalized``).
@@ -45,7 +45,8 @@ class Draws:
         labels: ``[rows, classes]``, already zero (and renormalised) where the masked row masks.
         mask: ``[classes]``, the classes the masked row sets to :math:`-\\infty`.
         top: ``[rows]``, the label's largest class: the one the ``far-above`` row lifts.
-        partner: ``[rows]``, the class that ties with the top class in the ``ties`` row.
+        partner: ``[rows]``, a class other than the top one: it ties with the top class in the
+            ``ties`` row when the top class already holds the row's largest logit.
         row_kind: ``[rows]``, an index into :data:`ROW_KINDS`.
     """
 
@@ -176,7 +177,10 @@ def logits(draws: Draws, scale: ArrayLike, far_gap: ArrayLike) -> jax.Array:
     rest_max = jnp.max(jnp.where(is_top, -jnp.inf, head), axis=-1, keepdims=True)
     rest_max = jnp.where(jnp.isfinite(rest_max), rest_max, 0.0)  # c = 1: no rest
     head = jnp.where((kind == FAR_ABOVE) & is_top, rest_max + far_gap, head)
-    tied = is_top | (classes == draws.partner[:n, None])
+    # The label's class ties with the row's largest logit (or, if it is that, with the partner).
+    leader = jnp.argmax(head, axis=-1)
+    partner = jnp.where(leader == draws.top[:n], draws.partner[:n], leader)
+    tied = is_top | (classes == partner[:, None])
     head = jnp.where((kind == TIES) & tied, jnp.max(head, axis=-1, keepdims=True), head)
     head = jnp.where(kind == ALL_EQUAL, head[:, :1], head)
     head = jnp.where((kind == MASKED) & draws.mask[None, :], -jnp.inf, head)

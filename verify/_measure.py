@@ -324,10 +324,9 @@ BLOCK_ELEMENTS = 2**16
 
 
 def chunking(rows: int, classes: int, max_elements: int) -> tuple[int, int]:
-    """Rows per chunk and rows per block: chunks of at most ``max_elements`` (at least a row),
-    as even as can be, each a whole number of blocks of about ``BLOCK_ELEMENTS``."""
+    """Rows per chunk and rows per block: chunks of about ``max_elements`` (at least a row), as
+    even as can be, each a whole number of blocks of about ``BLOCK_ELEMENTS``."""
     chunks = -(-rows * classes // max(max_elements, classes))
     size = -(-rows // chunks)
-    blocks = -(-size * classes // BLOCK_ELEMENTS)
-    block = -(-size // blocks)
-    return block * blocks, block
+    block = -(-size // min(size, -(-size * classes // BLOCK_ELEMENTS)))
+    return block * -(-size // block), block

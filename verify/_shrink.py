@@ -1,8 +1,8 @@
 """Shrinking a disagreement to a minimal failing case, printed as a runnable snippet.
 
 In the spirit of Hypothesis' "Falsifying example": from the worst row of a disagreeing cell, try
-the fewest classes first (2, 3, 4, 8, ... up to the cell's c), and at each class count the
-simplest inputs first — logits all zero, one logit of 1, 10, 100, 1000, then the cell's own row
+the fewest classes first (2, 3, 4, 8, 16, ... up to the cell's c, then down again by bisection
+to the smallest class count that fails), and at each class count the simplest inputs first — logits all zero, one logit of 1, 10, 100, 1000, then the cell's own row
 restricted to the classes that matter; one-hot labels before anything softer. Every candidate is
 one row, judged alone with the cell's rule. The first that fails is then simplified logit by
 logit (0, then an integer, then one significant digit) while it keeps failing.
@@ -20,8 +20,12 @@ import numpy as np
 
 from . import _dtypes, _opinions, _rule
 
-LADDER: tuple[int, ...] = (2, 3, 4, 8, 16, 64, 256, 1024, 4096)
-"""Class counts tried before the cell's own, smallest first."""
+def _ladder(classes: int) -> list[int]:
+    """Class counts tried first, smallest first: 2, 3, 4, 8, 16, ... and the cell's own."""
+    sizes = [2, 3, 4]
+    while sizes[-1] * 2 < classes:
+        sizes.append(sizes[-1] * 2)
+    return [size for size in sizes if size < classes] + [classes]
 
 BATCH = 64
 """Candidates judged per compiled call (padded), so each class count compiles once."""
@@ -114,7 +118,8 @@ def shrink(
     needs the rest of the batch).
     """
     classes = z_row.size
-    for size in [k for k in LADDER if k < classes] + [classes]:
+
+    def attempt(size: int) -> tuple[np.ndarray, np.ndarray] | None:
         kept = _keep(z_row, y_row, worst_class, size)
         own_z, own_y = z_row[kept], y_row[kept]
         if normalized and own_y.sum() > 0:
@@ -124,8 +129,23 @@ def shrink(
         pairs = sorted(itertools.product(range(len(zs)), range(len(ys))), key=lambda p: (sum(p), p))
         candidates = [(zs[i], ys[j]) for i, j in pairs]
         hit = _first_failing(closed_form, dtype, candidates, tol)
-        if hit is not None:
-            return _simplify(closed_form, dtype, tol, *candidates[hit])
+        return None if hit is None else candidates[hit]
+
+    passed = 1
+    for size in _ladder(classes):
+        found = attempt(size)
+        if found is None:
+            passed = size
+            continue
+        low, high = passed, size  # fails at high; find the smallest that fails above low
+        while high - low > 1:
+            middle = (low + high) // 2
+            smaller = attempt(middle)
+            if smaller is None:
+                low = middle
+            else:
+                high, found = middle, smaller
+        return _simplify(closed_form, dtype, tol, *found)
     return None
 
 

@@ -1,0 +1,88 @@
+"""The inputs of a cell: four adversarial rows, then random ones; labels of each kind."""
+
+import jax
+import numpy as np
+import pytest
+
+from verify import LABEL_KINDS, _dtypes, _inputs
+
+CLASSES, SAMPLES, SCALE = 12, 64, 3.0
+
+
+@pytest.fixture(scope="module", params=LABEL_KINDS)
+def cell(request):
+    with jax.enable_x64(True):
+        noise = _inputs.draw_noise(0, CLASSES, SAMPLES)
+        draws = _inputs.draw(0, CLASSES, request.param, SAMPLES, noise)
+        gap = _dtypes.facts("float32").far_gap(CLASSES)
+        z = np.asarray(_inputs.logits(draws, SCALE, gap))
+        return request.param, draws, z, np.asarray(draws.labels), gap
+
+
+def test_four_adversarial_rows_come_first(cell):
+    _, draws, z, _, _ = cell
+    assert z.shape == (SAMPLES + 4, CLASSES)
+    assert np.asarray(draws.row_kind).tolist() == [0, 1, 2, 3] + [4] * SAMPLES
+    assert _inputs.ROW_KINDS == ("far-above", "ties", "all-equal", "masked", "random")
+
+
+def test_far_above_lifts_the_labels_class_clear_of_the_rest(cell):
+    _, _, z, y, gap = cell
+    top = int(np.argmax(y[0]))
+    rest = np.delete(z[0], top)
+    assert z[0, top] - rest.max() == pytest.approx(gap, abs=1e-12)
+
+
+def test_ties_share_the_largest_logit_exactly(cell):
+    _, _, z, _, _ = cell
+    assert np.sum(z[1] == z[1].max()) == 2
+
+
+def test_all_equal_is_all_equal(cell):
+    _, _, z, _, _ = cell
+    assert np.all(z[2] == z[2, 0])
+
+
+def test_masked_classes_are_minus_infinity_where_the_label_is_zero(cell):
+    kind, draws, z, y, _ = cell
+    masked = np.asarray(draws.mask)
+    assert masked.any() and not masked.all()
+    assert np.all(z[3, masked] == -np.inf) and np.all(np.isfinite(z[3, ~masked]))
+    assert np.all(y[3, masked] == 0)
+    if kind != "unnormalized":
+        assert y[3].sum() == pytest.approx(1.0, abs=1e-15)
+    assert np.all(np.isfinite(z[:3])) and np.all(np.isfinite(z[4:]))
+
+
+def test_random_rows_are_scaled_standard_normals(cell):
+    _, _, z, _, _ = cell
+    random = z[4:]
+    assert abs(random.mean()) < 0.3 * SCALE and 0.8 * SCALE < random.std() < 1.2 * SCALE
+
+
+def test_each_label_kind(cell):
+    kind, _, _, y, _ = cell
+    rows = y[4:]
+    assert np.all(rows >= 0)
+    sums = rows.sum(axis=1)
+    if kind == "onehot":
+        assert np.all(np.sort(rows, axis=1)[:, :-1] == 0) and np.all(rows.max(axis=1) == 1)
+    elif kind == "smoothed":
+        assert set(np.unique(rows).round(12)) == {round(0.1 / CLASSES, 12),
+                                                  round(0.9 + 0.1 / CLASSES, 12)}
+    if kind == "unnormalized":
+        # Sums kept away from one: in [e^-2, e^-0.5] or [e^0.5, e^2].
+        assert np.all((np.abs(np.log(sums)) >= 0.5 - 1e-12) & (np.abs(np.log(sums)) <= 2 + 1e-12))
+    else:
+        assert np.allclose(sums, 1.0, rtol=0, atol=1e-14)
+
+
+def test_draws_depend_on_the_seed_and_the_cell_only():
+    with jax.enable_x64(True):
+        a = _inputs.draw(0, 5, "soft", 8, _inputs.draw_noise(0, 5, 8))
+        b = _inputs.draw(0, 5, "soft", 8, _inputs.draw_noise(0, 5, 8))
+        c = _inputs.draw(1, 5, "soft", 8, _inputs.draw_noise(1, 5, 8))
+        d = _inputs.draw(0, 5, "onehot", 8, _inputs.draw_noise(0, 5, 8))
+    assert np.array_equal(a.labels, b.labels) and np.array_equal(a.noise, b.noise)
+    assert not np.array_equal(a.labels, c.labels) and not np.array_equal(a.noise, c.noise)
+    assert not np.array_equal(a.labels, d.labels) and np.array_equal(a.noise, d.noise)

@@ -1,0 +1,209 @@
+"""The pieces a verdict is made of: ULPs, the elementwise rule, and the verdict order."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verify import TOLERANCES, _dtypes, _rule, _verdict
+from verify._measure import Measurement
+
+
+# --- ULPs ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "dtype, x, expected",
+    [
+        ("float32", 1.0, 2.0**-23),
+        ("float32", 1.5, 2.0**-23),
+        ("float32", 0.3, 2.0**-25),
+        ("float32", 0.0, 2.0**-149),
+        ("float32", -2.0, 2.0**-22),
+        ("float16", 1.0, 2.0**-10),
+        ("float16", 1000.0, 0.5),
+        ("float16", 1e-7, 2.0**-24),
+        ("bfloat16", 1.0, 2.0**-7),
+        ("bfloat16", 0.3, 2.0**-9),
+        ("float64", 1.0, 2.0**-52),
+    ],
+)
+def test_ulp_exact_values(dtype, x, expected):
+    facts = _dtypes.facts(dtype)
+    with jax.enable_x64(True):
+        assert float(_dtypes.ulp(jnp.float64(x), facts.eps, facts.tiny)) == expected
+
+
+def _next_up(value, dtype):
+    """The next representable number above a positive ``value`` of ``dtype``, by its bits."""
+    bits = np.array([value], dtype=dtype).view(np.uint16 if np.dtype(dtype).itemsize == 2 else np.uint32)
+    return (bits + 1).view(dtype)[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, ml_dtypes.bfloat16])
+@settings(max_examples=60, deadline=None)
+@given(st.floats(min_value=1e-4, max_value=6e4, allow_subnormal=False))
+def test_ulp_is_the_spacing_of_the_dtype(dtype, x):
+    value = np.array([x]).astype(dtype)[0]
+    spacing = float(_next_up(value, dtype)) - float(value)
+    facts = _dtypes.facts(np.dtype(dtype).name)
+    with jax.enable_x64(True):
+        assert float(_dtypes.ulp(jnp.float64(float(value)), facts.eps, facts.tiny)) == spacing
+
+
+def test_far_gap_saturates_the_softmax_but_stays_representable():
+    for name in ("float64", "float32", "bfloat16", "float16"):
+        facts = _dtypes.facts(name)
+        for classes in (2, 1000):
+            gap = facts.far_gap(classes)
+            assert classes * np.exp(-gap) < facts.eps  # the rest sum below the resolution of 1
+            assert gap < facts.max / 1000
+    assert _dtypes.facts("float32").far_gap(10) == round(np.log(10) + 1.5 * np.log(2**23), 1)
+
+
+# --- the elementwise rule --------------------------------------------------------------------
+
+finite = st.floats(min_value=-10.0, max_value=10.0)
+
+
+def _judge(cf, ag, ex, dtype="bfloat16"):
+    facts = _dtypes.facts(dtype)
+    tolerance = TOLERANCES[dtype]
+    z = jnp.zeros((1, len(cf)), jnp.float64)
+    y = jnp.full((1, len(cf)), 1.0 / len(cf), jnp.float64)
+    row = lambda values: jnp.asarray([values], jnp.float64)  # noqa: E731
+    return _rule.judge(row(cf), row(ag), row(ex), z, y, facts, tolerance.rtol, tolerance.atol)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(finite, finite), min_size=1, max_size=4))
+def test_a_closed_form_equal_to_autograd_or_to_the_exact_gradient_agrees(pairs):
+    ag = [a for a, _ in pairs]
+    ex = [e for _, e in pairs]
+    with jax.enable_x64(True):
+        same_as_autograd = _judge(ag, ag, ex)
+        same_as_exact = _judge(ex, ag, ex)
+        assert bool(jnp.all(same_as_autograd.within & same_as_autograd.agree))
+        assert bool(jnp.all(same_as_exact.agree))
+        assert bool(jnp.all(same_as_exact.badness <= 1))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(finite, finite, finite), min_size=1, max_size=4))
+def test_within_tolerance_implies_agreement_and_badness_orders_it(triples):
+    cf, ag, ex = (list(column) for column in zip(*triples, strict=True))
+    with jax.enable_x64(True):
+        judged = _judge(cf, ag, ex)
+        assert bool(jnp.all(~judged.within | judged.agree))
+        assert bool(jnp.all(judged.agree == (judged.badness <= 1)))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_closed_form_that_is_not_finite_never_agrees(bad):
+    with jax.enable_x64(True):
+        judged = _judge([bad, 0.5], [0.25, 0.5], [0.25, 0.5])
+        assert judged.agree.tolist() == [[False, True]]
+        assert judged.badness[0, 0] == jnp.inf
+
+
+def test_the_rounding_allowance_is_four_eps_of_the_terms():
+    # sigma = 1/2, y = 1/2, sum(y) = 1: the terms are 1/2 and 1/2, the allowance 4 eps * 1.
+    eps = _dtypes.facts("bfloat16").eps
+    with jax.enable_x64(True):
+        inside = _judge([0.0, 3.9 * eps], [0.0, 0.0], [0.0, 0.0])
+        outside = _judge([0.0, 4.1 * eps], [0.0, 0.0], [0.0, 0.0])
+    assert inside.agree.tolist() == [[True, True]]
+    assert outside.agree.tolist() == [[True, False]]
+
+
+# --- the verdict order -----------------------------------------------------------------------
+
+AGREEING = Measurement(
+    elements=100.0, unjudged=0.0, overflow=0.0, nonfinite_cf=0.0, nonfinite_ag=0.0,
+    within=100.0, agree=100.0, agree_corrected=100.0, checked_rows=8.0, residual_dot=0.0,
+    residual_norm=0.0, max_abs_input=3.0, max_abs_err=0.0, max_rel_err=0.0, max_ulp=0.0,
+    autograd_max_ulp=0.0, label_sum_max=1.0, label_sum_miss=0.0, forward_mode=1e-16,
+    finite_difference=1e-10, label_sum_min=1.0, worst_badness=0.5, worst_index=0.0,
+    worst_cf=0.0, worst_ag=0.0, worst_ex=0.0,
+)  # fmt: skip
+
+
+def verdict(normalized=True, **changes):
+    m = dataclasses.replace(AGREEING, **changes)
+    return _verdict.judge(m, "bfloat16", 3.39e38, TOLERANCES["bfloat16"], normalized)
+
+
+def test_every_element_within_tolerance_agrees():
+    assert verdict() == _verdict.Judgement(
+        "agree", "every element within rtol 0.016, atol 1e-05 of jax.grad"
+    )
+
+
+def test_overflow_is_undefined_before_anything_else():
+    got = verdict(overflow=1.0, max_abs_input=4e38, nonfinite_cf=5.0)
+    assert got.verdict == "undefined"
+    assert got.explanation == (
+        "inputs overflow bfloat16 on the cast (|values| up to 4e+38 > max 3.39e+38); neither side "
+        "is judged"
+    )
+
+
+def test_a_failing_autograd_check_is_a_disagreement_about_the_reference():
+    got = verdict(finite_difference=1e-3)
+    assert got.verdict == "disagree" and "the reference itself is in doubt" in got.explanation
+
+
+def test_nan_on_either_side_is_a_disagreement():
+    assert verdict(nonfinite_cf=3.0).explanation == (
+        "the closed form is NaN or inf at 3 of 100 elements where the float64 gradient is finite"
+    )
+    assert verdict(nonfinite_ag=1.0).explanation.startswith("bfloat16 jax.grad is NaN or inf")
+
+
+def test_the_predicted_residual_makes_a_cell_expected():
+    got = verdict(within=87.0, agree=90.0, residual_dot=0.98, residual_norm=1.0,
+                  label_sum_miss=2.1e-3)
+    assert got == _verdict.Judgement(
+        "expected",
+        "labels rounded to bfloat16 miss Σy = 1 by up to 0.0021; the closed form misses the "
+        "gradient by (Σy − 1)·σ as derived (measured/predicted residual 0.98)",
+    )
+    unnormalized = verdict(False, within=3.0, agree=3.0, residual_dot=1.0, residual_norm=1.0,
+                           label_sum_min=0.14, label_sum_max=7.3, label_sum_miss=6.3)
+    assert unnormalized.explanation.startswith("labels sum to 0.14–7.3, not 1;")
+
+
+@pytest.mark.parametrize("match", [0.2, 3.0])
+def test_a_residual_that_does_not_match_the_prediction_is_not_expected(match):
+    got = verdict(within=87.0, agree=87.0, residual_dot=match, residual_norm=1.0,
+                  label_sum_miss=2.1e-3)
+    assert got.verdict == "disagree"
+    assert got.explanation.startswith("13 of 100 elements disagree, not as (Σy − 1)·σ predicts")
+
+
+def test_agreement_beyond_tolerance_is_no_farther_than_autograd():
+    got = verdict(within=88.0)
+    assert got == _verdict.Judgement(
+        "agree",
+        "88.0% of elements within tolerance of jax.grad, the rest no farther from the float64 "
+        "gradient than bfloat16 jax.grad",
+    )
+
+
+def test_a_residual_the_dtype_does_not_resolve_is_said_so():
+    got = verdict(within=90.0, residual_dot=6.5, residual_norm=1.0, label_sum_miss=9.8e-4)
+    assert got.verdict == "agree"
+    assert got.explanation.endswith(
+        "; labels rounded to bfloat16 miss Σy = 1 by up to 0.00098, a residual bfloat16 does not "
+        "resolve here (measured/predicted 6.5)"
+    )
+
+
+def test_anything_else_disagrees():
+    assert verdict(within=50.0, agree=60.0, agree_corrected=60.0) == _verdict.Judgement(
+        "disagree", "40 of 100 elements disagree"
+    )
