@@ -35,6 +35,14 @@ def test_the_default_grid_holds_for_softmax_minus_labels(default_grid):
     assert {c.verdict for c in default_grid.cells} == {"agree", "expected"}
 
 
+def test_every_cell_reports_its_errors_and_its_worst_element(default_grid):
+    for cell in default_grid.cells:
+        for value in (cell.max_abs_err, cell.max_rel_err, cell.max_ulp, cell.autograd_max_ulp):
+            assert value is not None and value >= 0, cell
+        assert 0 <= cell.worst.row < cell.rows and 0 <= cell.worst.class_ < cell.classes
+        assert cell.worst.row_kind in ("far-above", "ties", "all-equal", "masked", "random")
+
+
 def test_one_hot_labels_agree_everywhere(default_grid):
     # One-hot labels sum to one in every dtype: no residual is predicted, none may be reported.
     assert {c.verdict for c in default_grid.cells if c.labels == "onehot"} == {"agree"}

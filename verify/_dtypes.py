@@ -68,10 +68,14 @@ def ulp(x: ArrayLike, eps: float, tiny: float) -> jax.Array:
         tiny: the dtype's smallest normal number.
 
     Returns:
-        An array shaped like ``x``: for float32 at 1.0, :math:`2^{-23}`; at 0, :math:`2^{-149}`.
+        An array shaped like ``x``: for float32 at 1.0, :math:`2^{-23}`; at 0, :math:`2^{-149}`
+        (for float64 at 0, :math:`2^{-1022}` rather than the subnormal :math:`2^{-1074}`).
     """
     x = jnp.asarray(x, jnp.float64)
     # 2**floor(log2|x|): the bits of |x| with the mantissa cleared (exact, and cheaper than frexp).
     exponent_bits = jax.lax.bitcast_convert_type(jnp.abs(x), jnp.int64) & 0x7FF0000000000000
     power = jax.lax.bitcast_convert_type(exponent_bits, jnp.float64)
-    return jnp.where(jnp.abs(x) >= tiny, eps * power, eps * tiny)
+    # Below tiny the spacing is eps * tiny; for float64 that is subnormal, which XLA on CPU
+    # flushes to zero, so it is held at float64's smallest normal number.
+    floor = max(eps * tiny, float(jnp.finfo(jnp.float64).tiny))
+    return jnp.where(jnp.abs(x) >= tiny, eps * power, floor)

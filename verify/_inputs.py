@@ -42,6 +42,7 @@ class Draws:
     Attributes:
         noise: standard normal draws (float32), ``[rows, classes]``; logits are
             ``scale * noise`` in float64.
+        noise_max: ``[rows]``, the largest ``|noise|`` of each row.
         labels: ``[rows, classes]``, already zero (and renormalised) where the masked row masks.
         mask: ``[classes]``, the classes the masked row sets to :math:`-\\infty`.
         top: ``[rows]``, the label's largest class: the one the ``far-above`` row lifts.
@@ -51,6 +52,7 @@ class Draws:
     """
 
     noise: jax.Array
+    noise_max: jax.Array
     labels: jax.Array
     mask: jax.Array
     top: jax.Array
@@ -65,12 +67,21 @@ class Draws:
         """The draws of some rows (the mask is per cell and kept whole)."""
         return Draws(
             noise=self.noise[rows],
+            noise_max=self.noise_max[rows],
             labels=self.labels[rows],
             mask=self.mask,
             top=self.top[rows],
             partner=self.partner[rows],
             row_kind=self.row_kind[rows],
         )
+
+
+def first_largest(values: jax.Array) -> jax.Array:
+    """The index of the first largest value of each row, like ``argmax`` but by a max and a min
+    reduction: argmax is a variadic reduction, an unvectorised loop on CPU."""
+    index = jnp.arange(values.shape[-1], dtype=jnp.float32)
+    hits = values == jnp.max(values, axis=-1, keepdims=True)
+    return jnp.min(jnp.where(hits, index, values.shape[-1]), axis=-1).astype(jnp.int32)
 
 
 def _labels(kind: jax.Array, key: jax.Array, rows: int, classes: int) -> jax.Array:
@@ -102,10 +113,11 @@ def _labels(kind: jax.Array, key: jax.Array, rows: int, classes: int) -> jax.Arr
 
 
 @partial(jax.jit, static_argnames=("rows", "classes"))
-def _draw_noise(seed: jax.Array, *, rows: int, classes: int) -> jax.Array:
+def _draw_noise(seed: jax.Array, *, rows: int, classes: int) -> tuple[jax.Array, jax.Array]:
     # float32 draws: they only need to be numbers; the cell's inputs are float64 from here on.
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), classes), 0)
-    return jax.random.normal(key, (rows, classes), jnp.float32)
+    noise = jax.random.normal(key, (rows, classes), jnp.float32)
+    return noise, jnp.max(jnp.abs(noise), axis=-1)
 
 
 @partial(jax.jit, static_argnames=("rows", "classes"))
@@ -116,7 +128,7 @@ def _draw_labels(
     k_labels, k_mask, k_partner = jax.random.split(jax.random.fold_in(key, kind), 3)
     labels = _labels(kind, k_labels, rows, classes)
 
-    top = jnp.argmax(labels, axis=-1)
+    top = first_largest(labels)
     # A partner different from the top class (the top class itself when c = 1).
     offset = jax.random.randint(k_partner, (rows,), 1, max(classes, 2))
     partner = jnp.where(classes > 1, (top + offset) % classes, top)
@@ -129,14 +141,16 @@ def _draw_labels(
     return labels, mask, top, partner
 
 
-def draw_noise(seed: int, classes: int, samples: int) -> jax.Array:
+def draw_noise(seed: int, classes: int, samples: int) -> tuple[jax.Array, jax.Array]:
     """The logit noise of every cell with c classes: standard normal, ``[samples + 4, classes]``
-    float32."""
+    float32, and the largest magnitude of each row."""
     rows = samples + ADVERSARIAL_ROWS
     return _draw_noise(np.uint32(seed), rows=rows, classes=classes)
 
 
-def draw(seed: int, classes: int, labels: str, samples: int, noise: jax.Array) -> Draws:
+def draw(
+    seed: int, classes: int, labels: str, samples: int, noise: tuple[jax.Array, jax.Array]
+) -> Draws:
     """The draws of every cell with this class count and label kind; needs 64-bit JAX.
 
     Args:
@@ -154,7 +168,7 @@ def draw(seed: int, classes: int, labels: str, samples: int, noise: jax.Array) -
         np.uint32(seed), np.int32(LABEL_KINDS.index(labels)), rows=rows, classes=classes
     )
     row_kind = np.minimum(np.arange(rows), RANDOM).astype(np.int32)
-    return Draws(noise, values, mask, top, partner, row_kind)
+    return Draws(noise[0], noise[1], values, mask, top, partner, row_kind)
 
 
 def logits(draws: Draws, scale: ArrayLike, far_gap: ArrayLike) -> jax.Array:
@@ -178,7 +192,7 @@ def logits(draws: Draws, scale: ArrayLike, far_gap: ArrayLike) -> jax.Array:
     rest_max = jnp.where(jnp.isfinite(rest_max), rest_max, 0.0)  # c = 1: no rest
     head = jnp.where((kind == FAR_ABOVE) & is_top, rest_max + far_gap, head)
     # The label's class ties with the row's largest logit (or, if it is that, with the partner).
-    leader = jnp.argmax(head, axis=-1)
+    leader = first_largest(head)
     partner = jnp.where(leader == draws.top[:n], draws.partner[:n], leader)
     tied = is_top | (classes == partner[:, None])
     head = jnp.where((kind == TIES) & tied, jnp.max(head, axis=-1, keepdims=True), head)

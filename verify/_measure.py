@@ -2,12 +2,15 @@
 
 Everything is reduced inside one compiled function per (closed form, dtype, shape): the scale and
 the tolerances are data, and one float64 vector of statistics leaves it. The rule is in
-``_rule``. On CPU, reductions of booleans or integers are several times slower than float64
-sums and maxima, so counts are float64 sums (exact: a chunk holds at most 2**20 elements).
+``_rule``. What makes it fast on CPU, measured: XLA gives every reduction a pass of its own (a
+select written out, then reduced), so statistics are few, and run over cache-sized blocks of rows;
+reductions of booleans or integers, and argmax, are unvectorised loops, so counts are float64
+sums and the worst element is found by float64 max and min.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import partial
@@ -34,7 +37,7 @@ _MAXIMA = (
     "label_sum_max", "label_sum_miss", "forward_mode", "finite_difference",
 )  # fmt: skip
 _MINIMA = ("label_sum_min",)
-_WORST = ("worst_badness", "worst_index", "worst_cf", "worst_ag", "worst_ex")
+_WORST = ("worst_rank", "worst_index", "worst_cf", "worst_ag", "worst_ex")
 _FIELDS = _COUNTS + _SUMS + _MAXIMA + _MINIMA + _WORST
 
 
@@ -58,9 +61,10 @@ class Measurement:
         label_sum_min, label_sum_max, label_sum_miss: the rounded labels' row sums, and their
             largest distance from one.
         forward_mode, finite_difference: the largest relative discrepancies of the autograd check.
-        worst_badness, worst_index, worst_cf, worst_ag, worst_ex: the element nearest to failing
-            (or farthest past it): how near (at most 1 agrees), its flat index in
-            ``[rows, classes]``, and its three values.
+        worst_rank, worst_index, worst_cf, worst_ag, worst_ex: the worst element — of the
+            elements that do not agree, the first where a side is not finite, else the largest
+            error in ULPs; if all agree, the largest error in ULPs — its rank (:func:`_rank`),
+            its flat index in ``[rows, classes]``, and its three values.
     """
 
     elements: float
@@ -84,7 +88,7 @@ class Measurement:
     forward_mode: float
     finite_difference: float
     label_sum_min: float
-    worst_badness: float
+    worst_rank: float
     worst_index: float
     worst_cf: float
     worst_ag: float
@@ -93,7 +97,7 @@ class Measurement:
     @staticmethod
     def combine(parts: list[Measurement]) -> Measurement:
         """One measurement of a cell from those of its chunks, in order (indices are global)."""
-        first = max(range(len(parts)), key=lambda i: parts[i].worst_badness)  # first on ties
+        first = max(range(len(parts)), key=lambda i: parts[i].worst_rank)  # first on ties
         combined = {}
         for field in fields(Measurement):
             name = field.name
@@ -109,10 +113,22 @@ class Measurement:
         return Measurement(**combined)
 
 
+_PAIR = 2.0**26
+
+
 def _first(hits: jax.Array) -> jax.Array:
     """The index of the first true element of a vector (its length if none)."""
     index = jnp.arange(hits.shape[0], dtype=jnp.float64)
     return jnp.min(jnp.where(hits, index, hits.shape[0])).astype(jnp.int32)
+
+
+def _rank(judged, finite, agree, err_ulp):
+    """Orders elements worst first, in one float64: a side not finite (inf), then the elements
+    that do not agree by their error in ULPs (>= 0), then those that agree, by it too (in
+    [-1, 0)), then the elements not judged (-2)."""
+    agreeing = -1.0 / (1.0 + err_ulp)
+    ranked = jnp.where(finite, jnp.where(agree, agreeing, err_ulp), jnp.inf)
+    return jnp.where(judged, jnp.where(jnp.isnan(ranked), jnp.inf, ranked), -2.0)
 
 
 def _statistics(
@@ -138,45 +154,44 @@ def _statistics(
     err_cf, err_ag = jnp.abs(cf - ex), jnp.abs(ag - ex)
     finite_err = judged & jnp.isfinite(err_cf)
     ulp = _dtypes.ulp(rule.size, facts.eps, facts.tiny)  # at the size of the gradient's terms
-    counts = {
-        "elements": judged,
-        "nonfinite_cf": judged & ~jnp.isfinite(cf),
-        "nonfinite_ag": judged & ~jnp.isfinite(ag),
-        "within": judged & rule.within,
-        "agree": judged & rule.agree,
-        "agree_corrected": judged & rule.agree_corrected,
+    # Each statistic costs a pass of its own on CPU (a select written out, then reduced), so
+    # counts go two to a float64 sum, a + 2**26 b: exact while a block holds < 2**26 elements.
+    pairs = {
+        ("elements", "within"): (judged, judged & rule.within),
+        ("agree", "agree_corrected"): (judged & rule.agree, judged & rule.agree_corrected),
+        ("nonfinite_cf", "nonfinite_ag"): (judged & ~jnp.isfinite(cf), judged & ~jnp.isfinite(ag)),
     }
-    # float32 sums of indicators: exact (a block holds far fewer than 2**24 elements), cheaper.
-    values = {name: jnp.sum(jnp.where(flag, 1.0, 0.0).astype(jnp.float32)) for name, flag in counts.items()}
+    values = {}
+    for (low, high), (a, b) in pairs.items():
+        packed = jnp.sum(jnp.where(a, 1.0, 0.0) + jnp.where(b, _PAIR, 0.0))
+        values[high] = jnp.floor(packed / _PAIR)
+        values[low] = packed - values[high] * _PAIR
     # The measured residual cf - ex against the predicted one, cf - ex = -predicted.
     values["residual_dot"] = jnp.sum(jnp.where(finite_err, (cf - ex) * -rule.predicted, 0.0))
     values["residual_norm"] = jnp.sum(jnp.where(judged, rule.predicted**2, 0.0))
+    err_ulp = err_cf / ulp
     maxima = {
-        "max_abs_input": jnp.maximum(
-            jnp.where(rows & jnp.isfinite(z64), jnp.abs(z64), 0.0),
-            jnp.where(rows, jnp.abs(y64), 0.0),
-        ),  # an input overflows on the cast exactly when this largest one does
         "max_abs_err": jnp.where(finite_err, err_cf, 0.0),
         "max_rel_err": jnp.where(finite_err, err_cf / jnp.maximum(jnp.abs(ex), facts.tiny), 0.0),
-        "max_ulp": jnp.where(finite_err, err_cf / ulp, 0.0),
+        "max_ulp": jnp.where(finite_err, err_ulp, 0.0),
         "autograd_max_ulp": jnp.where(judged & jnp.isfinite(err_ag), err_ag / ulp, 0.0),
     }
     values |= {name: jnp.max(array) for name, array in maxima.items()}
 
-    # The first element with the largest badness, by float64 max and min reductions: argmax
-    # is a variadic reduction, an unvectorised loop on CPU.
-    badness = jnp.where(judged, rule.badness, -1.0)
-    row_best = jnp.max(badness, axis=-1)
-    worst_badness = jnp.max(row_best)
-    worst_row = _first(row_best == worst_badness)
-    worst_class = _first(badness[worst_row] == worst_badness)
+    # The first worst element, by float64 max and min reductions (argmax is a variadic
+    # reduction: a scalar loop on CPU).
+    rank = _rank(judged, jnp.isfinite(cf) & jnp.isfinite(ag), rule.agree, err_ulp)
+    row_best = jnp.max(rank, axis=-1)
+    worst_rank = jnp.max(row_best)
+    worst_row = _first(row_best == worst_rank)
+    worst_class = _first(rank[worst_row] == worst_rank)
     at_worst = lambda a: a[worst_row, worst_class]  # noqa: E731
     label_sum = jnp.sum(yr, axis=-1)
     return values | {
         "label_sum_max": jnp.max(jnp.where(valid, label_sum, -jnp.inf)),
         "label_sum_miss": jnp.max(jnp.where(valid, jnp.abs(label_sum - 1), 0.0)),
         "label_sum_min": jnp.min(jnp.where(valid, label_sum, jnp.inf)),
-        "worst_badness": worst_badness,
+        "worst_rank": worst_rank,
         "worst_index": (worst_row * classes + worst_class).astype(jnp.float64),
         "worst_cf": at_worst(cf),
         "worst_ag": at_worst(ag),
@@ -186,7 +201,7 @@ def _statistics(
 
 def _combine_blocks(blocks: dict[str, jax.Array], block_elements: int) -> dict[str, jax.Array]:
     """Per-block statistics (a leading block axis) reduced to the chunk's."""
-    first = jnp.argmax(blocks["worst_badness"])  # the first block on ties
+    first = jnp.argmax(blocks["worst_rank"])  # the first block on ties
     combined = {}
     for name, values in blocks.items():
         if name in _COUNTS or name in _SUMS:
@@ -204,15 +219,16 @@ def _combine_blocks(blocks: dict[str, jax.Array], block_elements: int) -> dict[s
 def _rows(draws: _inputs.Draws, start: jax.Array, size: int) -> _inputs.Draws:
     """Rows ``start .. start + size`` of the draws, padded (repeating the last row) if short."""
     rows = draws.noise.shape[0]
+    if rows == size:
+        return draws
 
     def cut(a: jax.Array) -> jax.Array:
-        if a.ndim == 0 or a.shape[0] != rows:  # the mask is per cell
-            return a
         if rows < size:
             return jnp.pad(a, [(0, size - rows)] + [(0, 0)] * (a.ndim - 1), mode="edge")
         return jax.lax.dynamic_slice_in_dim(a, start, size)
 
-    return jax.tree_util.tree_map(cut, draws)
+    per_row = ("noise", "noise_max", "labels", "top", "partner", "row_kind")
+    return dataclasses.replace(draws, **{name: cut(getattr(draws, name)) for name in per_row})
 
 
 @partial(jax.jit, static_argnames=("closed_form", "dtype", "size", "block_rows"))
@@ -262,6 +278,15 @@ def _measure(
     values = _combine_blocks(per_block, block_rows * classes)
     values["worst_index"] = values["worst_index"] + start * classes
     values["unjudged"] = jnp.sum(valid) * classes - values["elements"]
+    # The largest finite |logit|: scale * |noise| but in the adversarial rows, which come first.
+    # (Labels are at most 7.4: no dtype overflows on them.) An input overflows on the cast
+    # exactly when this largest one does.
+    head = z64[:_inputs.ADVERSARIAL_ROWS]
+    head_valid = valid[: head.shape[0], None] & jnp.isfinite(head)
+    values["max_abs_input"] = jnp.maximum(
+        jnp.max(jnp.where(head_valid, jnp.abs(head), 0.0)),
+        scale * jnp.max(jnp.where(valid, draws.noise_max, 0.0)),
+    )
     largest = values["max_abs_input"].astype(facts.dtype)
     values["overflow"] = jnp.where(jnp.isfinite(largest), 0.0, 1.0)
 

@@ -23,7 +23,8 @@ def format_number(value: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Worst:
-    """The element nearest to failing, or farthest past it.
+    """The worst element: where the closed form (or jax.grad) is NaN or inf, else of the
+    elements that disagree — or, if none does, of all — the one farthest off in ULPs.
 
     Attributes:
         row: the row in the cell (rows 0–3 are the adversarial ones).
@@ -74,7 +75,8 @@ class Cell:
         agree_fraction: the fraction of elements that agree.
         verdict: ``"agree"``, ``"expected"``, ``"undefined"`` or ``"disagree"``.
         explanation: one line saying why.
-        worst: the element nearest to failing (or farthest past it).
+        worst: the worst element (a side not finite, or the farthest off in ULPs, disagreeing
+            elements first).
         reproduce: the ``softmax-ce verify`` line that recomputes this cell.
         rows: the rows measured, ``samples + 4``.
         within_tolerance: the fraction of elements within tolerance of ``jax.grad``.
