@@ -10,8 +10,9 @@ Run: ``python benchmarks/bench_verify.py``. Prints a Markdown table:
   gradient, forward mode and finite differences on 8 rows a cell — the verdicts and the report;
 * peak memory (``ru_maxrss`` of a fresh subprocess) for c = 262,144 classes × 64 rows.
 
-Times are the best of several warm repetitions (compilation excluded), so each number is what
-the code costs, not what the machine's neighbours cost.
+Times are the best of several warm repetitions (compilation excluded), taken in interleaved
+rounds — one run of each contender per round — so that a machine whose speed drifts (a shared
+VM) slows every contender alike; the ratios are the table's point.
 """
 
 from __future__ import annotations
@@ -35,17 +36,20 @@ CLASSES = 1000
 SAMPLES = 256
 ROWS = SAMPLES + 4  # verify adds 4 adversarial rows a cell; the baselines get as many rows
 SCALES = (0.1, 1.0, 10.0, 100.0)
-REPEATS = 7
+ROUNDS = 15
 
 
-def best_seconds(run: Callable[[], object], repeats: int = REPEATS) -> float:
-    """The fastest of ``repeats`` warm runs (one untimed run first, which compiles)."""
-    run()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+def best_seconds(contenders: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """The fastest of ``ROUNDS`` warm runs of each contender, interleaved round by round (one
+    untimed run of each first, which compiles)."""
+    for run in contenders.values():
         run()
-        best = min(best, time.perf_counter() - start)
+    best = dict.fromkeys(contenders, float("inf"))
+    for _ in range(ROUNDS):
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -68,20 +72,25 @@ def naive(seed: int, compare: str) -> None:
         assert bool(jnp.allclose(closed_form, autograd, rtol=1.3e-6, atol=1e-5))
 
 
-def exp_floor() -> float:
+def throughputs() -> tuple[dict[str, float], int]:
+    """Elements per second of each contender, and the number of cells ``verify.check`` ran."""
     z = jax.random.normal(jax.random.key(0), (ROWS, CLASSES))
     exp = jax.jit(jnp.exp)
-    return ROWS * CLASSES / best_seconds(lambda: exp(z).block_until_ready())
 
-
-def check_throughput() -> tuple[float, int]:
-    def run() -> verify.Report:
+    def check() -> verify.Report:
         return verify.check(classes=CLASSES, dtypes="float32", scales=SCALES, samples=SAMPLES)
 
-    report = run()
-    elements = sum(cell.rows * cell.classes for cell in report.cells)
+    report = check()
     assert report.ok, report.summary
-    return elements / best_seconds(run), len(report.cells)
+    per_call = {"exp": ROWS * CLASSES, "numpy": ROWS * CLASSES, "jnp": ROWS * CLASSES,
+                "check": sum(cell.rows * cell.classes for cell in report.cells)}
+    seconds = best_seconds({
+        "exp": lambda: exp(z).block_until_ready(),
+        "numpy": lambda: naive(0, "numpy"),
+        "jnp": lambda: naive(0, "jnp"),
+        "check": check,
+    })
+    return {name: per_call[name] / seconds[name] for name in per_call}, len(report.cells)
 
 
 MEMORY_PROBE = textwrap.dedent(
@@ -106,11 +115,8 @@ def peak_memory() -> tuple[int, str, float, float]:
 
 
 def main() -> None:
-    elements = ROWS * CLASSES
-    floor = exp_floor()
-    naive_numpy = elements / best_seconds(lambda: naive(0, "numpy"))
-    naive_jnp = elements / best_seconds(lambda: naive(0, "jnp"))
-    ours, cells = check_throughput()
+    rates, cells = throughputs()
+    floor, naive_numpy, naive_jnp, ours = rates["exp"], rates["numpy"], rates["jnp"], rates["check"]
     rows, verdict, mib, seconds = peak_memory()
 
     def m(rate: float) -> str:
@@ -119,7 +125,7 @@ def main() -> None:
     print(f"# verify.check throughput — {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, jax {jax.__version__}, {jax.default_backend()}\n")
     print("float32, c = 1000, 260 rows a call; elements per second (best of "
-          f"{REPEATS} warm runs)\n")
+          f"{ROUNDS} interleaved warm runs)\n")
     print("| what | elements/s | verify.check ÷ this |")
     print("|---|---:|---:|")
     print(f"| exp floor: `jnp.exp` over the same elements | {m(floor)} | {ours / floor:.2f} |")

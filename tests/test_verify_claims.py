@@ -20,7 +20,7 @@ def verdicts(report):
     return {(c.dtype, c.scale, c.labels): c.verdict for c in report.cells}
 
 
-# --- the closed form σ − y itself ----------------------------------------------------------------
+# --- the closed form σ − y itself ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def default_grid():
@@ -183,7 +183,7 @@ def test_the_gradient_for_any_labels_is_accepted_everywhere():
             assert verdict == "agree", (dtype, scale, labels)
         else:
             # In bfloat16 and float16 the labels' sum rounds to 1 when summed in the dtype, so
-            # σ·Σy − y computes σ − y: it shows the residual the derivation predicts for that.
+            # σ·Σy − y computes σ − y: it shows the residual the derivation predicts there.
             assert verdict in ("agree", "expected"), (dtype, scale, labels)
 
 

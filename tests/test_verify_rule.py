@@ -41,7 +41,8 @@ def test_ulp_exact_values(dtype, x, expected):
 
 def _next_up(value, dtype):
     """The next representable number above a positive ``value`` of ``dtype``, by its bits."""
-    bits = np.array([value], dtype=dtype).view(np.uint16 if np.dtype(dtype).itemsize == 2 else np.uint32)
+    unsigned = np.uint16 if np.dtype(dtype).itemsize == 2 else np.uint32
+    bits = np.array([value], dtype=dtype).view(unsigned)
     return (bits + 1).view(dtype)[0]
 
 
@@ -209,7 +210,9 @@ def test_a_residual_that_does_not_match_the_prediction_is_not_expected(match):
     got = verdict(within=87.0, agree=87.0, residual_dot=match, residual_norm=1.0,
                   label_sum_miss=2.1e-3)
     assert got.verdict == "disagree"
-    assert got.explanation.startswith("13 of 100 elements disagree, not as (Σy − 1)·σ predicts")
+    assert got.explanation.startswith(
+        "13 of 100 elements disagree, not as (Σy − 1)·σ predicts"
+    )
 
 
 def test_agreement_beyond_tolerance_is_no_farther_than_autograd():

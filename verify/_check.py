@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _dtypes, _inputs
-from ._measure import Measurement, chunking, measure
+from ._measure import chunking, measure
 from ._opinions import softmax_minus_labels
 from ._options import (
     DEFAULT_CLASSES,

@@ -1,4 +1,4 @@
-r"""The inputs of a cell: logits :math:`\text{scale}\cdot N(0, 1)` with adversarial rows, and labels.
+r"""The inputs of a cell: logits :math:`\text{scale}\cdot N(0, 1)`, adversarial rows, labels.
 
 Every draw comes from ``jax.random.key(seed)``, folded with the class count and the label kind
 only. So a cell's draws do not depend on which other cells are in the grid, and the cells of one

@@ -54,7 +54,7 @@ class Measurement:
         within, agree, agree_corrected: judged elements within tolerance of ``jax.grad``,
             agreeing, and agreeing once the predicted residual is added back.
         checked_rows: rows whose float64 autograd was checked.
-        residual_dot, residual_norm: ⟨measured residual, predicted⟩ and ⟨predicted, predicted⟩.
+        residual_dot, residual_norm: ⟨measured residual, predicted⟩, ⟨predicted, predicted⟩.
         max_abs_input: the largest finite |input| in float64.
         max_abs_err, max_rel_err, max_ulp: the closed form's largest errors.
         autograd_max_ulp: ``jax.grad``'s largest error, in ULPs.
@@ -122,7 +122,9 @@ def _first(hits: jax.Array) -> jax.Array:
     return jnp.min(jnp.where(hits, index, hits.shape[0])).astype(jnp.int32)
 
 
-def _rank(judged, finite, agree, err_ulp):
+def _rank(
+    judged: jax.Array, finite: jax.Array, agree: jax.Array, err_ulp: jax.Array
+) -> jax.Array:
     """Orders elements worst first, in one float64: a side not finite (inf), then the elements
     that do not agree by their error in ULPs (>= 0), then those that agree, by it too (in
     [-1, 0)), then the elements not judged (-2)."""

@@ -42,7 +42,7 @@ class Tolerance:
 
 TOLERANCES: Mapping[str, Tolerance] = MappingProxyType(
     {
-        # torch.testing.assert_close's defaults (torch/testing/_comparison.py), as CONTRACT.md fixes.
+        # torch.testing.assert_close's defaults (torch/testing/_comparison.py): CONTRACT.md.
         "float64": Tolerance(rtol=1e-7, atol=1e-7),
         "float32": Tolerance(rtol=1.3e-6, atol=1e-5),
         "bfloat16": Tolerance(rtol=1.6e-2, atol=1e-5),

@@ -95,7 +95,7 @@ def plot(report: Report, path: str | PathLike[str]) -> None:
                 ax.set_xlabel("logit scale", fontsize=7)
     if image is not None:
         bar = figure.colorbar(image, ax=axes, shrink=0.8)
-        bar.set_label("log10 max error in ULPs of the dtype", fontsize=7)
+        bar.set_label("log10 max error, in ULPs of the dtype at |σ·Σy| + |y|", fontsize=7)
     counts = report.summary
     figure.suptitle(
         f"{report.claim} against jax.grad, seed {report.seed}: {counts['agree']} agree, "
@@ -107,7 +107,9 @@ def plot(report: Report, path: str | PathLike[str]) -> None:
 
 
 def _save(figure, path: Path) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".png", dir=path.parent
+    )
     os.close(descriptor)
     try:
         figure.savefig(temporary, format="png", dpi=130)

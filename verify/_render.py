@@ -1,4 +1,4 @@
-"""A :class:`~verify.Report` as JSON, Markdown and a plain-text table: pure functions of the record."""
+"""A :class:`~verify.Report` as JSON, Markdown and a text table: pure functions of the record."""
 
 from __future__ import annotations
 
@@ -118,7 +118,8 @@ def _worst_line(cell: Cell) -> str:
 
 
 def _cell_name(cell: Cell) -> str:
-    return f"classes {cell.classes} · {cell.dtype} · scale {format_number(cell.scale)} · {cell.labels}"
+    scale = format_number(cell.scale)
+    return f"classes {cell.classes} · {cell.dtype} · scale {scale} · {cell.labels}"
 
 
 def _escape(text: str) -> str:
@@ -134,7 +135,8 @@ def to_markdown(report: Report) -> str:
         "",
         f"Tolerances: {_tolerance_line(report)}.",
         "",
-        "| classes | dtype | scale | labels | verdict | agree | max ULP | max abs err | explanation |",
+        "| classes | dtype | scale | labels | verdict | agree | max ULP | max abs err "
+        "| explanation |",
         "|---:|---|---:|---|---|---:|---:|---:|---|",
     ]
     for cell in report.cells:

@@ -65,13 +65,18 @@ class Cell:
     """One (classes, dtype, scale, labels) cell of the grid.
 
     Errors are the closed form's, against the exact gradient (float64 ``jax.grad`` at the inputs
-    rounded to the dtype); ULPs are the dtype's at the exact value. ``None`` where a cell is
+    rounded to the dtype). ULPs are the dtype's, taken at the size of the gradient's terms
+    :math:`|\\sigma \\sum y| + |y|` rather than at the gradient itself: where the terms cancel
+    (σ_p ≈ 1 = y_p) the ULP of the tiny result would measure the cancellation, which every
+    evaluation in that dtype suffers, not the closed form. ``None`` where a cell is
     ``undefined`` (or where the value is not finite, e.g. a closed form that returned NaN).
 
     Attributes:
         classes, dtype, scale, labels, samples: the cell; ``samples`` random rows are drawn, and
             4 adversarial rows come on top (``rows`` in all).
-        max_abs_err, max_rel_err, max_ulp: the closed form's largest errors.
+        max_abs_err, max_rel_err, max_ulp: the closed form's largest errors: absolute,
+            relative to the exact gradient (at least the dtype's smallest normal number), and
+            in ULPs of the terms.
         agree_fraction: the fraction of elements that agree.
         verdict: ``"agree"``, ``"expected"``, ``"undefined"`` or ``"disagree"``.
         explanation: one line saying why.

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from ._dtypes import DtypeFacts
 from ._theory import predictions
@@ -60,7 +61,11 @@ class Judged:
     allowance: jax.Array
 
 
-def _compare(cf, ag, ex, allowance, rtol, atol):
+def _compare(
+    cf: jax.Array, ag: jax.Array, ex: jax.Array, allowance: jax.Array, rtol: ArrayLike,
+    atol: ArrayLike,
+) -> tuple[jax.Array, jax.Array]:
+    """Elementwise (within tolerance, agrees)."""
     finite = jnp.isfinite(cf) & jnp.isfinite(ag)
     tolerance = atol + rtol * jnp.abs(ag)
     within = finite & (jnp.abs(cf - ag) <= tolerance)
@@ -75,8 +80,8 @@ def judge(
     zr: jax.Array,
     yr: jax.Array,
     facts: DtypeFacts,
-    rtol: jax.Array,
-    atol: jax.Array,
+    rtol: ArrayLike,
+    atol: ArrayLike,
 ) -> Judged:
     """Applies the rule; every array is float64, ``zr`` and ``yr`` the dtype-rounded inputs."""
     theory = predictions()

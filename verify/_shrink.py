@@ -2,10 +2,11 @@
 
 In the spirit of Hypothesis' "Falsifying example": from the worst row of a disagreeing cell, try
 the fewest classes first (2, 3, 4, 8, 16, ... up to the cell's c, then down again by bisection
-to the smallest class count that fails), and at each class count the simplest inputs first — logits all zero, one logit of 1, 10, 100, 1000, then the cell's own row
-restricted to the classes that matter; one-hot labels before anything softer. Every candidate is
-one row, judged alone with the cell's rule. The first that fails is then simplified logit by
-logit (0, then an integer, then one significant digit) while it keeps failing.
+to the smallest class count that fails), and at each class count the simplest inputs first:
+logits all zero, one logit of 1, 10, 100, 1000, then the cell's own row restricted to the classes
+that matter; one-hot labels before anything softer. Every candidate is one row, judged alone
+with the cell's rule. The first that fails is then simplified logit by logit (0, then an
+integer, then one significant digit) while it keeps failing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _dtypes, _opinions, _rule
+from ._options import Tolerance
+
 
 def _ladder(classes: int) -> list[int]:
     """Class counts tried first, smallest first: 2, 3, 4, 8, 16, ... and the cell's own."""
@@ -32,7 +35,14 @@ BATCH = 64
 
 
 @partial(jax.jit, static_argnames=("closed_form", "dtype"))
-def _fails(closed_form, dtype, z64, y64, rtol, atol):
+def _fails(
+    closed_form: Callable[[jax.Array, jax.Array], jax.Array],
+    dtype: str,
+    z64: jax.Array,
+    y64: jax.Array,
+    rtol: jax.Array,
+    atol: jax.Array,
+) -> jax.Array:
     """For each row of ``[n, c]``, judged alone as a ``[1, c]`` batch: does it disagree?"""
     facts = _dtypes.facts(dtype)
 
@@ -51,7 +61,10 @@ def _fails(closed_form, dtype, z64, y64, rtol, atol):
 
 
 def _first_failing(
-    closed_form: Callable, dtype: str, candidates: list[tuple[np.ndarray, np.ndarray]], tol
+    closed_form: Callable,
+    dtype: str,
+    candidates: list[tuple[np.ndarray, np.ndarray]],
+    tol: Tolerance,
 ) -> int | None:
     """The index of the first failing candidate (all of one class count), or None."""
     for start in range(0, len(candidates), BATCH):
@@ -106,7 +119,7 @@ def _simpler(value: float) -> list[float]:
 def shrink(
     closed_form: Callable,
     dtype: str,
-    tol,
+    tol: Tolerance,
     z_row: np.ndarray,
     y_row: np.ndarray,
     worst_class: int,
@@ -149,7 +162,9 @@ def shrink(
     return None
 
 
-def _simplify(closed_form, dtype, tol, z: np.ndarray, y: np.ndarray):
+def _simplify(
+    closed_form: Callable, dtype: str, tol: Tolerance, z: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     z = z.copy()
     for k in range(z.size):
         trials = []

@@ -1,4 +1,4 @@
-"""The derivation's results as JAX functions: lambdified from ``derivation.theory()``, never retyped.
+"""The derivation's results as JAX functions, lambdified from ``derivation.theory()``: not retyped.
 
 Every function takes, elementwise and broadcasting over ``[rows, classes]``, the softmax
 :math:`\\sigma_k`, the label :math:`y_k` and the row's label sum :math:`\\sum_i y_i` (shape

@@ -84,9 +84,9 @@ def judge(
     if not autograd_ok(m):
         return Judgement(
             "disagree",
-            f"float64 jax.grad fails its own check (relative discrepancy {float(m.forward_mode):.2g}"
-            f" to forward mode, {float(m.finite_difference):.2g} to finite differences): the "
-            "reference itself is in doubt",
+            f"float64 jax.grad fails its own check (relative discrepancy {m.forward_mode:.2g} to "
+            f"forward mode, {m.finite_difference:.2g} to finite differences): the reference "
+            "itself is in doubt",
         )
     for count, side in ((m.nonfinite_cf, "the closed form"), (m.nonfinite_ag, f"{dtype} jax.grad")):
         if int(count):
