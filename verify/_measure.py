@@ -155,7 +155,10 @@ def _statistics(
     judged = rows & jnp.isfinite(ex)
     err_cf, err_ag = jnp.abs(cf - ex), jnp.abs(ag - ex)
     finite_err = judged & jnp.isfinite(err_cf)
-    ulp = _dtypes.ulp(rule.size, facts.eps, facts.tiny)  # at the size of the gradient's terms
+    # ULPs at the size of the gradient's terms; below the smallest normal number, where XLA on
+    # CPU flushes float32 and bfloat16 to zero, the unit is that number.
+    normal = rule.size >= facts.tiny
+    ulp = jnp.where(normal, _dtypes.ulp(rule.size, facts.eps, facts.tiny), facts.tiny)
     # Each statistic costs a pass of its own on CPU (a select written out, then reduced), so
     # counts go two to a float64 sum, a + 2**26 b: exact while a block holds < 2**26 elements.
     pairs = {

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from ._report import Cell, Report, format_number
 
+TOP_LEVEL = 4.0
+"""log10 of the ULP error at which the colours saturate."""
+
 MARKS = {"agree": "agree", "expected": "expected", "undefined": "undefined", "disagree": "DISAGREE"}
 FRAMES = {"disagree": "#d62728", "expected": "#1f77b4"}
 
@@ -55,8 +58,9 @@ def plot(report: Report, path: str | PathLike[str]) -> None:
     dtypes = list(dict.fromkeys(cell.dtype for cell in report.cells))
     scales = list(dict.fromkeys(cell.scale for cell in report.cells))
     index = {(c.classes, c.labels, c.dtype, c.scale): c for c in report.cells}
-    levels = [_level(c) for c in report.cells if math.isfinite(_level(c))]
-    top = max([3.0, *levels])
+    # Colours from 0.1 to 10**4 ULPs: an honest evaluation is a few ULPs off, a wrong one
+    # thousands; beyond, the squares saturate and their text gives the number.
+    top = TOP_LEVEL
     norm = Normalize(vmin=-1.0, vmax=top)
 
     figure = Figure(
@@ -94,7 +98,7 @@ def plot(report: Report, path: str | PathLike[str]) -> None:
             if i == len(classes) - 1:
                 ax.set_xlabel("logit scale", fontsize=7)
     if image is not None:
-        bar = figure.colorbar(image, ax=axes, shrink=0.8)
+        bar = figure.colorbar(image, ax=axes, shrink=0.8, extend="max")
         bar.set_label("log10 max error, in ULPs of the dtype at |σ·Σy| + |y|", fontsize=7)
     counts = report.summary
     figure.suptitle(

@@ -68,7 +68,9 @@ class Cell:
     rounded to the dtype). ULPs are the dtype's, taken at the size of the gradient's terms
     :math:`|\\sigma \\sum y| + |y|` rather than at the gradient itself: where the terms cancel
     (σ_p ≈ 1 = y_p) the ULP of the tiny result would measure the cancellation, which every
-    evaluation in that dtype suffers, not the closed form. ``None`` where a cell is
+    evaluation in that dtype suffers, not the closed form. Below the dtype's smallest normal
+    number (where XLA on CPU flushes float32 and bfloat16 to zero) the unit is that number.
+    ``None`` where a cell is
     ``undefined`` (or where the value is not finite, e.g. a closed form that returned NaN).
 
     Attributes:
