@@ -237,3 +237,25 @@ def test_anything_else_disagrees():
     assert verdict(within=50.0, agree=60.0, agree_corrected=60.0) == _verdict.Judgement(
         "disagree", "40 of 100 elements disagree"
     )
+
+
+def test_without_the_allowance_honest_bfloat16_would_be_farther_at_about_6_percent():
+    """Why the allowance exists (README, "What agree means"): in bfloat16, which of σ − y and
+    jax.grad lands nearer the float64 gradient is a coin toss at a few percent of elements."""
+    from verify import _opinions
+
+    with jax.enable_x64(True):
+        key_z, key_y = jax.random.split(jax.random.key(0))
+        z = jax.random.normal(key_z, (4096, 10), dtype=jnp.float64).astype(jnp.bfloat16)
+        y = jax.random.dirichlet(key_y, jnp.ones(10), (4096,)).astype(jnp.bfloat16)
+        cf = _opinions.softmax_minus_labels(z, y).astype(jnp.float64)
+        ag = _opinions.autograd(z, y).astype(jnp.float64)
+        zr, yr = z.astype(jnp.float64), y.astype(jnp.float64)
+        ex = _opinions.autograd(zr, yr)
+        tol = TOLERANCES["bfloat16"]
+        within = jnp.abs(cf - ag) <= tol.atol + tol.rtol * jnp.abs(ag)
+        farther = jnp.abs(cf - ex) > jnp.abs(ag - ex)
+        literal_miss = float(jnp.mean(~within & farther))
+        judged = _rule.judge(cf, ag, ex, zr, yr, _dtypes.facts("bfloat16"), tol.rtol, tol.atol)
+    assert 0.045 < literal_miss < 0.07  # README: "about 6% of elements"
+    assert bool(jnp.all(judged.agree))
