@@ -9,7 +9,7 @@ import mpmath
 import sympy as sp
 
 from ._assumptions import Assumption
-from ._numeric import (DIGITS, TOLERANCE, Point, close, direction,
+from ._numeric import (DIGITS, TOLERANCE, Point, Undefined, close, direction,
                        directional_derivative, points)
 from ._rules import reduce_to_canonical
 from ._symbols import Classes, partial
@@ -36,11 +36,15 @@ def _proved_zero(difference: sp.Basic, classes: Classes,
 
 
 def _numeric(left, right, exprs, classes, assumptions) -> tuple:
-    """Compare ``left(point)`` with ``right(point)`` at every point; stop at the first mismatch."""
+    """Compare ``left(point)`` with ``right(point)`` at every point; stop at the first mismatch
+    (a side with no value there, e.g. an index outside 1..c, is a mismatch)."""
     worst, count = mpmath.mpf(0), 0
     with mpmath.workdps(DIGITS):
         for point in points(exprs, classes, assumptions):
-            a, b = left(point), right(point)
+            try:
+                a, b = left(point), right(point)
+            except Undefined as error:
+                return point.readable(exprs), error, None, count, worst
             count += 1
             if not close(a, b):
                 return point.readable(exprs), a, b, count, worst
@@ -53,9 +57,18 @@ def _outcome(proved: bool, found, relation: str) -> Outcome:
     if where is not None:
         at = ", ".join(f"{name} = {value:.6g}" if isinstance(value, float) else f"{name} = {value}"
                        for name, value in where.items() if "[" not in name)
+        suffix = f" at {at}" if at else ""
+        if isinstance(a, Undefined):
+            return Outcome(FAILED, f"does not hold: {a}{suffix}", where)
         detail = (f"does not hold: {relation} gives {mpmath.nstr(a, 12)}, this line gives "
-                  f"{mpmath.nstr(b, 12)}" + (f" at {at}" if at else ""))
+                  f"{mpmath.nstr(b, 12)}{suffix}")
         return Outcome(FAILED, detail, where)
+    if count == 0:  # no point satisfies the assumptions: nothing was evaluated
+        if proved:
+            return Outcome(SYMBOLIC, f"equals {relation}: the difference reduces to 0; no point "
+                                     f"satisfies the assumptions here, so none was evaluated")
+        return Outcome(FAILED, f"could not be checked: the difference does not reduce to 0 and no "
+                               f"point satisfies the assumptions")
     numbers = (f"numerically at {count} points ({DIGITS} digits, max relative difference "
                f"{mpmath.nstr(worst, 2)})")
     if proved:
@@ -86,26 +99,37 @@ def derivative(of: sp.Basic, claimed: sp.Basic, wrt: sp.Indexed, classes: Classe
     except Exception:  # noqa: BLE001 - differentiation failed symbolically; numeric decides
         proved = False
     (index,) = wrt.indices
+    relation = f"the derivative by {sp.sstr(wrt)}"
     worst, count = mpmath.mpf(0), 0
     with mpmath.workdps(DIGITS):
         for number, point in enumerate(points([of, claimed], classes, assumptions, vary=index)):
+            if not point.choices:
+                continue
             v = direction(point, number)
-            a = directional_derivative(of, wrt, point, v)
-            b = mpmath.fsum(w * point.evaluate(claimed, **{str(index): x}) for x, w in v.items())
+            try:
+                a = directional_derivative(of, wrt, point, v)
+                b = mpmath.fsum(w * point.evaluate(claimed, **{str(index): x})
+                                for x, w in v.items())
+            except Undefined as error:
+                return _outcome(proved, (point.readable([of, claimed]), error, None, count, worst),
+                                relation)
             count += len(v)
             if not close(a, b):
                 return _outcome(proved, _first_failing_partial(of, claimed, wrt, point, count),
-                                f"the derivative by {sp.sstr(wrt)}")
+                                relation)
             worst = max(worst, abs(a - b) / max(1, abs(a), abs(b)))
-    return _outcome(proved, (None, None, None, count, worst), f"the derivative by {sp.sstr(wrt)}")
+    return _outcome(proved, (None, None, None, count, worst), relation)
 
 
 def _first_failing_partial(of, claimed, wrt, point, count) -> tuple:
     (index,) = wrt.indices
     for x in point.choices:
         at = Point(point.classes, {**point.values, index: x}, [x], point.cache)
-        a = directional_derivative(of, wrt, at, {x: mpmath.mpf(1)})
-        b = at.evaluate(claimed)
+        try:
+            a = directional_derivative(of, wrt, at, {x: mpmath.mpf(1)})
+            b = at.evaluate(claimed)
+        except Undefined as error:
+            return at.readable([of, claimed, wrt]), error, None, count, None
         if not close(a, b):
             return at.readable([of, claimed, wrt]), a, b, count, None
     # The partials agree one by one but not along the direction: report the direction's point.

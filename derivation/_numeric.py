@@ -23,13 +23,17 @@ DIGITS = 40
 """Working precision of every numeric check, in decimal digits."""
 TOLERANCE = mpmath.mpf(10) ** -25
 """Relative agreement asked of two sides that are claimed equal."""
-SIZES = (2, 3, 7)
+SIZES = (1, 2, 3, 7, 12)
 """Numbers of classes a symbolic-c step is instantiated at."""
 POINTS = 2
 """Random points per size."""
 _FREE = (k, j, n, p)
 _NAMES = frozenset({"c", "z", "y", "sigma"})
 _INDEX = {str(x): x for x in _FREE}
+
+
+class Undefined(ValueError):
+    """An expression has no value at a point (an index outside 1..c)."""
 
 
 class Evaluator:
@@ -47,7 +51,10 @@ class Evaluator:
         if expr.is_Symbol:
             return self.values[expr]
         if isinstance(expr, sp.Indexed):
-            return self.values[expr.base][int(ev(expr.indices[0])) - 1]
+            values, at = self.values[expr.base], ev(expr.indices[0])
+            if at != int(at) or not 1 <= int(at) <= len(values):
+                raise Undefined(f"{expr} at index {at} is outside 1..{len(values)}")
+            return values[int(at) - 1]
         if expr.is_Add:
             return mpmath.fsum(ev(a) for a in expr.args)
         if expr.is_Mul:
@@ -74,25 +81,34 @@ class Evaluator:
         return mpmath.mpc(str(real), str(imag))
 
     def _sum(self, s: sp.Sum) -> object:
-        (index, lo, hi), = s.limits
         key = (s, tuple(self.values.get(x) for x in _symbols_of(s)))
         if key not in self._sums:
-            saved = self.values.get(index)
-            total = []
-            span = range(int(self(lo)), int(self(hi)) + 1)
-            at = _delta_partner(s.function, index)
-            if at is not None:  # every other term is exactly 0 · (a finite number)
-                where = int(self(at))
-                span = [where] if where in span else []
-            for value in span:
-                self.values[index] = value
-                total.append(self(s.function))
-            if saved is None:
-                self.values.pop(index, None)
-            else:
-                self.values[index] = saved
-            self._sums[key] = mpmath.fsum(total)
+            self._sums[key] = self._over(s.function, s.limits)
         return self._sums[key]
+
+    def _over(self, body: sp.Expr, limits: tuple) -> object:
+        """Σ of ``body`` over ``limits`` (the first is innermost, as in ``sympy.Sum``)."""
+        index, lo, hi = limits[-1]
+        first, last = int(self(lo)), int(self(hi))
+        sign = 1
+        if last < first:  # Karr's convention, as SymPy: Σ_{a}^{b} = −Σ_{b+1}^{a−1} for b < a
+            first, last, sign = last + 1, first - 1, -1
+        span = range(first, last + 1)
+        inner = limits[:-1]
+        at = _delta_partner(body, index) if not inner else None
+        if at is not None:  # every other term is exactly 0 · (a finite number)
+            where = self(at)
+            span = [int(where)] if where == int(where) and int(where) in span else []
+        saved = self.values.get(index)
+        total = []
+        for value in span:
+            self.values[index] = value
+            total.append(self._over(body, inner) if inner else self(body))
+        if saved is None:
+            self.values.pop(index, None)
+        else:
+            self.values[index] = saved
+        return sign * mpmath.fsum(total)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -109,7 +125,7 @@ def _delta_partner(body: sp.Expr, index: sp.Symbol) -> sp.Expr | None:
 @functools.lru_cache(maxsize=4096)
 def _symbols_of(s: sp.Sum) -> tuple[sp.Symbol, ...]:
     """The plain symbols a sum depends on (its free indices and c): what its value is keyed by."""
-    return tuple(sorted((x for x in s.free_symbols if type(x) is sp.Symbol), key=str))
+    return tuple(sorted((x for x in s.free_symbols if isinstance(x, sp.Symbol)), key=str))
 
 
 def softmax_values(logits: list) -> list:
@@ -168,13 +184,15 @@ def sizes(classes: Classes) -> tuple[int, ...]:
 
 
 def _labels(rng: random.Random, size: int, keys: set[str], at: int) -> list:
+    """One-hot at ``at``; positive and normalised when they must sum to one; otherwise any real
+    labels, negative ones included (the gradient σ_k Σy − y_k holds for all of them)."""
     if "one-hot" in keys:
         return [mpmath.mpf(int(pos == at)) for pos in range(1, size + 1)]
-    raw = [mpmath.mpf(rng.randint(1, 10**6)) / 10**6 + mpmath.mpf("0.05") for _ in range(size)]
     if "sums-to-one" in keys:
-        s = mpmath.fsum(raw)
-        return [v / s for v in raw]
-    return raw
+        raw = [mpmath.mpf(rng.randint(1, 10**6)) / 10**6 + mpmath.mpf("0.05") for _ in range(size)]
+        total = mpmath.fsum(raw)
+        return [v / total for v in raw]
+    return [mpmath.mpf(rng.randint(-10**6, 15 * 10**5)) / 10**6 for _ in range(size)]
 
 
 COMBINATIONS = 16
@@ -195,7 +213,7 @@ def points(exprs: list[sp.Basic], classes: Classes, assumptions: tuple[Assumptio
     for e in exprs:
         free |= {x for x in e.free_symbols if x in _FREE}
         others |= {x for x in e.free_symbols
-                   if type(x) is sp.Symbol and x not in _FREE and x.name not in _NAMES}
+                   if isinstance(x, sp.Symbol) and x not in _FREE and x.name not in _NAMES}
     rng = random.Random(seed)
     for size in sizes(classes):
         for _ in range(POINTS):
@@ -232,15 +250,23 @@ def _allowed(x: sp.Symbol, size: int, keys: set[str], label_class: int) -> list[
 
 
 def _limit(combos: list[tuple], size: int) -> Iterator[tuple]:
-    """All index combinations for one index; for two (a Hessian) the diagonal and a band."""
+    """All index combinations for one index, and for two (a Hessian) up to c = 16; beyond, O(c)
+    pairs that still meet every diagonal offset: the band |a − b| ≤ 1, the first and last rows
+    and columns, and the anti-diagonal."""
+    edges = {1, size}
     for combo in combos:
-        if len(combo) <= 1 or size <= 16 or abs(combo[0] - combo[1]) <= 1:
+        if len(combo) <= 1 or size <= 16:
+            yield combo
+            continue
+        a, b = combo
+        if abs(a - b) <= 1 or a in edges or b in edges or a + b == size + 1:
             yield combo
 
 
 def _draw(rng: random.Random, x: sp.Symbol) -> object:
     if x.is_integer:
-        return rng.randint(1, 5)
+        low = 1 if x.is_positive else 0 if x.is_nonnegative else -3
+        return rng.randint(low, 5)
     magnitude = mpmath.mpf(rng.randint(5 * 10**5, 25 * 10**5)) / 10**6
     if x.is_positive or x.is_nonnegative:
         return magnitude

@@ -124,11 +124,11 @@ def log_sum_exp_route(classes: Classes, labels: str) -> Route:
     b.differentiate(GRAD, partial(b.last, z[k], classes), z[k],
                     "differentiate term by term: ∂zᵢ/∂z_k = δᵢₖ, and the chain rule for "
                     "log Σₘ e^{zₘ}")
-    b.rewrite(sift_kronecker_delta(b.last), "sift the Kronecker delta: Σᵢ δᵢₖ fᵢ = f_k",
+    b.rewrite(sift_kronecker_delta(b.last, classes), "sift the Kronecker delta: Σᵢ δᵢₖ fᵢ = f_k",
               INDEX_RANGE)
     b.rewrite(fold_softmax(b.last, classes),
               "definition of the softmax: e^{z_k}/Σₘ e^{zₘ} = σ_k — the gradient for any labels")
-    b.rewrite(labels_sum_to_one(b.last), _labels_sum_to_one_rule(labels), SUMS_TO_ONE)
+    b.rewrite(labels_sum_to_one(b.last, classes), _labels_sum_to_one_rule(labels), SUMS_TO_ONE)
     return b.route(CLOSED_FORM)
 
 
@@ -152,9 +152,9 @@ def jacobian_route(classes: Classes, labels: str) -> Route:
                     "chain rule: ∂C/∂z_k = Σᵢ ∂C/∂σᵢ · ∂σᵢ/∂z_k (σᵢ cancels, σᵢ > 0)",
                     of=loss(classes))
     b.rewrite(linearity_of_sum(b.last), "linearity of the sum: σ_k does not depend on i")
-    b.rewrite(sift_kronecker_delta(b.last), "sift the Kronecker delta: Σᵢ δᵢₖ yᵢ = y_k",
+    b.rewrite(sift_kronecker_delta(b.last, classes), "sift the Kronecker delta: Σᵢ δᵢₖ yᵢ = y_k",
               INDEX_RANGE)
-    b.rewrite(labels_sum_to_one(b.last), _labels_sum_to_one_rule(labels), SUMS_TO_ONE)
+    b.rewrite(labels_sum_to_one(b.last, classes), _labels_sum_to_one_rule(labels), SUMS_TO_ONE)
     return b.route(CLOSED_FORM)
 
 
@@ -205,11 +205,11 @@ def hessian_route(classes: Classes, labels: str) -> Route:
     hess = ("∂²C/∂z_j∂z_k", r"\frac{\partial^2 C}{\partial z_j \partial z_k}")
     b.differentiate(hess, partial(b.last, z[j], classes), z[j],
                     "quotient rule on e^{z_k}/Σₘ e^{zₘ}: ∂e^{z_k}/∂z_j = δ_jk e^{z_k}")
-    b.rewrite(sift_kronecker_delta(b.last), "sift the Kronecker delta: Σₘ δₘⱼ e^{zₘ} = e^{z_j}",
+    b.rewrite(sift_kronecker_delta(b.last, classes), "sift the Kronecker delta: Σₘ δₘⱼ e^{zₘ} = e^{z_j}",
               INDEX_RANGE)
     b.rewrite(sp.factor_terms(fold_softmax(sp.expand(b.last), classes)),
               "definition of the softmax: e^{z_j}/Σₘ e^{zₘ} = σ_j")
-    b.rewrite(sp.expand(labels_sum_to_one(b.last)), _labels_sum_to_one_rule(labels), SUMS_TO_ONE)
+    b.rewrite(sp.expand(labels_sum_to_one(b.last, classes)), _labels_sum_to_one_rule(labels), SUMS_TO_ONE)
     return b.route(hessian_result())
 
 

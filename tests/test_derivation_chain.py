@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import derivation
 from derivation import _numeric
-from derivation._symbols import c, k, m, n, p, sigma, total, z
+from derivation._symbols import c, k, m, n, p, sigma, total, y, z
 
 S = total(sp.exp(z[m]), m, c)
 ep = sp.exp(z[p])
@@ -61,7 +61,7 @@ def test_counterexample_makes_the_two_sides_differ():
     assert r.failed_step == 2
     value = sp.Float(r.counterexample["x"])
     assert set(r.counterexample) == {"x"}
-    assert abs(2 * sp.log(value) - 3 * sp.log(value)) > 0.1
+    assert abs(2 * sp.log(value) - 3 * sp.log(value)) > 1e-6  # they really differ there
 
 
 def test_an_expression_equal_only_numerically_is_marked_numeric():
@@ -98,6 +98,64 @@ def test_bad_input(bad, error, message):
         derivation.check_chain(bad)
 
 
-def test_numeric_checks_work_in_forty_digits():
-    assert _numeric.DIGITS >= 30
-    assert _numeric.SIZES == (2, 3, 7)
+# Wrong chains that an earlier checker accepted (found in review); each must fail now.
+
+d = sp.Dummy("d", integer=True, positive=True)
+i_ = sp.Symbol("i", integer=True, positive=True)
+WRONG = {
+    "0-based off-by-one": [sp.Sum(z[i_], (i_, 1, c)), sp.Sum(z[i_], (i_, 0, c - 1))],
+    "shifted range": [sp.Sum(z[i_], (i_, 1 - c, 0)), sp.Sum(z[i_], (i_, 1, c))],
+    "half an index": [z[k / 2], z[sp.floor(k / 2)]],
+    "inner sum over a Dummy": [sp.Sum(z[d] * sp.Sum(z[i_], (i_, 1, d)), (d, 1, c)),
+                               sp.Sum(z[d], (d, 1, c)) * z[1]],
+    "lower limit dropped": [sp.Sum(z[i_], (i_, 2, c)), sp.Sum(z[i_], (i_, 1, c))],
+    "vanishes only at c = 2, 3, 7": [sigma[k], sigma[k] + (c - 2) * (c - 3) * (c - 7) * z[k]],
+    "log of a square of a real label": [sp.log(y[k] ** 2), 2 * sp.log(y[k])],
+    "integer taken as positive": [sp.Abs(sp.Symbol("q", integer=True)),
+                                  sp.Symbol("q", integer=True)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_a_wrong_chain_found_in_review_fails(name):
+    r = derivation.check_chain(WRONG[name])
+    assert r.failed_step == 1, r.links[0].detail
+
+
+def test_an_index_outside_one_to_c_is_reported_not_wrapped():
+    r = derivation.check_chain([z[1], z[3]])
+    assert r.failed_step == 1
+    assert "outside 1.." in r.links[0].detail
+
+
+def test_sums_over_several_indices_are_evaluated():
+    j_ = sp.Symbol("j", integer=True, positive=True)
+    double = sp.Sum(z[i_] * z[j_], (i_, 1, c), (j_, 1, c))
+    assert derivation.check_chain([double, sp.Sum(z[i_], (i_, 1, c)) ** 2]).holds
+    assert derivation.check_chain([double, sp.Sum(z[i_] ** 2, (i_, 1, c))]).failed_step == 1
+
+
+def test_a_check_with_no_point_is_not_a_silent_pass():
+    from derivation import _check
+    from derivation._assumptions import N_NOT_P
+
+    n_ = sp.Symbol("n", integer=True, positive=True)
+    outcome = _check.equal(sigma[n_], sigma[n_] + 5, 1, (N_NOT_P,))
+    assert outcome.status == "failed" and "no point satisfies" in outcome.detail
+    vacuous_but_proved = _check.equal(sigma[n_], sigma[n_], 1, (N_NOT_P,))
+    assert vacuous_but_proved.status == "symbolic" and "none was evaluated" in (
+        vacuous_but_proved.detail)
+
+
+def test_an_off_band_hessian_error_at_large_c_is_caught():
+    from derivation import _check
+
+    j_ = sp.Symbol("j", integer=True, positive=True)
+    right = sigma[k] * sigma[j_]
+    assert _check.equal(right, right + sp.KroneckerDelta(j_, k + 5), 20).status == "failed"
+    assert _check.equal(right, right + sp.KroneckerDelta(j_, 20) * sp.KroneckerDelta(k, 1),
+                        20).status == "failed"
+
+
+def test_numeric_checks_sample_c_from_one():
+    assert _numeric.DIGITS >= 30 and _numeric.SIZES[0] == 1

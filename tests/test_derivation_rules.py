@@ -27,19 +27,38 @@ def test_linearity_of_a_constant_counts_the_terms():
     assert _rules.linearity_of_sum(total(sp.Integer(3), i, c)) == 3 * c
 
 
+def test_linearity_keeps_the_lower_limit():
+    assert _rules.linearity_of_sum(sp.Sum(2 * z[i], (i, 2, c))) == 2 * sp.Sum(z[i], (i, 2, c))
+
+
+def test_log_is_split_only_where_the_factors_are_positive():
+    label = y[k]
+    assert _rules.log_of_quotient(sp.log(label**2)) == sp.log(label**2)  # y real, maybe negative
+    x = sp.Symbol("x", positive=True)
+    assert _rules.log_of_quotient(sp.log(x**2 / S)) == 2 * sp.log(x) - sp.log(S)
+
+
 def test_sift_kronecker_delta():
-    assert _rules.sift_kronecker_delta(total(sp.KroneckerDelta(i, k) * y[i], i, c)) == y[k]
-    assert _rules.sift_kronecker_delta(total(sp.KroneckerDelta(k, m) * sp.exp(z[m]), m, c)) == (
-        sp.exp(z[k]))
+    assert _rules.sift_kronecker_delta(total(sp.KroneckerDelta(i, k) * y[i], i, c), c) == y[k]
+    assert _rules.sift_kronecker_delta(
+        total(sp.KroneckerDelta(k, m) * sp.exp(z[m]), m, c), c) == sp.exp(z[k])
+
+
+def test_sift_only_over_exactly_one_to_c():
+    short = sp.Sum(sp.KroneckerDelta(i, k) * y[i], (i, 2, c))
+    assert _rules.sift_kronecker_delta(short, c) == short
+    assert _rules.sift_kronecker_delta(total(sp.KroneckerDelta(i, k) * y[i], i, c - 1), c) == (
+        total(sp.KroneckerDelta(i, k) * y[i], i, c - 1))
 
 
 def test_sift_leaves_a_sum_without_delta_alone():
-    assert _rules.sift_kronecker_delta(total(y[i], i, c)) == total(y[i], i, c)
+    assert _rules.sift_kronecker_delta(total(y[i], i, c), c) == total(y[i], i, c)
 
 
 def test_labels_sum_to_one_replaces_only_the_label_sum():
     e = sigma[k] * total(y[i], i, c) - y[k] + S
-    assert _rules.labels_sum_to_one(e) == sigma[k] - y[k] + S
+    assert _rules.labels_sum_to_one(e, c) == sigma[k] - y[k] + S
+    assert _rules.labels_sum_to_one(total(y[i], i, c - 1), c) == total(y[i], i, c - 1)
 
 
 def test_one_hot_labels_are_kronecker_deltas_at_p():
