@@ -217,3 +217,47 @@ def test_bad_input_in_a_real_subprocess_has_no_traceback():
 def test_bare_command_shows_help_and_exits_0(capsys):
     code, out, err = run(capsys)
     assert code == 0 and "derive" in out and "verify" in out and err == ""
+
+
+def test_output_files_get_the_permissions_of_a_plain_write(tmp_path, capsys):
+    import os
+
+    target = tmp_path / "d.txt"
+    old = os.umask(0o022)
+    try:
+        assert main(["derive", "--classes", "2", "--out", str(target)]) == 0
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("body, message", [
+    ("return jnp.zeros((z.shape[0], 1))", r"expected an array of shape \(rows, c\) = \(\d+, 3\), "
+                                          r"got \(\d+, 1\)"),
+    ("raise RuntimeError('boom')", r"raised RuntimeError: boom"),
+])
+def test_a_bad_closed_form_is_one_error_line(body, message, tmp_path, monkeypatch, capsys):
+    import re
+
+    module = f"badgrad_{abs(hash(body))}"  # a module name of its own: imports are cached
+    (tmp_path / f"{module}.py").write_text(f"import jax.numpy as jnp\ndef g(z, y):\n    {body}\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "verify", *SMALL, "--closed-form", f"{module}:g")
+    assert code == 2 and out == ""
+    assert err.startswith("error: --closed-form: ") and err.count("\n") == 1
+    assert re.search(message, err), err
+
+
+def test_a_closed_form_that_breaks_at_smaller_c_still_shrinks(tmp_path, monkeypatch, capsys):
+    (tmp_path / "tengrad.py").write_text(textwrap.dedent("""
+        import jax, jax.numpy as jnp
+        def g(z, y):  # written for c = 10 only, and wrong
+            return y - jax.nn.softmax(z, axis=-1) + 0 * jnp.ones(10)
+    """))
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "verify", "--classes", "10", "--dtypes", "float32", "--scales",
+                       "1", "--labels", "onehot", "--samples", "8", "--closed-form", "tengrad:g",
+                       "--format", "json", "--quiet")
+    assert code == 1
+    cell = json.loads(out)["cells"][0]
+    assert cell["verdict"] == "disagree" and "tengrad" in cell["counterexample"]

@@ -11,7 +11,6 @@ import contextlib
 import difflib
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import _options
+from ._files import write_atomically
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Derive the softmax cross-entropy gradient step by step, and verify a "
@@ -86,20 +86,6 @@ def _writable(flag: str, path: Path | None, *, directory: bool = False) -> Path 
         raise InputError(f"--{flag}: cannot write {str(path)!r}: directory {str(parent)!r} is not "
                          f"writable")
     return path
-
-
-def write_atomically(path: Path, data: str | bytes) -> None:
-    """Write the whole file or nothing: a temporary file in the same directory, then a rename."""
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _emit(text: str, out: Path | None) -> None:
@@ -245,7 +231,12 @@ def verify(
     import verify as checker
 
     with progress_bar(quiet, "verifying cells") as progress:
-        report = checker.check(function, progress=progress, **options)
+        try:
+            report = checker.check(function, progress=progress, **options)
+        except (ValueError, TypeError) as error:
+            if not str(error).startswith("closed_form:"):  # every other argument was validated
+                raise
+            raise InputError(f"--closed-form:{str(error).removeprefix('closed_form:')}") from None
     render = {"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}[fmt]
     _emit(render(), target)
     if picture is not None:

@@ -7,13 +7,12 @@ and carries its verdict; a red frame marks a disagreement. Drawn with matplotlib
 
 from __future__ import annotations
 
-import contextlib
+import io
 import math
-import os
-import tempfile
 from os import PathLike
 from pathlib import Path
 
+from ._files import write_atomically
 from ._report import Cell, Report, format_number
 
 TOP_LEVEL = 4.0
@@ -111,14 +110,6 @@ def plot(report: Report, path: str | PathLike[str]) -> None:
 
 
 def _save(figure, path: Path) -> None:
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".png", dir=path.parent
-    )
-    os.close(descriptor)
-    try:
-        figure.savefig(temporary, format="png", dpi=130)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=130)
+    write_atomically(path, buffer.getvalue())

@@ -66,7 +66,16 @@ def _first_failing(
     candidates: list[tuple[np.ndarray, np.ndarray]],
     tol: Tolerance,
 ) -> int | None:
-    """The index of the first failing candidate (all of one class count), or None."""
+    """The index of the first failing candidate (all of one class count), or None — also when
+    the closed form cannot be evaluated at this class count (it may be written for another)."""
+    classes = candidates[0][0].shape[-1]
+    spec = jax.ShapeDtypeStruct((1, classes), jnp.dtype(dtype))
+    try:
+        shape = jax.eval_shape(closed_form, spec, spec).shape
+    except Exception:  # noqa: BLE001 - the user's code; it fails elsewhere, not here
+        return None
+    if shape != spec.shape:
+        return None
     for start in range(0, len(candidates), BATCH):
         batch = candidates[start : start + BATCH]
         batch = batch + [batch[-1]] * (BATCH - len(batch))
