@@ -67,8 +67,8 @@ def _outcome(proved: bool, found, relation: str) -> Outcome:
         if proved:
             return Outcome(SYMBOLIC, f"equals {relation}: the difference reduces to 0; no point "
                                      f"satisfies the assumptions here, so none was evaluated")
-        return Outcome(FAILED, f"could not be checked: the difference does not reduce to 0 and no "
-                               f"point satisfies the assumptions")
+        return Outcome(FAILED, "could not be checked: the difference does not reduce to 0 and no "
+                               "point satisfies the assumptions")
     numbers = (f"numerically at {count} points ({DIGITS} digits, max relative difference "
                f"{mpmath.nstr(worst, 2)})")
     if proved:

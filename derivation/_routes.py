@@ -13,10 +13,10 @@ from . import _check
 from ._assumptions import INDEX_RANGE, K_IS_P, N_NOT_P, ONE_HOT, SUMS_TO_ONE, Assumption
 from ._check import Outcome
 from ._model import Route, Step
-from ._rules import (fold_softmax, labels_sum_to_one, linearity_of_sum, log_of_quotient, one_hot,
+from ._rules import (fold_softmax, labels_sum_to_one, linearity_of_sum, log_of_quotient,
                      sift_kronecker_delta)
-from ._symbols import (Classes, i, j, k, locals_, loss, m, n, p, partial, sigma, softmax,
-                       total, unfold_softmax, y, z)
+from ._symbols import (Classes, i, j, k, locals_, loss, m, n, p, partial, sigma, total,
+                       unfold_softmax, y, z)
 
 LOSS = ("C", "C")
 GRAD = ("∂C/∂z_k", r"\frac{\partial C}{\partial z_k}")
@@ -214,4 +214,4 @@ def hessian_route(classes: Classes, labels: str) -> Route:
 
 
 __all__ = ["course_route", "log_sum_exp_route", "jacobian_route", "hessian_route",
-           "general_gradient", "hessian_result", "CLOSED_FORM", "one_hot", "softmax"]
+           "general_gradient", "hessian_result", "CLOSED_FORM"]

@@ -261,3 +261,22 @@ def test_a_closed_form_that_breaks_at_smaller_c_still_shrinks(tmp_path, monkeypa
     assert code == 1
     cell = json.loads(out)["cells"][0]
     assert cell["verdict"] == "disagree" and "tengrad" in cell["counterexample"]
+
+
+def test_progress_bar_appears_on_a_terminal_after_about_a_second(capsys, monkeypatch):
+    import sys
+
+    from verify import _cli
+
+    clock = iter([0.0, 0.5, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2])
+    monkeypatch.setattr(_cli.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with _cli.progress_bar(False, "cells") as update:
+        update(1, 4)  # at 0.5 s: nothing yet
+        assert capsys.readouterr().err == ""
+        update(2, 4)  # at 1.5 s: the bar starts
+    assert "cells" in capsys.readouterr().err
+    with _cli.progress_bar(True, "cells") as update:  # --quiet
+        update(1, 4)
+        update(4, 4)
+    assert capsys.readouterr().err == ""

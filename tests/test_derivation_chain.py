@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import derivation
 from derivation import _numeric
-from derivation._symbols import c, k, m, n, p, sigma, total, y, z
+from derivation._symbols import c, k, m, p, sigma, total, y, z
 
 S = total(sp.exp(z[m]), m, c)
 ep = sp.exp(z[p])

@@ -40,8 +40,9 @@ def console_blocks():
 
 @pytest.mark.parametrize("argv, shown", list(console_blocks()), ids=lambda v: " ".join(v)
                          if isinstance(v, list) and v and isinstance(v[0], str) and
-                         v[0].startswith(("derive", "verify")) else "")
-def test_console_examples_are_real_output(argv, shown, capsys):
+                         v[0].startswith(("derive", "verify", "report")) else "")
+def test_console_examples_are_real_output(argv, shown, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # report writes its folder here
     code = main(argv)
     out = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
     assert code == 0
@@ -53,8 +54,8 @@ def test_console_examples_are_real_output(argv, shown, capsys):
         position = out.index(line, position) + 1
 
 
-def test_there_is_an_example_of_derive_and_verify():
-    assert [argv[0] for argv, _ in console_blocks()] == ["derive", "verify"]
+def test_there_is_an_example_of_each_command():
+    assert [argv[0] for argv, _ in console_blocks()] == ["derive", "verify", "report"]
 
 
 def test_the_check_chain_example_gives_what_the_readme_says():
