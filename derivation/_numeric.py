@@ -152,10 +152,8 @@ class Point:
 
     def readable(self, exprs: list[sp.Basic]) -> dict[str, object]:
         """``{symbol: value}`` for the symbols of ``exprs`` (indexed ones one by one)."""
-        names = set().union(*(e.free_symbols for e in exprs))
-        bases = {x.base for e in exprs for x in e.atoms(sp.Indexed)}
-        if any(base.label in names for base in (z, y, sigma)):
-            bases |= {b for b in (z, y, sigma) if b.label in names}
+        names = set().union(*(e.free_symbols for e in exprs))  # z[k] brings its label z too
+        bases = {base for base in (z, y, sigma) if base.label in names}
         if sigma in bases:
             bases.add(z)  # σ is a function of z: give z, so the point can be rebuilt
         out: dict[str, object] = {}
