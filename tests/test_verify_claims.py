@@ -10,7 +10,7 @@ import sympy
 
 import derivation
 import verify
-from verify import _measure
+from verify import _check, _opinions
 
 SMALL = dict(classes=10, samples=32)
 ALL_SCALES = (0.1, 1.0, 10.0, 100.0)
@@ -193,17 +193,20 @@ def test_one_compilation_per_dtype_and_shape_whatever_the_scales_and_labels():
     def closed_form(z, y):
         return jax.nn.softmax(z, axis=-1) - y
 
-    before = _measure.TRACES["measure"]
+    before = dict(_opinions.TRACES)
     verify.check(closed_form, classes=7, dtypes="float32", scales=(0.5, 2.0, 50.0),
                  labels=("onehot", "soft", "unnormalized"), samples=16)
-    assert _measure.TRACES["measure"] - before == 1
+    # Two programs: the closed form (its own call) and the reference (autograd, exact, check).
+    assert {k: v - before[k] for k, v in _opinions.TRACES.items()} == {
+        "closed_form": 1, "reference": 1}
     verify.check(closed_form, classes=7, dtypes="float32", scales=(3.0,), labels="smoothed",
                  samples=16, rtol=0.1)
-    assert _measure.TRACES["measure"] - before == 1
+    assert {k: v - before[k] for k, v in _opinions.TRACES.items()} == {
+        "closed_form": 1, "reference": 1}
 
 
 def test_a_large_class_count_is_measured_in_chunks_of_rows():
-    size, block = _measure.chunking(68, 262_144, 2**20)
+    size, block = _check.chunking(68, 262_144, 2**20)
     assert size * 262_144 <= 2**20 and size % block == 0
     report = verify.check(classes=40_000, dtypes="float32", scales=1.0, labels="soft",
                           samples=60)

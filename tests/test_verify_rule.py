@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verify import TOLERANCES, _dtypes, _rule, _verdict
+from verify import TOLERANCES, _dtypes, _judge, _rule
 from verify._measure import Measurement
 
 
@@ -72,13 +72,13 @@ def test_far_gap_saturates_the_softmax_but_stays_representable():
 finite = st.floats(min_value=-10.0, max_value=10.0)
 
 
-def _judge(cf, ag, ex, dtype="bfloat16"):
+def _elementwise(cf, ag, ex, dtype="bfloat16"):
     facts = _dtypes.facts(dtype)
     tolerance = TOLERANCES[dtype]
     z = jnp.zeros((1, len(cf)), jnp.float64)
     y = jnp.full((1, len(cf)), 1.0 / len(cf), jnp.float64)
     row = lambda values: jnp.asarray([values], jnp.float64)  # noqa: E731
-    return _rule.judge(row(cf), row(ag), row(ex), z, y, facts, tolerance.rtol, tolerance.atol)
+    return _rule.elementwise(row(cf), row(ag), row(ex), z, y, facts, tolerance.rtol, tolerance.atol)
 
 
 @settings(max_examples=50, deadline=None)
@@ -87,8 +87,8 @@ def test_a_closed_form_equal_to_autograd_or_to_the_exact_gradient_agrees(pairs):
     ag = [a for a, _ in pairs]
     ex = [e for _, e in pairs]
     with jax.enable_x64(True):
-        same_as_autograd = _judge(ag, ag, ex)
-        same_as_exact = _judge(ex, ag, ex)
+        same_as_autograd = _elementwise(ag, ag, ex)
+        same_as_exact = _elementwise(ex, ag, ex)
         assert bool(jnp.all(same_as_autograd.within & same_as_autograd.agree))
         assert bool(jnp.all(same_as_exact.agree))
 
@@ -100,7 +100,7 @@ def test_within_tolerance_implies_agreement_and_the_corrected_rule_agrees_withou
 ):
     cf, ag, ex = (list(column) for column in zip(*triples, strict=True))
     with jax.enable_x64(True):
-        judged = _judge(cf, ag, ex)  # labels that sum to one: no residual is predicted
+        judged = _elementwise(cf, ag, ex)  # labels that sum to one: no residual is predicted
         assert bool(jnp.all(~judged.within | judged.agree))
         assert bool(jnp.all(judged.agree == judged.agree_corrected))
 
@@ -108,10 +108,10 @@ def test_within_tolerance_implies_agreement_and_the_corrected_rule_agrees_withou
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_a_closed_form_that_is_not_finite_never_agrees(bad):
     with jax.enable_x64(True):
-        judged = _judge([bad, 0.5], [0.25, 0.5], [0.25, 0.5])
+        judged = _elementwise([bad, 0.5], [0.25, 0.5], [0.25, 0.5])
         assert judged.agree.tolist() == [[False, True]]
         assert judged.agree_corrected.tolist() == [[False, True]]
-        autograd_nan = _judge([0.25, 0.5], [bad, 0.5], [0.25, 0.5])
+        autograd_nan = _elementwise([0.25, 0.5], [bad, 0.5], [0.25, 0.5])
         assert autograd_nan.agree.tolist() == [[False, True]]
 
 
@@ -119,8 +119,8 @@ def test_the_rounding_allowance_is_four_eps_of_the_terms():
     # sigma = 1/2, y = 1/2, sum(y) = 1: the terms are 1/2 and 1/2, the allowance 4 eps * 1.
     eps = _dtypes.facts("bfloat16").eps
     with jax.enable_x64(True):
-        inside = _judge([0.0, 3.9 * eps], [0.0, 0.0], [0.0, 0.0])
-        outside = _judge([0.0, 4.1 * eps], [0.0, 0.0], [0.0, 0.0])
+        inside = _elementwise([0.0, 3.9 * eps], [0.0, 0.0], [0.0, 0.0])
+        outside = _elementwise([0.0, 4.1 * eps], [0.0, 0.0], [0.0, 0.0])
     assert inside.agree.tolist() == [[True, True]]
     assert outside.agree.tolist() == [[True, False]]
 
@@ -162,11 +162,11 @@ AGREEING = Measurement(
 
 def verdict(normalized=True, **changes):
     m = dataclasses.replace(AGREEING, **changes)
-    return _verdict.judge(m, "bfloat16", 3.39e38, TOLERANCES["bfloat16"], normalized)
+    return _judge.judge(m, "bfloat16", 3.39e38, TOLERANCES["bfloat16"], normalized)
 
 
 def test_every_element_within_tolerance_agrees():
-    assert verdict() == _verdict.Judgement(
+    assert verdict() == _judge.Judgement(
         "agree", "every element within rtol 0.016, atol 1e-05 of jax.grad"
     )
 
@@ -195,7 +195,7 @@ def test_nan_on_either_side_is_a_disagreement():
 def test_the_predicted_residual_makes_a_cell_expected():
     got = verdict(within=87.0, agree=90.0, residual_dot=0.98, residual_norm=1.0,
                   label_sum_miss=2.1e-3)
-    assert got == _verdict.Judgement(
+    assert got == _judge.Judgement(
         "expected",
         "labels rounded to bfloat16 miss Σy = 1 by up to 0.0021; the closed form misses the "
         "gradient by (Σy − 1)·σ as derived (measured/predicted residual 0.98)",
@@ -217,7 +217,7 @@ def test_a_residual_that_does_not_match_the_prediction_is_not_expected(match):
 
 def test_agreement_beyond_tolerance_is_no_farther_than_autograd():
     got = verdict(within=88.0)
-    assert got == _verdict.Judgement(
+    assert got == _judge.Judgement(
         "agree",
         "88.0% of elements within tolerance of jax.grad, the rest no farther from the float64 "
         "gradient than bfloat16 jax.grad",
@@ -234,7 +234,7 @@ def test_a_residual_the_dtype_does_not_resolve_is_said_so():
 
 
 def test_anything_else_disagrees():
-    assert verdict(within=50.0, agree=60.0, agree_corrected=60.0) == _verdict.Judgement(
+    assert verdict(within=50.0, agree=60.0, agree_corrected=60.0) == _judge.Judgement(
         "disagree", "40 of 100 elements disagree"
     )
 
@@ -256,6 +256,6 @@ def test_without_the_allowance_honest_bfloat16_would_be_farther_at_about_6_perce
         within = jnp.abs(cf - ag) <= tol.atol + tol.rtol * jnp.abs(ag)
         farther = jnp.abs(cf - ex) > jnp.abs(ag - ex)
         literal_miss = float(jnp.mean(~within & farther))
-        judged = _rule.judge(cf, ag, ex, zr, yr, _dtypes.facts("bfloat16"), tol.rtol, tol.atol)
+        judged = _rule.elementwise(cf, ag, ex, zr, yr, _dtypes.facts("bfloat16"), tol.rtol, tol.atol)
     assert 0.045 < literal_miss < 0.07  # README: "about 6% of elements"
     assert bool(jnp.all(judged.agree))

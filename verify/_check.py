@@ -1,7 +1,24 @@
-"""``verify.check``: a closed-form gradient against ``jax.grad`` over a grid of cells."""
+"""``verify.check``: a closed-form gradient against ``jax.grad`` over a grid of cells.
+
+The pipeline, one stage a module, data passing forward only:
+
+1. **draw** (:mod:`._inputs`): the rows of every cell with one class count and label kind, in
+   NumPy; a cell scales them and builds its adversarial rows;
+2. **opinions** (:mod:`._opinions`): the closed form (its own call), ``jax.grad`` in the dtype,
+   the exact float64 gradient and its self-check, chunk by chunk, as float64 NumPy arrays;
+3. **judge** (:mod:`._rule` elementwise, :mod:`._measure` reduced, :mod:`._judge` the verdict);
+4. **explain** (:mod:`._explain`): the worst element, the reproduce line, a shrunk
+   counterexample;
+5. **report** (:mod:`._report` records, rendered by :mod:`._render` and :mod:`._plot`).
+
+This module drives them: it plans the chunks, starts the compilations of every shape ahead (in
+background threads, while it draws), and feeds each stage's output to the next. The reference
+(:mod:`._reference`: the loss and the derivation's predictions) travels through stages 2–4.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Iterable
@@ -12,9 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _dtypes, _inputs
-from ._measure import chunking, measure
-from ._opinions import softmax_minus_labels
+from . import _dtypes, _explain, _inputs, _judge, _measure, _opinions, _rule
 from ._options import (
     DEFAULT_CLASSES,
     DEFAULT_SAMPLES,
@@ -27,13 +42,17 @@ from ._options import (
     tolerances_for,
     validate,
 )
-from ._report import AutogradCheck, Cell, Report, Worst, format_number
-from ._shrink import shrink
-from ._snippet import snippet
-from ._verdict import autograd_ok, judge, residual_match
+from ._reference import Reference, plain
+from ._report import AutogradCheck, Cell, Report
 
 MAX_CHUNK_ELEMENTS = 2**20
-"""Elements measured per compiled call: c = 262,144 classes go 4 rows at a time."""
+"""Elements per chunk of rows: c = 262,144 classes go 4 rows at a time."""
+
+BLOCK_ELEMENTS = 2**16
+"""Elements the judge takes at a time: its passes over a block stay in cache."""
+
+MIN_BUCKET_ROWS = 64
+"""Chunks have at least this many rows (padded, not counted), so small grids share programs."""
 
 DEFAULT_CLAIM = "softmax(z) - y"
 
@@ -55,7 +74,7 @@ def check(
 
     The loss is :math:`C = -\sum_{r,k} y_{rk} \log \mathrm{softmax}(z_r)_k` over ``[rows, c]``
     logits ``z`` and labels ``y``. For every cell (classes, dtype, scale, labels) the inputs are
-    drawn in float64 (``samples`` rows of ``scale * N(0, 1)`` logits plus 4 adversarial rows),
+    drawn (``samples`` rows of ``scale * N(0, 1)`` logits plus 4 adversarial rows, float64),
     rounded to the dtype, and three opinions are compared element by element: the closed form
     and ``jax.grad`` in the dtype, and the exact gradient, float64 ``jax.grad`` at the rounded
     inputs (itself checked against forward mode and central differences).
@@ -69,7 +88,8 @@ def check(
         scales: logit scales, finite and > 0.
         labels: names from :data:`verify.LABEL_KINDS`.
         samples: random rows per cell.
-        seed: every draw comes from ``jax.random.key(seed)``.
+        seed: every draw comes from a NumPy generator seeded with it (and the cell's class
+            count and label kind).
         rtol: overrides the relative tolerance of every dtype (:data:`verify.TOLERANCES`).
         atol: overrides the absolute tolerance of every dtype.
         progress: called as ``progress(done, total)`` after each cell.
@@ -102,8 +122,13 @@ def check(
     )
     tolerances = tolerances_for(options.dtypes, options.rtol, options.atol)
     fn = _traceable(options.closed_form)
+    reference = plain()
+    rows = options.samples + _inputs.ADVERSARIAL_ROWS
+    sizes = {c: chunking(rows, c, MAX_CHUNK_ELEMENTS) for c in options.classes}
     with jax.enable_x64(True):
-        _check_closed_form(fn, options)
+        _check_closed_form(fn, options, {c: min(rows, size) for c, (size, _) in sizes.items()})
+        for c, (size, _) in sizes.items():  # compile ahead, while drawing
+            _opinions.PROGRAMS.prepare(reference, fn, options.dtypes, size, c)
         cells = {}
         total = len(options.classes) * len(options.dtypes) * len(options.scales)
         total *= len(options.labels)
@@ -111,12 +136,16 @@ def check(
             noise = _inputs.draw_noise(options.seed, c, options.samples)
             for kind in options.labels:
                 draws = _inputs.draw(options.seed, c, kind, options.samples, noise)
-                for dtype, scale in itertools.product(options.dtypes, options.scales):
-                    cells[c, dtype, scale, kind] = _cell(
-                        fn, options, draws, c, dtype, scale, kind, tolerances[dtype]
-                    )
-                    if progress is not None:
-                        progress(len(cells), total)
+                for scale in options.scales:
+                    measured = _measure_cells(fn, reference, options, draws, scale, sizes[c],
+                                              tolerances)
+                    for dtype in options.dtypes:
+                        cells[c, dtype, scale, kind] = _cell(
+                            fn, reference, options, draws, c, dtype, scale, kind,
+                            tolerances[dtype], measured[dtype],
+                        )
+                        if progress is not None:
+                            progress(len(cells), total)
     order = itertools.product(options.classes, options.dtypes, options.scales, options.labels)
     return Report(
         claim=claim_of(options.closed_form),
@@ -134,10 +163,32 @@ def claim_of(closed_form: Callable[..., Any] | None) -> str:
     return name if isinstance(name, str) else repr(closed_form)
 
 
+def chunking(rows: int, classes: int, max_elements: int) -> tuple[int, int]:
+    """Rows per chunk and rows per judging block.
+
+    Chunks hold about ``max_elements`` (at least a row), as even as can be, rounded up to a
+    bucket — at least :data:`MIN_BUCKET_ROWS` rows where they fit, and a multiple of
+    ``2**(bits - 5)`` (at most 1/16 more rows) — so that nearby row counts share one compiled
+    program; the padding rows are not counted. Blocks divide chunks and hold about
+    :data:`BLOCK_ELEMENTS`.
+    """
+    limit = max(max_elements, classes)
+    chunks = -(-rows * classes // limit)
+    size = -(-rows // chunks)
+    step = 2 ** max(0, size.bit_length() - 5)
+    bucket = max(MIN_BUCKET_ROWS, -(-size // step) * step)
+    size = max(size, min(bucket, limit // classes))
+    block = max(
+        (d for d in range(1, size + 1) if size % d == 0 and d * classes <= BLOCK_ELEMENTS),
+        default=1,
+    )
+    return size, block
+
+
 def _traceable(closed_form: Callable[..., Any] | None) -> Callable[..., Any]:
     """The function to compile; a hashable stand-in for callables that are not hashable."""
     if closed_form is None:
-        return softmax_minus_labels
+        return _opinions.softmax_minus_labels
     try:
         hash(closed_form)
     except TypeError:
@@ -145,12 +196,10 @@ def _traceable(closed_form: Callable[..., Any] | None) -> Callable[..., Any]:
     return closed_form
 
 
-def _check_closed_form(fn: Callable[..., Any], options: Options) -> None:
+def _check_closed_form(fn: Callable[..., Any], options: Options, sizes: dict[int, int]) -> None:
     """Traces the closed form on every (dtype, c) shape before anything is computed."""
-    rows = options.samples + _inputs.ADVERSARIAL_ROWS
     for dtype, c in itertools.product(options.dtypes, options.classes):
-        size, _ = chunking(rows, c, MAX_CHUNK_ELEMENTS)
-        spec = jax.ShapeDtypeStruct((size, c), jnp.dtype(dtype))
+        spec = jax.ShapeDtypeStruct((sizes[c], c), _dtypes.facts(dtype).dtype)
         try:
             out = jax.eval_shape(fn, spec, spec)
         except Exception as error:  # the user's code: any exception is a bad closed form
@@ -173,16 +222,60 @@ def _check_closed_form(fn: Callable[..., Any], options: Options) -> None:
             raise TypeError(f"closed_form: expected a real array, got {out.dtype}")
 
 
-def _reproduce(options: Options, c: int, dtype: str, scale: float, kind: str) -> str:
-    line = (
-        f"softmax-ce verify --classes {c} --dtypes {dtype} --scales {format_number(scale)} "
-        f"--labels {kind} --samples {options.samples} --seed {options.seed}"
-    )
-    if options.rtol is not None:
-        line += f" --rtol {format_number(options.rtol)}"
-    if options.atol is not None:
-        line += f" --atol {format_number(options.atol)}"
-    return line
+def _chunk(draws: _inputs.Draws, begin: int, size: int) -> tuple[_inputs.Draws, int, np.ndarray]:
+    """The ``size`` rows of the chunk from row ``begin``: moved back to end at the last row
+    (its rows already counted are not counted again) or, with fewer rows than ``size``, padded
+    by repeating the last row. Returns the rows, where they start, and which are counted."""
+    rows = draws.rows
+    start = min(begin, max(rows - size, 0))
+    index = start + np.arange(size)
+    valid = (index >= begin) & (index < rows)
+    part = draws.take(slice(start, start + size) if rows >= size else np.minimum(index, rows - 1))
+    return part, start, valid
+
+
+def _measure_cells(
+    fn: Callable[..., Any],
+    reference: Reference,
+    options: Options,
+    draws: _inputs.Draws,
+    scale: float,
+    shape: tuple[int, int],
+    tolerances: dict[str, Tolerance],
+) -> dict[str, _measure.Measurement]:
+    """The measurements of the cells of one (classes, labels, scale), one per dtype: each chunk
+    drawn, given its opinions and judged, block by block."""
+    classes = draws.noise.shape[1]
+    size, block = shape
+    facts = [_dtypes.facts(dtype) for dtype in options.dtypes]
+    parts: dict[str, list[_measure.Measurement]] = {dtype: [] for dtype in options.dtypes}
+    checked = min(_opinions.CHECKED_ROWS, size)
+    for begin in range(0, draws.rows, size):
+        part, start, valid = _chunk(draws, begin, size)
+        z64 = np.stack([_inputs.logits(part, scale, f.far_gap(classes)) for f in facts])
+        rng = _inputs.generator(options.seed, classes, _inputs.DIRECTIONS, begin)
+        direction = rng.standard_normal((checked, classes))
+        opinions = _opinions.opinions(_opinions.PROGRAMS, reference, fn, options.dtypes, z64,
+                                      part.labels, direction)
+        # The largest finite |logit|: scale * |noise|, but in the adversarial rows, which come
+        # first. (Labels are at most 7.4: no dtype overflows on them.) An input overflows on
+        # the cast exactly when this largest one does.
+        noise_max = scale * float(np.max(part.noise_max, where=valid, initial=0.0))
+        head = slice(0, min(_inputs.ADVERSARIAL_ROWS, size))
+        for f, z in zip(facts, z64, strict=True):
+            finite = np.isfinite(z[head]) & valid[head, None]
+            largest = max(noise_max, float(np.max(np.abs(z[head]), where=finite, initial=0.0)))
+            tolerance = tolerances[f.name]
+            check = _measure.autograd_check(opinions[f.name], reference, valid)
+            for first in range(0, size, block):
+                rows = slice(first, first + block)
+                m = _measure.measure(
+                    _opinions.rows_of(opinions[f.name], rows), reference, f, tolerance.rtol,
+                    tolerance.atol, valid[rows], largest, check if first == 0 else _measure.NO_CHECK,
+                )
+                offset = (start + first) * classes
+                parts[f.name].append(dataclasses.replace(m, worst_index=m.worst_index + offset))
+    return {dtype: _measure.Measurement.combine(parts[dtype]) for dtype in options.dtypes}
 
 
 def _finite(value: Any) -> float | None:
@@ -192,6 +285,7 @@ def _finite(value: Any) -> float | None:
 
 def _cell(
     fn: Callable[..., Any],
+    reference: Reference,
     options: Options,
     draws: _inputs.Draws,
     c: int,
@@ -199,91 +293,103 @@ def _cell(
     scale: float,
     kind: str,
     tolerance: Tolerance,
+    m: _measure.Measurement,
 ) -> Cell:
-    facts = _dtypes.facts(dtype)
-    m = measure(
-        fn, dtype, draws, options.seed, scale, tolerance.rtol, tolerance.atol, MAX_CHUNK_ELEMENTS
-    )
-    normalized = kind != "unnormalized"
-    judgement = judge(m, dtype, facts.max, tolerance, normalized)
+    """One cell: judged, explained, recorded."""
+    judgement = _judge.judge(m, dtype, _dtypes.facts(dtype).max, tolerance,
+                             kind != "unnormalized")
     undefined = judgement.verdict == "undefined"
     n = int(m.elements)
-    row, klass = divmod(int(m.worst_index), c)
-    worst = None
-    if not undefined and n:
-        worst = Worst(
-            row=row,
-            class_=klass,
-            closed_form=float(m.worst_cf),
-            autograd=float(m.worst_ag),
-            reference=float(m.worst_ex),
-            row_kind=_inputs.ROW_KINDS[min(row, _inputs.RANDOM)],
-        )
+    worst = None if undefined or not n else _explain.worst(m, c)
     counterexample = None
-    if judgement.verdict == "disagree" and worst is not None and autograd_ok(m):
-        counterexample = _counterexample(
-            fn, options, draws, c, dtype, scale, kind, tolerance, row, klass
+    if judgement.verdict == "disagree" and worst is not None and _judge.autograd_ok(m):
+        one_row = draws.take(np.array([worst.row]))
+        z_row = _inputs.logits(one_row, scale, _dtypes.facts(dtype).far_gap(c))[0]
+        counterexample = _explain.counterexample(
+            functools.partial(_first_failing, fn, reference, dtype, tolerance),
+            options.closed_form, options, z_row, one_row.labels[0], worst, c, dtype, scale,
+            kind, tolerance,
         )
 
     def fraction(count: Any) -> float | None:
         return None if undefined or not n else int(count) / n
 
+    errors = undefined or bool(m.nonfinite_cf)
     return Cell(
         classes=c,
         dtype=dtype,
         scale=scale,
         labels=kind,
         samples=options.samples,
-        max_abs_err=None if undefined else _finite(m.max_abs_err) if not m.nonfinite_cf else None,
-        max_rel_err=None if undefined else _finite(m.max_rel_err) if not m.nonfinite_cf else None,
-        max_ulp=None if undefined else _finite(m.max_ulp) if not m.nonfinite_cf else None,
+        max_abs_err=None if errors else _finite(m.max_abs_err),
+        max_rel_err=None if errors else _finite(m.max_rel_err),
+        max_ulp=None if errors else _finite(m.max_ulp),
         agree_fraction=fraction(m.agree),
         verdict=judgement.verdict,
         explanation=judgement.explanation,
         worst=worst,
-        reproduce=_reproduce(options, c, dtype, scale, kind),
+        reproduce=_explain.reproduce(options, c, dtype, scale, kind),
         rows=draws.rows,
         within_tolerance=fraction(m.within),
         autograd_max_ulp=None if undefined else _finite(m.autograd_max_ulp),
         label_sum_miss=None if undefined else _finite(m.label_sum_miss),
-        residual_match=None if undefined else residual_match(m),
+        residual_match=None if undefined else _judge.residual_match(m),
         autograd_check=None
         if undefined
         else AutogradCheck(
             rows=int(m.checked_rows),
             forward_mode=float(m.forward_mode),
             finite_difference=float(m.finite_difference),
-            ok=autograd_ok(m),
+            ok=_judge.autograd_ok(m),
         ),
         counterexample=counterexample,
     )
 
 
-def _counterexample(
+SHRINK_BATCH = 64
+"""Candidates judged per compiled call (padded), so each class count compiles once."""
+
+
+def _first_failing(
     fn: Callable[..., Any],
-    options: Options,
-    draws: _inputs.Draws,
-    c: int,
+    reference: Reference,
     dtype: str,
-    scale: float,
-    kind: str,
     tolerance: Tolerance,
-    row: int,
-    klass: int,
-) -> str | None:
+    candidates: list[tuple[np.ndarray, np.ndarray]],
+) -> int | None:
+    """Stages 2 and 3 again, on one-row candidates (all of one class count), each judged alone:
+    the index of the first that fails, or None — also when the closed form cannot be evaluated
+    at this class count (it may be written for another)."""
     facts = _dtypes.facts(dtype)
-    one_row = draws.take(np.array([row]))
-    z_row = np.asarray(_inputs.logits(one_row, scale, facts.far_gap(c)))[0]
-    y_row = np.asarray(one_row.labels)[0]
-    found = shrink(fn, dtype, tolerance, z_row, y_row, klass, kind != "unnormalized")
-    if found is None:
-        return None
-    z, y = (np.asarray(jnp.asarray(v).astype(facts.dtype).astype(jnp.float64)) for v in found)
-    origin = (
-        f"shrunk from row {row} of the cell classes={c}, dtype={dtype}, "
-        f"scale={format_number(scale)}, labels={kind}, seed={options.seed}"
-    )
-    return snippet(
-        options.closed_form, dtype=dtype, z=z.tolist(), y=y.tolist(), tolerance=tolerance,
-        origin=origin,
-    )
+    classes = candidates[0][0].shape[-1]
+    spec = jax.ShapeDtypeStruct((1, classes), facts.dtype)
+    with jax.enable_x64(True):
+        try:
+            shape = jax.eval_shape(fn, spec, spec).shape
+        except Exception:  # noqa: BLE001 - the user's code; it fails elsewhere, not here
+            return None
+        if shape != spec.shape:
+            return None
+        for start in range(0, len(candidates), SHRINK_BATCH):
+            batch = candidates[start : start + SHRINK_BATCH]
+            count = len(batch)
+            batch = batch + [batch[-1]] * (SHRINK_BATCH - count)
+            z64 = np.stack([z for z, _ in batch]).astype(np.float64)
+            y64 = np.stack([y for _, y in batch]).astype(np.float64)
+            (out,) = _opinions.PROGRAMS.reference(
+                reference, (dtype,), z64[None], y64, np.ones((1, classes))
+            )
+            cf = np.asarray(_opinions.rows_alone(fn, out["z"], out["y"]))
+            zr, yr = np.asarray(out["logits"]), np.asarray(out["labels"])
+            ex = np.asarray(out["exact"])
+            judged = _rule.elementwise(
+                cf, np.asarray(out["autograd"]), ex, zr, yr, facts, tolerance.rtol,
+                tolerance.atol, reference=reference,
+                theory_inputs=tuple(np.asarray(out[k]) for k in ("sigma", "label", "label_sum")),
+            )
+            representable = np.all((np.isfinite(zr) | (zr < 0)) & np.isfinite(yr), axis=-1)
+            failing = np.isfinite(ex) & ~judged.agree & ~judged.agree_corrected
+            hits = np.flatnonzero((representable & np.any(failing, axis=-1))[:count])
+            if hits.size:
+                return start + int(hits[0])
+    return None

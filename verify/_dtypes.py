@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 from functools import cache
 
-import jax
-import jax.numpy as jnp
-from jax.typing import ArrayLike
+import ml_dtypes
+import numpy as np
+from numpy.typing import ArrayLike
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,7 @@ class DtypeFacts:
 
     Attributes:
         name: ``"float32"``, ...
-        dtype: the JAX dtype.
+        dtype: the NumPy dtype (``ml_dtypes.bfloat16`` for bfloat16), which JAX accepts too.
         eps: the distance from 1 to the next larger number, :math:`2^{-p}`.
         tiny: the smallest normal number; below it a dtype has no relative precision left (and
             XLA on CPU flushes float32 and bfloat16 values there to zero).
@@ -25,7 +25,7 @@ class DtypeFacts:
     """
 
     name: str
-    dtype: jnp.dtype
+    dtype: np.dtype
     eps: float
     tiny: float
     max: float
@@ -43,8 +43,8 @@ class DtypeFacts:
 @cache
 def facts(name: str) -> DtypeFacts:
     """The :class:`DtypeFacts` of a dtype named in :data:`verify.DTYPES`."""
-    dtype = jnp.dtype(name)
-    info = jnp.finfo(dtype)
+    dtype = np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
+    info = ml_dtypes.finfo(dtype)
     eps = float(info.eps)
     return DtypeFacts(
         name=name,
@@ -55,7 +55,7 @@ def facts(name: str) -> DtypeFacts:
     )
 
 
-def ulp(x: ArrayLike, eps: float, tiny: float) -> jax.Array:
+def ulp(x: ArrayLike, eps: float, tiny: float) -> np.ndarray:
     r"""The spacing of a dtype's numbers at ``x``, evaluated in float64.
 
     .. math::
@@ -71,11 +71,10 @@ def ulp(x: ArrayLike, eps: float, tiny: float) -> jax.Array:
         An array shaped like ``x``: for float32 at 1.0, :math:`2^{-23}`; at 0, :math:`2^{-149}`
         (for float64 at 0, :math:`2^{-1022}` rather than the subnormal :math:`2^{-1074}`).
     """
-    x = jnp.asarray(x, jnp.float64)
+    x = np.asarray(np.abs(np.asarray(x, np.float64)))
     # 2**floor(log2|x|): the bits of |x| with the mantissa cleared (exact, and cheaper than frexp).
-    exponent_bits = jax.lax.bitcast_convert_type(jnp.abs(x), jnp.int64) & 0x7FF0000000000000
-    power = jax.lax.bitcast_convert_type(exponent_bits, jnp.float64)
+    power = (x.view(np.int64) & 0x7FF0000000000000).view(np.float64)
     # Below tiny the spacing is eps * tiny; for float64 that is subnormal, which XLA on CPU
     # flushes to zero, so it is held at float64's smallest normal number.
-    floor = max(eps * tiny, float(jnp.finfo(jnp.float64).tiny))
-    return jnp.where(jnp.abs(x) >= tiny, eps * power, floor)
+    floor = max(eps * tiny, float(np.finfo(np.float64).tiny))
+    return np.where(x >= tiny, eps * power, floor)

@@ -1,9 +1,11 @@
-r"""The inputs of a cell: logits :math:`\text{scale}\cdot N(0, 1)`, adversarial rows, labels.
+r"""Stage 1, draw: the inputs of a cell — logits :math:`\text{scale}\cdot N(0, 1)`, adversarial
+rows, labels — in NumPy, so that drawing compiles nothing.
 
-Every draw comes from ``jax.random.key(seed)``, folded with the class count and the label kind
-only. So a cell's draws do not depend on which other cells are in the grid, and the cells of one
-class count and label kind share their draws across dtypes and scales: the map compares the same
-inputs, scaled and then rounded to each dtype.
+Every draw comes from NumPy's ``Generator`` (PCG64) seeded with ``(seed, classes, purpose)``:
+the noise with purpose 0, the labels with purpose 1 and the label kind. So a cell's draws do not
+depend on which other cells are in the grid, and the cells of one class count and label kind
+share their draws across dtypes and scales: the map compares the same inputs, scaled and then
+rounded to each dtype.
 
 Rows ``0 .. 3`` of every cell are adversarial, the ``samples`` random rows follow:
 
@@ -18,12 +20,9 @@ Rows ``0 .. 3`` of every cell are adversarial, the ``samples`` random rows follo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.typing import ArrayLike
+from numpy.typing import ArrayLike
 
 from ._options import LABEL_KINDS, SMOOTHING
 
@@ -32,18 +31,25 @@ ROW_KINDS: tuple[str, ...] = ("far-above", "ties", "all-equal", "masked", "rando
 
 ADVERSARIAL_ROWS = 4
 FAR_ABOVE, TIES, ALL_EQUAL, MASKED, RANDOM = range(5)
+NOISE, LABELS, DIRECTIONS = range(3)
+"""The purposes a generator is seeded with, after the seed and the class count."""
 
 
-@jax.tree_util.register_dataclass
+def generator(seed: int, classes: int, purpose: int, *more: int) -> np.random.Generator:
+    """The generator of one purpose: PCG64 seeded with ``(seed, classes, purpose, *more)``."""
+    return np.random.default_rng([seed, classes, purpose, *more])
+
+
 @dataclass(frozen=True)
 class Draws:
-    """The random part of every cell with one class count and label kind.
+    """The random part of every cell with one class count and label kind (NumPy arrays).
 
     Attributes:
         noise: standard normal draws (float32), ``[rows, classes]``; logits are
             ``scale * noise`` in float64.
         noise_max: ``[rows]``, the largest ``|noise|`` of each row.
-        labels: ``[rows, classes]``, already zero (and renormalised) where the masked row masks.
+        labels: ``[rows, classes]`` float64, already zero (and renormalised) where the masked
+            row masks.
         mask: ``[classes]``, the classes the masked row sets to :math:`-\\infty`.
         top: ``[rows]``, the label's largest class: the one the ``far-above`` row lifts.
         partner: ``[rows]``, a class other than the top one: it ties with the top class in the
@@ -51,20 +57,20 @@ class Draws:
         row_kind: ``[rows]``, an index into :data:`ROW_KINDS`.
     """
 
-    noise: jax.Array
-    noise_max: jax.Array
-    labels: jax.Array
-    mask: jax.Array
-    top: jax.Array
-    partner: jax.Array
-    row_kind: jax.Array
+    noise: np.ndarray
+    noise_max: np.ndarray
+    labels: np.ndarray
+    mask: np.ndarray
+    top: np.ndarray
+    partner: np.ndarray
+    row_kind: np.ndarray
 
     @property
     def rows(self) -> int:
         return self.noise.shape[0]
 
-    def take(self, rows: ArrayLike) -> Draws:
-        """The draws of some rows (the mask is per cell and kept whole)."""
+    def take(self, rows: ArrayLike | slice) -> Draws:
+        """The draws of some rows (the mask is per cell and kept whole); a slice gives views."""
         return Draws(
             noise=self.noise[rows],
             noise_max=self.noise_max[rows],
@@ -76,85 +82,46 @@ class Draws:
         )
 
 
-def first_largest(values: jax.Array) -> jax.Array:
-    """The index of the first largest value of each row, like ``argmax`` but by a max and a min
-    reduction: argmax is a variadic reduction, an unvectorised loop on CPU."""
-    index = jnp.arange(values.shape[-1], dtype=jnp.float32)
-    hits = values == jnp.max(values, axis=-1, keepdims=True)
-    return jnp.min(jnp.where(hits, index, values.shape[-1]), axis=-1).astype(jnp.int32)
+def first_largest(values: np.ndarray) -> np.ndarray:
+    """The index of the first largest value of each row."""
+    return np.argmax(values, axis=-1)
 
 
-def _labels(kind: jax.Array, key: jax.Array, rows: int, classes: int) -> jax.Array:
-    """Labels of one kind (an index into :data:`LABEL_KINDS`, traced), ``[rows, classes]``."""
-    k_class, k_values, k_total, k_sign = jax.random.split(key, 4)
-    onehot = jax.nn.one_hot(
-        jax.random.randint(k_class, (rows,), 0, classes), classes, dtype=jnp.float64
-    )
-
-    def smoothed() -> jax.Array:
+def _labels(kind: str, rng: np.random.Generator, rows: int, classes: int) -> np.ndarray:
+    """Labels of one kind, ``[rows, classes]`` float64."""
+    onehot = np.zeros((rows, classes))
+    onehot[np.arange(rows), rng.integers(0, classes, rows)] = 1.0
+    if kind == "onehot":
+        return onehot
+    if kind == "smoothed":
         return (1 - SMOOTHING) * onehot + SMOOTHING / classes
-
-    def soft() -> jax.Array:
+    if kind == "soft":
         # Dirichlet(1, ..., 1) is normalised standard exponentials.
-        weights = jax.random.exponential(k_values, (rows, classes), jnp.float32)
-        weights = weights.astype(jnp.float64)
-        return weights / jnp.sum(weights, axis=-1, keepdims=True)
-
-    def unnormalized() -> jax.Array:
-        # Non-negative, summing to t with |log t| in [0.5, 2]: t in [0.14, 0.61] or [1.6, 7.4].
-        weights = jax.random.uniform(k_values, (rows, classes), jnp.float32).astype(jnp.float64)
-        log_total = jax.random.uniform(k_total, (rows, 1), jnp.float64, 0.5, 2.0)
-        sign = jnp.where(jax.random.bernoulli(k_sign, 0.5, (rows, 1)), 1.0, -1.0)
-        return weights / jnp.sum(weights, axis=-1, keepdims=True) * jnp.exp(sign * log_total)
-
-    branches = {"onehot": lambda: onehot, "smoothed": smoothed, "soft": soft}
-    branches["unnormalized"] = unnormalized
-    return jax.lax.switch(kind, [branches[name] for name in LABEL_KINDS])
+        weights = rng.standard_exponential((rows, classes), dtype=np.float32).astype(np.float64)
+        return weights / np.sum(weights, axis=-1, keepdims=True)
+    # unnormalized: non-negative, summing to t with |log t| in [0.5, 2]: t in [0.14, 0.61] or
+    # [1.6, 7.4].
+    weights = rng.random((rows, classes), dtype=np.float32).astype(np.float64)
+    log_total = rng.uniform(0.5, 2.0, (rows, 1))
+    sign = np.where(rng.random((rows, 1)) < 0.5, 1.0, -1.0)
+    return weights / np.sum(weights, axis=-1, keepdims=True) * np.exp(sign * log_total)
 
 
-@partial(jax.jit, static_argnames=("rows", "classes"))
-def _draw_noise(seed: jax.Array, *, rows: int, classes: int) -> tuple[jax.Array, jax.Array]:
-    # float32 draws: they only need to be numbers; the cell's inputs are float64 from here on.
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), classes), 0)
-    noise = jax.random.normal(key, (rows, classes), jnp.float32)
-    return noise, jnp.max(jnp.abs(noise), axis=-1)
-
-
-@partial(jax.jit, static_argnames=("rows", "classes"))
-def _draw_labels(
-    seed: jax.Array, kind: jax.Array, *, rows: int, classes: int
-) -> tuple[jax.Array, ...]:
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), classes), 1)
-    k_labels, k_mask, k_partner = jax.random.split(jax.random.fold_in(key, kind), 3)
-    labels = _labels(kind, k_labels, rows, classes)
-
-    top = first_largest(labels)
-    # A partner different from the top class (the top class itself when c = 1).
-    offset = jax.random.randint(k_partner, (rows,), 1, max(classes, 2))
-    partner = jnp.where(classes > 1, (top + offset) % classes, top)
-
-    mask = jax.random.bernoulli(k_mask, 0.5, (classes,)) & (jnp.arange(classes) != top[MASKED])
-    masked = jnp.where(mask, 0.0, labels[MASKED])
-    if_normalised = masked / jnp.sum(masked)
-    masked = jnp.where(kind == LABEL_KINDS.index("unnormalized"), masked, if_normalised)
-    labels = labels.at[MASKED].set(masked)
-    return labels, mask, top, partner
-
-
-def draw_noise(seed: int, classes: int, samples: int) -> tuple[jax.Array, jax.Array]:
+def draw_noise(seed: int, classes: int, samples: int) -> tuple[np.ndarray, np.ndarray]:
     """The logit noise of every cell with c classes: standard normal, ``[samples + 4, classes]``
     float32, and the largest magnitude of each row."""
     rows = samples + ADVERSARIAL_ROWS
-    return _draw_noise(np.uint32(seed), rows=rows, classes=classes)
+    noise = generator(seed, classes, NOISE).standard_normal((rows, classes), dtype=np.float32)
+    return noise, np.max(np.abs(noise), axis=-1)
 
 
 def draw(
-    seed: int, classes: int, labels: str, samples: int, noise: tuple[jax.Array, jax.Array]
+    seed: int, classes: int, labels: str, samples: int, noise: tuple[np.ndarray, np.ndarray]
 ) -> Draws:
-    """The draws of every cell with this class count and label kind; needs 64-bit JAX.
+    """The draws of every cell with this class count and label kind.
 
     Args:
-        seed: the seed of ``jax.random.key``.
+        seed: the seed of every generator.
         classes: c, the number of classes.
         labels: a label kind from :data:`verify.LABEL_KINDS`.
         samples: the number of random rows; the adversarial rows come on top.
@@ -164,14 +131,23 @@ def draw(
         :class:`Draws` with ``samples + 4`` rows.
     """
     rows = samples + ADVERSARIAL_ROWS
-    values, mask, top, partner = _draw_labels(
-        np.uint32(seed), np.int32(LABEL_KINDS.index(labels)), rows=rows, classes=classes
-    )
+    rng = generator(seed, classes, LABELS, LABEL_KINDS.index(labels))
+    values = _labels(labels, rng, rows, classes)
+    top = first_largest(values)
+    # A partner different from the top class (the top class itself when c = 1).
+    offset = rng.integers(1, max(classes, 2), rows)
+    partner = (top + offset) % classes if classes > 1 else top
+    mask = (rng.random(classes) < 0.5) & (np.arange(classes) != top[MASKED])
+    if rows > MASKED:
+        masked = np.where(mask, 0.0, values[MASKED])
+        if labels != "unnormalized":
+            masked = masked / np.sum(masked)
+        values[MASKED] = masked
     row_kind = np.minimum(np.arange(rows), RANDOM).astype(np.int32)
     return Draws(noise[0], noise[1], values, mask, top, partner, row_kind)
 
 
-def logits(draws: Draws, scale: ArrayLike, far_gap: ArrayLike) -> jax.Array:
+def logits(draws: Draws, scale: float, far_gap: float) -> np.ndarray:
     """The float64 logits of a cell (or of some of its rows), adversarial rows included.
 
     Args:
@@ -182,20 +158,30 @@ def logits(draws: Draws, scale: ArrayLike, far_gap: ArrayLike) -> jax.Array:
     Returns:
         ``[rows, classes]`` float64 logits; masked classes are :math:`-\\infty`.
     """
-    z = scale * draws.noise.astype(jnp.float64)
-    # Only the first rows can be adversarial: build those, leave the others alone.
-    n = min(ADVERSARIAL_ROWS, z.shape[0])
-    head, kind = z[:n], draws.row_kind[:n, None]
-    classes = jnp.arange(z.shape[-1])[None, :]
-    is_top = classes == draws.top[:n, None]
-    rest_max = jnp.max(jnp.where(is_top, -jnp.inf, head), axis=-1, keepdims=True)
-    rest_max = jnp.where(jnp.isfinite(rest_max), rest_max, 0.0)  # c = 1: no rest
-    head = jnp.where((kind == FAR_ABOVE) & is_top, rest_max + far_gap, head)
-    # The label's class ties with the row's largest logit (or, if it is that, with the partner).
-    leader = first_largest(head)
-    partner = jnp.where(leader == draws.top[:n], draws.partner[:n], leader)
-    tied = is_top | (classes == partner[:, None])
-    head = jnp.where((kind == TIES) & tied, jnp.max(head, axis=-1, keepdims=True), head)
-    head = jnp.where(kind == ALL_EQUAL, head[:, :1], head)
-    head = jnp.where((kind == MASKED) & draws.mask[None, :], -jnp.inf, head)
-    return z.at[:n].set(head)
+    z = np.multiply(draws.noise, scale, dtype=np.float64)
+    # Only the first rows of a cell are adversarial: build those, leave the others alone.
+    for row in range(min(ADVERSARIAL_ROWS, z.shape[0])):
+        kind = int(draws.row_kind[row])
+        if kind != RANDOM:
+            z[row] = _adversarial(kind, z[row], draws, row, far_gap)
+    return z
+
+
+def _adversarial(kind: int, z: np.ndarray, draws: Draws, row: int, far_gap: float) -> np.ndarray:
+    """One adversarial row, built from its random logits ``z``."""
+    top = int(draws.top[row])
+    if kind == FAR_ABOVE:
+        rest = np.delete(z, top)
+        z = z.copy()
+        z[top] = (rest.max() if rest.size else 0.0) + far_gap  # c = 1: no rest
+    elif kind == TIES:
+        # The label's class ties with the row's largest logit (or, if it is that, the partner).
+        leader = int(first_largest(z))
+        partner = int(draws.partner[row]) if leader == top else leader
+        z = z.copy()
+        z[[top, partner]] = z.max()
+    elif kind == ALL_EQUAL:
+        z = np.full_like(z, z[0])
+    elif kind == MASKED:
+        z = np.where(draws.mask, -np.inf, z)
+    return z

@@ -1,19 +1,39 @@
-r"""The opinions about the gradient: the loss, autograd, and autograd's own check.
+r"""Stage 2, opinions: three opinions about the gradient at the same inputs, and autograd's check.
 
-The loss is the softmax cross-entropy summed over rows,
+* the **closed form**, evaluated by a call of its own (:func:`closed_form`; a JAX function is
+  jitted once per dtype and shape) on the inputs rounded to the cell's dtype;
+* **autograd**, ``jax.grad`` of the reference loss in the cell's dtype;
+* the **exact** gradient, ``jax.grad`` of the reference loss in float64 at the same rounded
+  inputs, checked itself against forward mode and central differences on a few rows.
 
-.. math::
-    C(z, y) = -\sum_{r} \sum_k y_{rk} \log \mathrm{softmax}(z_r)_k ,
+Autograd, the exact gradient, the theory's inputs and the check come from one compiled program
+per (reference, dtypes, rows, classes), :func:`reference_program`; the closed form never runs
+inside it, so any function that maps arrays to an array — jitted JAX, or a framework called
+outside of JIT — can stand in for it. Everything leaves this stage as float64 NumPy arrays
+(:class:`Opinions`), which the judge reads without compiling anything.
 
-with the usual convention :math:`0 \cdot \log 0 = 0`, so a class masked with :math:`-\infty` whose
-label is zero contributes nothing (and no NaN) to the loss or its gradient.
+Programs can be compiled ahead of use, in background threads (:class:`Programs`): XLA compiles
+with the GIL released, so the compilations of a grid overlap each other and the drawing.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
+
+from . import _dtypes
+from ._reference import Reference, plain
 
 FORWARD_MODE_RTOL = 1e-9
 """How far (relative) a JVP may be from ⟨jax.grad, v⟩ in float64: both are exact up to a sum's
@@ -25,21 +45,27 @@ and cancellation errors are about 1e-9 here, a wrong autograd rule is off by O(1
 
 FINITE_DIFFERENCE_STEP = 1e-4
 
+CHECKED_ROWS = 8
+"""Rows per chunk whose float64 autograd is checked by forward mode and finite differences."""
 
-def row_losses(z: ArrayLike, y: ArrayLike) -> jax.Array:
-    """The loss of each row, ``[rows]``."""
-    y = jnp.asarray(y)
-    terms = y * jax.nn.log_softmax(z, axis=-1)
-    return -jnp.sum(jnp.where(y == 0, 0, terms), axis=-1)
+TRACES = {"closed_form": 0, "reference": 0}
+"""How often each program was traced (each trace compiles): once per dtype(s) and shape."""
+
+_TRACING = threading.Lock()
+
+
+def _traced(kind: str) -> None:
+    with _TRACING:
+        TRACES[kind] += 1
 
 
 def loss(z: ArrayLike, y: ArrayLike) -> jax.Array:
-    """:math:`C`, the loss summed over rows; ``z`` and ``y`` are ``[rows, classes]``."""
-    return jnp.sum(row_losses(z, y))
+    """The plain reference loss, the softmax cross-entropy summed over ``[rows, classes]``."""
+    return plain().loss(z, y)
 
 
 def autograd(z: ArrayLike, y: ArrayLike) -> jax.Array:
-    """``jax.grad`` of :func:`loss` with respect to the logits, in the inputs' dtype."""
+    """``jax.grad`` of the plain loss with respect to the logits, in the inputs' dtype."""
     return jax.grad(loss)(z, y)
 
 
@@ -48,31 +74,223 @@ def softmax_minus_labels(z: ArrayLike, y: ArrayLike) -> jax.Array:
     return jax.nn.softmax(z, axis=-1) - y
 
 
-def autograd_check(
-    z: jax.Array, y: jax.Array, gradient: jax.Array, direction: jax.Array, size: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    r"""Checks a float64 gradient against forward mode and central differences, row by row.
+@dataclass(frozen=True)
+class Opinions:
+    """The opinions on one chunk of rows in one dtype: float64 NumPy arrays ``[rows, classes]``
+    unless said otherwise.
 
-    Along a unit direction :math:`v` per row (zero at masked classes) the directional
-    derivative :math:`\langle \nabla C, v \rangle` is computed three ways: from ``gradient``, by
-    ``jax.jvp`` and by :math:`(C(z + hv) - C(z - hv)) / 2h`.
+    Attributes:
+        closed_form: the closed form, in the dtype, widened.
+        autograd: ``jax.grad`` in the dtype, widened.
+        exact: float64 ``jax.grad`` at the rounded inputs.
+        logits, labels: the inputs as the dtype holds them.
+        sigma, label, label_sum: the theory's inputs (:attr:`Reference.theory_inputs`);
+            ``label_sum`` is ``[rows, 1]``.
+        forward, central, along: per checked row (the chunk's first ones), the directional
+            derivative along ``direction`` by forward mode, by central differences, and from
+            ``exact``.
+        direction: ``[checked rows, classes]``, unit directions, zero at masked classes.
+    """
+
+    closed_form: np.ndarray
+    autograd: np.ndarray
+    exact: np.ndarray
+    logits: np.ndarray
+    labels: np.ndarray
+    sigma: np.ndarray
+    label: np.ndarray
+    label_sum: np.ndarray
+    forward: np.ndarray
+    central: np.ndarray
+    along: np.ndarray
+    direction: np.ndarray
+
+
+def autograd_check(
+    reference: Reference, z: jax.Array, y: jax.Array, gradient: jax.Array, direction: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    r"""The directional derivative of the loss along a unit direction per row, three ways.
+
+    Along :math:`v` (``direction`` made zero at masked classes and normalised), from
+    ``gradient`` as :math:`\langle \nabla C, v \rangle`, by ``jax.jvp`` and by
+    :math:`(C(z + hv) - C(z - hv)) / 2h`.
 
     Args:
+        reference: the loss.
         z: float64 logits ``[rows, classes]``.
         y: float64 labels ``[rows, classes]``.
         gradient: ``jax.grad`` at ``(z, y)``, float64.
         direction: ``[rows, classes]``, any nonzero rows.
-        size: the magnitude of the gradient's terms, ``[rows, classes]``; the discrepancies are
-            relative to :math:`\sum_k \mathrm{size}_k |v_k|`.
 
     Returns:
-        The relative discrepancies of forward mode and of finite differences, each ``[rows]``.
+        ``(forward, central, along, v)``: three ``[rows]`` and the unit directions.
     """
     v = jnp.where(jnp.isfinite(z), direction.astype(z.dtype), 0.0)
     v = v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), 1e-300)
     along = jnp.sum(gradient * v, axis=-1)
-    _, forward = jax.jvp(lambda x: row_losses(x, y), (z,), (v,))
+    _, forward = jax.jvp(lambda x: reference.row_losses(x, y), (z,), (v,))
     h = FINITE_DIFFERENCE_STEP
-    central = (row_losses(z + h * v, y) - row_losses(z - h * v, y)) / (2 * h)
-    scale = jnp.sum(size * jnp.abs(v), axis=-1) + 1e-12
-    return jnp.abs(forward - along) / scale, jnp.abs(central - along) / scale
+    central = (reference.row_losses(z + h * v, y) - reference.row_losses(z - h * v, y)) / (2 * h)
+    return forward, central, along, v
+
+
+def _reference_program(
+    reference: Reference,
+    dtypes: tuple[str, ...],
+    z64: jax.Array,
+    y64: jax.Array,
+    direction: jax.Array,
+) -> list[dict[str, jax.Array]]:
+    """For each dtype: the rounded inputs (in the dtype, for the closed form, and widened),
+    autograd, the exact gradient, the theory's inputs and the autograd check."""
+    _traced("reference")
+    f64 = jnp.float64
+    grad = jax.grad(reference.loss)
+    checked = direction.shape[0]
+    out = []
+    for index, name in enumerate(dtypes):
+        dtype = _dtypes.facts(name).dtype
+        z, y = z64[index].astype(dtype), y64.astype(dtype)
+        zr, yr = z.astype(f64), y.astype(f64)
+        exact = grad(zr, yr)
+        sigma, label, label_sum = reference.theory_inputs(zr, yr)
+        forward, central, along, v = autograd_check(
+            reference, zr[:checked], yr[:checked], exact[:checked], direction
+        )
+        out.append({
+            "z": z, "y": y, "autograd": grad(z, y).astype(f64), "exact": exact, "logits": zr,
+            "labels": yr, "sigma": sigma, "label": label, "label_sum": label_sum,
+            "forward": forward, "central": central, "along": along, "direction": v,
+        })  # fmt: skip
+    return out
+
+
+def _closed_form_program(fn: Callable[..., Any], z: jax.Array, y: jax.Array) -> jax.Array:
+    _traced("closed_form")
+    return jnp.asarray(fn(z, y)).astype(jnp.float64)
+
+
+_JITTED = {
+    "reference": jax.jit(_reference_program, static_argnums=(0, 1)),
+    "closed_form": jax.jit(_closed_form_program, static_argnums=(0,)),
+}
+
+
+def _compile(kind: str, static: tuple[Any, ...], shapes: tuple[jax.ShapeDtypeStruct, ...]) -> Any:
+    with jax.enable_x64(True):
+        return _JITTED[kind].lower(*static, *shapes).compile()
+
+
+class Programs:
+    """The compiled programs of this process, each compiled once, ahead in background threads on
+    request.
+
+    :meth:`prepare` starts the compilations of a chunk shape; the matching call waits for them.
+    Without :meth:`prepare` a program is compiled at its first call.
+    """
+
+    def __init__(self) -> None:
+        self._futures: dict[Hashable, Future[Any]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _get(self, key: Hashable, kind: str, static: tuple[Any, ...], shapes: tuple[Any, ...],
+             ahead: bool) -> Future[Any]:
+        future = self._futures.get(key)
+        if future is None:
+            if ahead:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(os.cpu_count() or 1, "softmax-ce-compile")
+                future = self._pool.submit(_compile, kind, static, shapes)
+            else:
+                future = Future()
+                try:
+                    future.set_result(_compile(kind, static, shapes))
+                except Exception as error:  # noqa: BLE001 - handed to whoever waits
+                    future.set_exception(error)
+            self._futures[key] = future
+        return future
+
+    def _reference(self, reference: Reference, dtypes: tuple[str, ...], rows: int, classes: int,
+                   checked: int, ahead: bool) -> Future[Any]:
+        f64 = jnp.float64
+        shapes = (
+            jax.ShapeDtypeStruct((len(dtypes), rows, classes), f64),
+            jax.ShapeDtypeStruct((rows, classes), f64),
+            jax.ShapeDtypeStruct((checked, classes), f64),
+        )
+        key = ("reference", reference, dtypes, rows, classes, checked)
+        return self._get(key, "reference", (reference, dtypes), shapes, ahead)
+
+    def _closed_form(self, fn: Callable[..., Any], dtype: str, rows: int, classes: int,
+                     ahead: bool) -> Future[Any]:
+        spec = jax.ShapeDtypeStruct((rows, classes), _dtypes.facts(dtype).dtype)
+        key = ("closed_form", fn, dtype, rows, classes)
+        return self._get(key, "closed_form", (fn,), (spec, spec), ahead)
+
+    def prepare(self, reference: Reference, closed_form: Callable[..., Any] | None,
+                dtypes: tuple[str, ...], rows: int, classes: int) -> None:
+        """Starts compiling the programs of a chunk shape ``[rows, classes]``."""
+        self._reference(reference, dtypes, rows, classes, min(CHECKED_ROWS, rows), True)
+        if closed_form is not None:
+            for dtype in dtypes:
+                self._closed_form(closed_form, dtype, rows, classes, True)
+
+    def reference(self, reference: Reference, dtypes: tuple[str, ...], z64: np.ndarray,
+                  y64: np.ndarray, direction: np.ndarray) -> list[dict[str, jax.Array]]:
+        """Runs :func:`_reference_program` on ``z64 [dtypes, rows, classes]``."""
+        _, rows, classes = z64.shape
+        program = self._reference(reference, dtypes, rows, classes, direction.shape[0], False)
+        return program.result()(z64, y64, direction)
+
+    def closed_form(self, fn: Callable[..., Any], dtype: str, z: jax.Array,
+                    y: jax.Array) -> np.ndarray:
+        """The closed form at ``(z, y)`` in their dtype, widened to float64."""
+        program = self._closed_form(fn, dtype, *z.shape, False)
+        return np.asarray(program.result()(z, y))
+
+
+def rows_of(o: Opinions, rows: slice) -> Opinions:
+    """The opinions on some rows of a chunk (views); the autograd check stays the chunk's."""
+    per_row = ("closed_form", "autograd", "exact", "logits", "labels", "sigma", "label",
+               "label_sum")
+    return dataclasses.replace(o, **{name: getattr(o, name)[rows] for name in per_row})
+
+
+PROGRAMS = Programs()
+"""The process's programs."""
+
+
+def opinions(
+    programs: Programs,
+    reference: Reference,
+    closed_form: Callable[..., Any],
+    dtypes: tuple[str, ...],
+    z64: np.ndarray,
+    y64: np.ndarray,
+    direction: np.ndarray,
+) -> dict[str, Opinions]:
+    """The opinions on one chunk, for each dtype.
+
+    Args:
+        programs: where the compiled programs are kept.
+        reference: the loss and its theory.
+        closed_form: a JAX-traceable ``(z, y) -> gradient``.
+        dtypes: the dtypes, in the order of ``z64``'s first axis.
+        z64: float64 logits ``[dtypes, rows, classes]`` (the far-above row depends on the dtype).
+        y64: float64 labels ``[rows, classes]``.
+        direction: ``[checked rows, classes]``, the autograd check's random directions.
+    """
+    outputs = programs.reference(reference, dtypes, z64, y64, direction)
+    result = {}
+    for dtype, out in zip(dtypes, outputs, strict=True):
+        cf = programs.closed_form(closed_form, dtype, out.pop("z"), out.pop("y"))
+        result[dtype] = Opinions(closed_form=cf, **{k: np.asarray(v) for k, v in out.items()})
+    return result
+
+
+@partial(jax.jit, static_argnames=("closed_form",))
+def rows_alone(closed_form: Callable[..., Any], z: jax.Array, y: jax.Array) -> jax.Array:
+    """The closed form on each row of ``[n, classes]`` alone, as a ``[1, classes]`` batch (so
+    that a closed form that mixes rows sees one row), widened to float64."""
+    one = lambda z_row, y_row: jnp.asarray(closed_form(z_row[None], y_row[None]))[0]  # noqa: E731
+    return jax.vmap(one)(z, y).astype(jnp.float64)

@@ -1,4 +1,5 @@
-r"""The elementwise rule: when does a closed form agree with ``jax.grad`` at one element?
+r"""Stage 3, judge (1 of 3): the elementwise rule — does a closed form agree with ``jax.grad`` at
+one element?
 
 Three opinions meet at every element: the closed form ``cf`` and ``jax.grad`` ``ag`` in the cell's
 dtype, and the exact gradient ``ex`` (float64 ``jax.grad`` at the same, dtype-rounded inputs).
@@ -21,6 +22,10 @@ while a 1% error, 1.01·(σ − y), is caught wherever the dtype resolves 1% —
 float64 — and not in bfloat16, whose eps is 0.8% (both pinned by tests). ``tiny``, the
 dtype's smallest normal number, covers values flushed to zero.
 
+The rule is elementwise, so the judge may apply it to any subset of elements (those not within
+tolerance, say) and get the same answer there. NumPy, float64; the reference supplies the
+predicted residual and the sizes of the terms.
+
 *Corrected*: the same rule for ``cf + (Σy − 1)·σ``, the closed form with the derivation's
 predicted residual added back, the allowance taken on the closed form's terms :math:`|\sigma| +
 |y|`.
@@ -30,12 +35,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
-import jax.numpy as jnp
-from jax.typing import ArrayLike
+import numpy as np
+from numpy.typing import ArrayLike
 
 from ._dtypes import DtypeFacts
-from ._theory import predictions
+from ._reference import Reference, plain
 
 ROUNDING_ALLOWANCE = 4.0
 """The allowance beyond ``jax.grad``'s own error, in eps of the size of the terms rounded."""
@@ -54,46 +58,73 @@ class Judged:
         allowance: the rounding allowance of the plain rule.
     """
 
-    within: jax.Array
-    agree: jax.Array
-    agree_corrected: jax.Array
-    predicted: jax.Array
-    size: jax.Array
-    allowance: jax.Array
+    within: np.ndarray
+    agree: np.ndarray
+    agree_corrected: np.ndarray
+    predicted: np.ndarray
+    size: np.ndarray
+    allowance: np.ndarray
 
 
-def _compare(
-    cf: jax.Array, ag: jax.Array, ex: jax.Array, allowance: jax.Array, rtol: ArrayLike,
-    atol: ArrayLike,
-) -> tuple[jax.Array, jax.Array]:
-    """Elementwise (within tolerance, agrees)."""
-    finite = jnp.isfinite(cf) & jnp.isfinite(ag)
-    tolerance = atol + rtol * jnp.abs(ag)
-    within = finite & (jnp.abs(cf - ag) <= tolerance)
-    no_farther = finite & (jnp.abs(cf - ex) <= jnp.abs(ag - ex) + allowance)
-    return within, within | no_farther
+def allowance(size: np.ndarray, facts: DtypeFacts) -> np.ndarray:
+    """The rounding allowance at terms of this size: ``4 eps size + tiny``."""
+    return ROUNDING_ALLOWANCE * facts.eps * size + facts.tiny
 
 
-def judge(
-    cf: jax.Array,
-    ag: jax.Array,
-    ex: jax.Array,
-    zr: jax.Array,
-    yr: jax.Array,
+def within(cf: np.ndarray, ag: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """Both finite, and ``|cf - ag| <= atol + rtol |ag|``."""
+    with np.errstate(invalid="ignore"):
+        close = np.abs(cf - ag) <= atol + rtol * np.abs(ag)
+    return close & np.isfinite(cf) & np.isfinite(ag)
+
+
+def no_farther(cf: np.ndarray, ag: np.ndarray, ex: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Both finite, and ``|cf - ex| <= |ag - ex| + allowed``."""
+    with np.errstate(invalid="ignore"):
+        near = np.abs(cf - ex) <= np.abs(ag - ex) + allowed
+    return near & np.isfinite(cf) & np.isfinite(ag)
+
+
+def elementwise(
+    cf: ArrayLike,
+    ag: ArrayLike,
+    ex: ArrayLike,
+    zr: ArrayLike,
+    yr: ArrayLike,
     facts: DtypeFacts,
-    rtol: ArrayLike,
-    atol: ArrayLike,
+    rtol: float,
+    atol: float,
+    *,
+    reference: Reference | None = None,
+    theory_inputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Judged:
-    """Applies the rule; every array is float64, ``zr`` and ``yr`` the dtype-rounded inputs."""
-    theory = predictions()
-    sigma = jax.nn.softmax(zr, axis=-1)
-    label_sum = jnp.sum(yr, axis=-1, keepdims=True)
-    predicted = theory.residual(sigma, yr, label_sum)
-    size = theory.gradient_size(sigma, yr, label_sum)
-    allowance = ROUNDING_ALLOWANCE * facts.eps * size + facts.tiny
-    within, agree = _compare(cf, ag, ex, allowance, rtol, atol)
-    corrected_allowance = (
-        ROUNDING_ALLOWANCE * facts.eps * theory.closed_form_size(sigma, yr, label_sum) + facts.tiny
+    """Applies the rule to every element; every array float64 ``[rows, classes]``.
+
+    Args:
+        cf, ag, ex: the closed form, ``jax.grad`` in the dtype, the exact gradient.
+        zr, yr: the dtype-rounded inputs.
+        facts: the dtype's.
+        rtol, atol: the tolerance.
+        reference: the loss and its theory (default: the plain softmax cross-entropy).
+        theory_inputs: ``(sigma, label, label_sum)`` when already computed; else from ``zr``,
+            ``yr`` by the reference.
+    """
+    reference = reference or plain()
+    cf, ag, ex = (np.asarray(a, np.float64) for a in (cf, ag, ex))
+    if theory_inputs is None:
+        import jax
+
+        with jax.enable_x64(True):
+            theory_inputs = tuple(np.asarray(a) for a in reference.theory_inputs(
+                np.asarray(zr, np.float64), np.asarray(yr, np.float64)))
+    sigma, label, label_sum = theory_inputs
+    predicted = reference.residual(sigma, label, label_sum)
+    size = reference.gradient_size(sigma, label, label_sum)
+    allowed = allowance(size, facts)
+    is_within = within(cf, ag, rtol, atol)
+    agree = is_within | no_farther(cf, ag, ex, allowed)
+    corrected = cf + predicted
+    agree_corrected = within(corrected, ag, rtol, atol) | no_farther(
+        corrected, ag, ex, allowance(reference.closed_form_size(sigma, label, label_sum), facts)
     )
-    _, agree_corrected = _compare(cf + predicted, ag, ex, corrected_allowance, rtol, atol)
-    return Judged(within, agree, agree_corrected, predicted, size, allowance)
+    return Judged(is_within, agree, agree_corrected, predicted, size, allowed)

@@ -1,26 +1,27 @@
-"""Shrinking a disagreement to a minimal failing case, printed as a runnable snippet.
+"""Shrinking a disagreement to a minimal failing case (part of stage 4, explain).
 
 In the spirit of Hypothesis' "Falsifying example": from the worst row of a disagreeing cell, try
 the fewest classes first (2, 3, 4, 8, 16, ... up to the cell's c, then down again by bisection
 to the smallest class count that fails), and at each class count the simplest inputs first:
 logits all zero, one logit of 1, 10, 100, 1000, then the cell's own row restricted to the classes
-that matter; one-hot labels before anything softer. Every candidate is one row, judged alone
-with the cell's rule. The first that fails is then simplified logit by logit (0, then an
-integer, then one significant digit) while it keeps failing.
+that matter; one-hot labels before anything softer. The first that fails is then simplified
+logit by logit (0, then an integer, then one significant digit) while it keeps failing.
+
+Whether a candidate fails is not decided here: the search is given ``first_failing``, which
+judges one-row candidates (all of one class count) alone, each with the cell's rule, and returns
+the index of the first that fails (or None). So the search is plain NumPy and knows nothing of
+how the opinions are computed.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from functools import partial
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from . import _dtypes, _opinions, _rule
-from ._options import Tolerance
+Candidates = list[tuple[np.ndarray, np.ndarray]]
+FirstFailing = Callable[[Candidates], "int | None"]
 
 
 def _ladder(classes: int) -> list[int]:
@@ -29,63 +30,6 @@ def _ladder(classes: int) -> list[int]:
     while sizes[-1] * 2 < classes:
         sizes.append(sizes[-1] * 2)
     return [size for size in sizes if size < classes] + [classes]
-
-BATCH = 64
-"""Candidates judged per compiled call (padded), so each class count compiles once."""
-
-
-@partial(jax.jit, static_argnames=("closed_form", "dtype"))
-def _fails(
-    closed_form: Callable[[jax.Array, jax.Array], jax.Array],
-    dtype: str,
-    z64: jax.Array,
-    y64: jax.Array,
-    rtol: jax.Array,
-    atol: jax.Array,
-) -> jax.Array:
-    """For each row of ``[n, c]``, judged alone as a ``[1, c]`` batch: does it disagree?"""
-    facts = _dtypes.facts(dtype)
-
-    def one(z_row: jax.Array, y_row: jax.Array) -> jax.Array:
-        z, y = z_row[None].astype(facts.dtype), y_row[None].astype(facts.dtype)
-        zr, yr = z.astype(jnp.float64), y.astype(jnp.float64)
-        representable = jnp.all((jnp.isfinite(zr) | (zr < 0)) & jnp.isfinite(yr))
-        cf = jnp.asarray(closed_form(z, y)).astype(jnp.float64)
-        ag = _opinions.autograd(z, y).astype(jnp.float64)
-        ex = _opinions.autograd(zr, yr)
-        rule = _rule.judge(cf, ag, ex, zr, yr, facts, rtol, atol)
-        failing = jnp.isfinite(ex) & ~rule.agree & ~rule.agree_corrected
-        return representable & jnp.any(failing)
-
-    return jax.vmap(one)(z64, y64)
-
-
-def _first_failing(
-    closed_form: Callable,
-    dtype: str,
-    candidates: list[tuple[np.ndarray, np.ndarray]],
-    tol: Tolerance,
-) -> int | None:
-    """The index of the first failing candidate (all of one class count), or None — also when
-    the closed form cannot be evaluated at this class count (it may be written for another)."""
-    classes = candidates[0][0].shape[-1]
-    spec = jax.ShapeDtypeStruct((1, classes), jnp.dtype(dtype))
-    try:
-        shape = jax.eval_shape(closed_form, spec, spec).shape
-    except Exception:  # noqa: BLE001 - the user's code; it fails elsewhere, not here
-        return None
-    if shape != spec.shape:
-        return None
-    for start in range(0, len(candidates), BATCH):
-        batch = candidates[start : start + BATCH]
-        batch = batch + [batch[-1]] * (BATCH - len(batch))
-        z = jnp.asarray(np.stack([z for z, _ in batch]))
-        y = jnp.asarray(np.stack([y for _, y in batch]))
-        flags = np.asarray(_fails(closed_form, dtype, z, y, tol.rtol, tol.atol))
-        hits = np.flatnonzero(flags[: min(BATCH, len(candidates) - start)])
-        if hits.size:
-            return start + int(hits[0])
-    return None
 
 
 def _keep(z: np.ndarray, y: np.ndarray, worst_class: int, size: int) -> np.ndarray:
@@ -126,9 +70,7 @@ def _simpler(value: float) -> list[float]:
 
 
 def shrink(
-    closed_form: Callable,
-    dtype: str,
-    tol: Tolerance,
+    first_failing: FirstFailing,
     z_row: np.ndarray,
     y_row: np.ndarray,
     worst_class: int,
@@ -136,8 +78,17 @@ def shrink(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """A minimal failing ``(z, y)`` (float64, one row each) near a failing row, or None.
 
-    Needs 64-bit JAX. ``None`` when even the whole row does not fail on its own (the failure
-    needs the rest of the batch).
+    Args:
+        first_failing: judges candidates of one class count alone; the index of the first that
+            fails, or None.
+        z_row, y_row: the failing row, float64, as the dtype holds it.
+        worst_class: the class of the worst element in that row.
+        normalized: whether the cell's labels sum to one (one-hot labels are tried first either
+            way; labels that do not sum to one only when they need not).
+
+    Returns:
+        ``None`` when even the whole row does not fail on its own (the failure needs the rest
+        of the batch).
     """
     classes = z_row.size
 
@@ -150,7 +101,7 @@ def shrink(
         ys = _label_palette(size, normalized, own_y)
         pairs = sorted(itertools.product(range(len(zs)), range(len(ys))), key=lambda p: (sum(p), p))
         candidates = [(zs[i], ys[j]) for i, j in pairs]
-        hit = _first_failing(closed_form, dtype, candidates, tol)
+        hit = first_failing(candidates)
         return None if hit is None else candidates[hit]
 
     passed = 1
@@ -167,13 +118,12 @@ def shrink(
                 low = middle
             else:
                 high, found = middle, smaller
-        return _simplify(closed_form, dtype, tol, *found)
+        return _simplify(first_failing, *found)
     return None
 
 
-def _simplify(
-    closed_form: Callable, dtype: str, tol: Tolerance, z: np.ndarray, y: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _simplify(first_failing: FirstFailing, z: np.ndarray, y: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
     z = z.copy()
     for k in range(z.size):
         trials = []
@@ -182,7 +132,7 @@ def _simplify(
             trial[k] = value
             trials.append((trial, y))
         if trials:
-            hit = _first_failing(closed_form, dtype, trials, tol)
+            hit = first_failing(trials)
             if hit is not None:
                 z = trials[hit][0]
     return z, y

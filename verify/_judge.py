@@ -1,11 +1,13 @@
-r"""A cell's verdict and its one-line explanation, from its measurement (pure Python, no JAX).
+r"""Stage 3, judge (3 of 3): a cell's verdict and the one-line reason for it, from its
+:class:`~verify._measure.Measurement` (pure Python). This is the only ``judge``.
 
 In this order:
 
 1. ``undefined`` — some input overflows on the cast to the dtype; neither side is judged.
 2. ``disagree`` — float64 autograd itself fails its forward-mode or finite-difference check, or
    the closed form or ``jax.grad`` is NaN or inf where the exact gradient is finite.
-3. ``agree`` — every element is within tolerance of ``jax.grad``.
+3. ``agree`` — every element is within tolerance of ``jax.grad`` (the explanation still says by
+   how much the rounded labels miss :math:`\sum y = 1`, where they do).
 4. ``expected`` — the rounded labels miss :math:`\sum y = 1` on some row, so the derivation
    predicts that σ − y misses the gradient by :math:`(\sum y - 1)\,\sigma`; the closed form shows
    that residual (the least-squares fraction of the predicted residual in the measured one is
@@ -35,6 +37,8 @@ RESIDUAL_MATCH = (0.5, 1.5)
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
+    """A verdict (one of :data:`VERDICTS`) and why, in one line."""
+
     verdict: str
     explanation: str
 
@@ -96,10 +100,12 @@ def judge(
                 "gradient is finite",
             )
     if int(m.within) == n:
-        return Judgement(
-            "agree",
-            f"every element within rtol {tolerance.rtol:g}, atol {tolerance.atol:g} of jax.grad",
+        explanation = (
+            f"every element within rtol {tolerance.rtol:g}, atol {tolerance.atol:g} of jax.grad"
         )
+        if normalized_labels and float(m.label_sum_miss) > 0:
+            explanation += f"; {_label_sums(m, dtype, normalized_labels)}, within tolerance here"
+        return Judgement("agree", explanation)
     match = residual_match(m)
     low, high = RESIDUAL_MATCH
     matches = match is not None and low <= match <= high
