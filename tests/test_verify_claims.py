@@ -22,10 +22,7 @@ def verdicts(report):
 
 # --- the closed form σ − y itself ---------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def default_grid():
-    """The default grid, once: every dtype, c = 2, 10, 1000, four scales, four label kinds."""
-    return verify.check()
+# ``default_grid``: the default grid, checked once for the session (conftest.py).
 
 
 def test_the_default_grid_holds_for_softmax_minus_labels(default_grid):

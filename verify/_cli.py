@@ -199,6 +199,17 @@ _SCALES = ",".join(f"{s:g}" for s in _options.DEFAULT_SCALES)
 _LABELS = ",".join(_options.LABEL_KINDS)
 
 
+def _compilation_cache(no_cache: bool) -> None:
+    """The persistent cache of compiled programs (``verify._cache``), unless ``--no-cache``."""
+    if not no_cache:
+        from ._cache import enable
+
+        enable()
+
+
+_NO_CACHE_HELP = "Compile afresh: neither read nor write the cache of compiled programs."
+
+
 @app.command()
 def verify(
     classes: Annotated[str, typer.Option(help="Class counts, comma-separated.")] = _CLASSES,
@@ -218,6 +229,7 @@ def verify(
     closed_form: Annotated[Optional[str], typer.Option(  # noqa: UP007
         "--closed-form", help="Your own gradient, as module:function taking (z, y) "
                               "(default: softmax(z) - y).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help=_NO_CACHE_HELP)] = False,
 ) -> None:
     """Check σ(z) − y (or your closed form) against jax.grad over a grid of class counts,
     dtypes, scales and labels."""
@@ -228,6 +240,7 @@ def verify(
     picture = _writable("plot", plot)
     if picture is not None and picture.suffix.lower() != ".png":
         raise InputError(f"--plot: expected a .png file, got {str(picture)!r}")
+    _compilation_cache(no_cache)
     import verify as checker
 
     with progress_bar(quiet, "verifying cells") as progress:
@@ -249,9 +262,11 @@ def report(
     out: Annotated[Path, typer.Option(help="Directory for report.md and its pictures.")] = Path(
         "softmax-ce-report"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help=_NO_CACHE_HELP)] = False,
 ) -> None:
     """Write the derivation and the agreement map as one Markdown report with a heatmap PNG."""
     folder = _writable("out", out, directory=True)
+    _compilation_cache(no_cache)
     import derivation
     import verify as checker
 

@@ -1,0 +1,76 @@
+"""The persistent cache of compiled programs: on by default for the CLI, off with --no-cache or
+SOFTMAX_CE_NO_CACHE, versioned, and never a reason for a run to fail."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from verify import _cache
+
+SMALL = ["verify", "--classes", "3", "--dtypes", "float32", "--scales", "1", "--labels",
+         "onehot", "--samples", "8", "--format", "json"]
+
+
+def run(cache_dir, *flags, **env):
+    environment = {**os.environ, "SOFTMAX_CE_CACHE_DIR": str(cache_dir), **env}
+    for name in ("JAX_COMPILATION_CACHE_DIR", "SOFTMAX_CE_NO_CACHE"):
+        environment.pop(name, None)
+    environment.update(env)
+    return subprocess.run([sys.executable, "-m", "verify._cli", *SMALL, *flags],
+                          capture_output=True, text=True, env=environment, timeout=300)
+
+
+def entries(cache_dir):
+    return sorted(p for p in Path(cache_dir).rglob("*") if p.is_file())
+
+
+def test_the_cache_is_versioned_and_can_be_turned_off(monkeypatch, tmp_path):
+    monkeypatch.setenv("SOFTMAX_CE_CACHE_DIR", str(tmp_path))
+    import jax
+    import jaxlib
+
+    name = _cache.directory().name
+    assert name.startswith("xla-softmax-ce") and f"-jax{jax.__version__}-" in name
+    assert name.endswith(f"-jaxlib{jaxlib.__version__}")
+    assert _cache.directory().parent == tmp_path
+    for value, off in (("1", True), ("yes", True), ("0", False), ("", False)):
+        monkeypatch.setenv("SOFTMAX_CE_NO_CACHE", value)
+        assert _cache.disabled() is off
+    monkeypatch.setenv("SOFTMAX_CE_NO_CACHE", "1")
+    assert _cache.enable() is None
+
+
+def test_a_second_run_reads_what_the_first_wrote_and_corrupt_entries_are_recompiled(tmp_path):
+    first = run(tmp_path)
+    assert first.returncode == 0 and first.stderr == ""
+    written = entries(tmp_path)
+    assert written  # the programs were kept
+    second = run(tmp_path)
+    assert second.returncode == 0 and second.stdout == first.stdout
+    for path in written:
+        path.write_bytes(b"not a compiled program")
+    corrupt = run(tmp_path)
+    assert corrupt.returncode == 0, corrupt.stderr
+    assert corrupt.stdout == first.stdout and corrupt.stderr == ""
+
+
+def test_no_cache_writes_nothing(tmp_path):
+    proc = run(tmp_path, "--no-cache")
+    assert proc.returncode == 0 and '"ok": true' in proc.stdout
+    assert entries(tmp_path) == []
+
+
+def test_a_cache_directory_that_cannot_be_made_does_not_fail_the_run(tmp_path):
+    in_the_way = tmp_path / "cache"
+    in_the_way.write_text("a file where the cache directory would go")
+    proc = run(in_the_way)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert '"ok": true' in proc.stdout
+
+
+def test_enable_gives_up_quietly_where_it_cannot_write(monkeypatch, tmp_path):
+    in_the_way = tmp_path / "file"
+    in_the_way.write_text("")
+    monkeypatch.setenv("SOFTMAX_CE_CACHE_DIR", str(in_the_way / "below-a-file"))
+    assert _cache.enable() is None
