@@ -166,23 +166,20 @@ def claim_of(closed_form: Callable[..., Any] | None) -> str:
 def chunking(rows: int, classes: int, max_elements: int) -> tuple[int, int]:
     """Rows per chunk and rows per judging block.
 
-    Chunks hold about ``max_elements`` (at least a row), as even as can be, rounded up to a
-    bucket — at least :data:`MIN_BUCKET_ROWS` rows where they fit, and a multiple of
-    ``2**(bits - 5)`` (at most 1/16 more rows) — so that nearby row counts share one compiled
-    program; the padding rows are not counted. Blocks divide chunks and hold about
-    :data:`BLOCK_ELEMENTS`.
+    Chunks hold about ``max_elements`` (at least a row), as even as can be; a chunk of fewer
+    than :data:`MIN_BUCKET_ROWS` rows, or of up to twice that, is padded to that bucket where it
+    fits, so that small grids with different ``samples`` share one compiled program (the padding
+    rows are not counted). Blocks hold about :data:`BLOCK_ELEMENTS` (at least a row); a chunk's
+    last block may be shorter.
     """
     limit = max(max_elements, classes)
     chunks = -(-rows * classes // limit)
     size = -(-rows // chunks)
-    step = 2 ** max(0, size.bit_length() - 5)
-    bucket = max(MIN_BUCKET_ROWS, -(-size // step) * step)
-    size = max(size, min(bucket, limit // classes))
-    block = max(
-        (d for d in range(1, size + 1) if size % d == 0 and d * classes <= BLOCK_ELEMENTS),
-        default=1,
-    )
-    return size, block
+    for bucket in (MIN_BUCKET_ROWS, 2 * MIN_BUCKET_ROWS):
+        if size <= bucket:
+            size = max(size, min(bucket, limit // classes))
+            break
+    return size, max(1, min(size, BLOCK_ELEMENTS // classes))
 
 
 def _traceable(closed_form: Callable[..., Any] | None) -> Callable[..., Any]:

@@ -71,10 +71,14 @@ def ulp(x: ArrayLike, eps: float, tiny: float) -> np.ndarray:
         An array shaped like ``x``: for float32 at 1.0, :math:`2^{-23}`; at 0, :math:`2^{-149}`
         (for float64 at 0, :math:`2^{-1022}` rather than the subnormal :math:`2^{-1074}`).
     """
-    x = np.asarray(np.abs(np.asarray(x, np.float64)))
+    shape = np.shape(x)
+    x = np.abs(np.atleast_1d(np.asarray(x, np.float64)))
     # 2**floor(log2|x|): the bits of |x| with the mantissa cleared (exact, and cheaper than frexp).
-    power = (x.view(np.int64) & 0x7FF0000000000000).view(np.float64)
+    bits = x.view(np.int64) & 0x7FF0000000000000
+    spacing = bits.view(np.float64)
+    spacing *= eps
     # Below tiny the spacing is eps * tiny; for float64 that is subnormal, which XLA on CPU
     # flushes to zero, so it is held at float64's smallest normal number.
-    floor = max(eps * tiny, float(np.finfo(np.float64).tiny))
-    return np.where(x >= tiny, eps * power, floor)
+    if float(np.min(x, initial=np.inf)) < tiny:
+        spacing[x < tiny] = max(eps * tiny, float(np.finfo(np.float64).tiny))
+    return spacing.reshape(shape)

@@ -150,12 +150,19 @@ def measure(
     cf, ag, ex = o.closed_form, o.autograd, o.exact
     rows, classes = ex.shape
     all_rows = bool(valid.all())
-    finite_ex = np.isfinite(ex)
-    judged = finite_ex if all_rows else finite_ex & valid[:, None]
-    everything = all_rows and bool(finite_ex.all())
-    mask = None if everything else judged  # None: every element is judged
-    elements = ex.size if everything else int(np.count_nonzero(judged))
-    finite_cf, finite_ag = np.isfinite(cf), np.isfinite(ag)
+    # Usually every row is counted and every value finite; then no element needs a mask. (A sum
+    # of finite gradients is finite; one NaN or inf anywhere makes it not.)
+    with np.errstate(invalid="ignore", over="ignore"):
+        clean = all_rows and all(np.isfinite(np.sum(a)) for a in (ex, cf, ag))
+    if clean:
+        mask = judged = None  # None: every element is judged, every value finite
+        finite_cf = finite_ag = None
+        elements = ex.size
+    else:
+        judged = np.isfinite(ex) if all_rows else np.isfinite(ex) & valid[:, None]
+        mask = judged
+        elements = int(np.count_nonzero(judged))
+        finite_cf, finite_ag = np.isfinite(cf), np.isfinite(ag)
 
     def count(flags: np.ndarray) -> int:
         return int(np.count_nonzero(flags if mask is None else flags & mask))
@@ -163,41 +170,52 @@ def measure(
     # The rule: within tolerance; where not, no farther from the exact gradient.
     sigma, label, label_sum = o.sigma, o.label, o.label_sum
     size = reference.gradient_size(sigma, label, label_sum)
-    within = _rule.within(cf, ag, rtol, atol)
+    within = _rule.close(cf, ag, rtol, atol) if clean else _rule.within(cf, ag, rtol, atol)
     agree = within.copy()
     rest = ~within
-    agree[rest] = _rule.no_farther(cf[rest], ag[rest], ex[rest], _rule.allowance(size[rest], facts))
+    if rest.any():
+        agree[rest] = _rule.no_farther(cf[rest], ag[rest], ex[rest],
+                                       _rule.allowance(size[rest], facts))
     # With the predicted residual added back (only where it is not zero: elsewhere it changes
     # nothing but the allowance).
     predicted = reference.residual(sigma, label, label_sum)
-    predicted = np.broadcast_to(predicted, ex.shape)
-    residual = predicted != 0
-    any_residual = bool(residual.any())
-    corrected = cf + predicted if any_residual else cf
-    agree_corrected = _rule.within(corrected, ag, rtol, atol) if any_residual else within.copy()
+    any_residual = bool(np.any(predicted))
+    if any_residual:
+        predicted = np.broadcast_to(predicted, ex.shape)
+        corrected = cf + predicted
+        agree_corrected = _rule.within(corrected, ag, rtol, atol)
+    else:
+        corrected, agree_corrected = cf, within.copy()
     rest = ~agree_corrected
-    corrected_size = reference.closed_form_size(
-        *(np.broadcast_to(a, ex.shape)[rest] for a in (sigma, label, label_sum))
-    )
-    agree_corrected[rest] = _rule.no_farther(
-        corrected[rest], ag[rest], ex[rest], _rule.allowance(corrected_size, facts)
-    )
+    if rest.any():
+        corrected_size = reference.closed_form_size(
+            *(np.broadcast_to(a, ex.shape)[rest] for a in (sigma, label, label_sum))
+        )
+        agree_corrected[rest] = _rule.no_farther(
+            corrected[rest], ag[rest], ex[rest], _rule.allowance(corrected_size, facts)
+        )
 
     # Errors, in ULPs of the terms' size; below the dtype's smallest normal number, where XLA on
     # CPU flushes float32 and bfloat16 to zero, the unit is that number.
-    with np.errstate(invalid="ignore", over="ignore"):
-        err_cf, err_ag = np.abs(cf - ex), np.abs(ag - ex)
-    ulp = _dtypes.ulp(size, facts.eps, facts.tiny)
-    ulp[size < facts.tiny] = facts.tiny
-    finite_err = np.isfinite(err_cf)
-    err_mask = finite_err if mask is None else finite_err & mask
-    plain = bool(err_mask.all())  # every judged error finite, every element judged
-    err_where = None if plain else err_mask
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        err_cf = np.abs(np.subtract(cf, ex))
+        err_ag = np.abs(np.subtract(ag, ex))
+        ulp = _dtypes.ulp(size, facts.eps, facts.tiny)
+        if float(np.min(size, initial=np.inf)) < facts.tiny:
+            ulp[size < facts.tiny] = facts.tiny
+        if clean:
+            err_mask, plain, ag_finite = None, True, None
+        else:
+            err_mask = np.isfinite(err_cf) & mask
+            plain = False
+            ag_finite = np.isfinite(err_ag) & mask
+        err_where = None if plain else err_mask
         err_ulp = err_cf / ulp
-        rel = err_cf / np.maximum(np.abs(ex), facts.tiny)
-        ag_ulp = err_ag / ulp
-    ag_finite = np.isfinite(err_ag) if mask is None else np.isfinite(err_ag) & mask
+        rel = np.abs(ex)
+        np.maximum(rel, facts.tiny, out=rel)
+        np.divide(err_cf, rel, out=rel)
+        err_ag /= ulp
+        ag_ulp = err_ag
 
     values: dict[str, float] = {
         "elements": float(elements),
@@ -205,8 +223,8 @@ def measure(
         "within": float(count(within)),
         "agree": float(count(agree)),
         "agree_corrected": float(count(agree_corrected)),
-        "nonfinite_cf": float(count(~finite_cf)),
-        "nonfinite_ag": float(count(~finite_ag)),
+        "nonfinite_cf": 0.0 if clean else float(count(~finite_cf)),
+        "nonfinite_ag": 0.0 if clean else float(count(~finite_ag)),
         "max_abs_err": _max(err_cf, err_where),
         "max_rel_err": _max(rel, err_where),
         "max_ulp": _max(err_ulp, err_where),
@@ -217,18 +235,27 @@ def measure(
         values["overflow"] = 0.0 if np.isfinite(np.array(max_abs_input).astype(facts.dtype)) else 1.0
     # The measured residual cf - ex against the predicted one, cf - ex = -predicted.
     if any_residual:
-        product = np.where(err_mask, (cf - ex) * -predicted, 0.0)
+        product = (cf - ex) * -predicted
+        squares = predicted**2
+        if not clean:
+            product = np.where(err_mask, product, 0.0)
+            squares = np.where(judged, squares, 0.0)
         values["residual_dot"] = float(np.sum(product))
-        values["residual_norm"] = float(np.sum(np.where(judged, predicted**2, 0.0)))
+        values["residual_norm"] = float(np.sum(squares))
     else:
         values["residual_dot"] = values["residual_norm"] = 0.0
 
     # The worst element, the first in row-major order on ties.
-    if count(agree) == elements and plain and bool(finite_cf.all() and finite_ag.all()):
+    if clean and count(agree) == elements:
         index = int(np.argmax(err_ulp))  # everything agrees: the largest error in ULPs
         rank = float(_rank(True, True, True, err_ulp.flat[index]))
     else:
-        ranks = _rank(judged, finite_cf & finite_ag, agree, err_ulp)
+        ranks = _rank(
+            True if judged is None else judged,
+            True if finite_cf is None else finite_cf & finite_ag,
+            agree,
+            err_ulp,
+        )
         index = int(np.argmax(ranks))
         rank = float(ranks.flat[index])
     values |= {

@@ -71,11 +71,19 @@ def allowance(size: np.ndarray, facts: DtypeFacts) -> np.ndarray:
     return ROUNDING_ALLOWANCE * facts.eps * size + facts.tiny
 
 
+def close(cf: np.ndarray, ag: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """``|cf - ag| <= atol + rtol |ag|`` (false where either is NaN)."""
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(np.subtract(cf, ag))
+        band = np.abs(ag)
+        band *= rtol
+        band += atol
+        return gap <= band
+
+
 def within(cf: np.ndarray, ag: np.ndarray, rtol: float, atol: float) -> np.ndarray:
     """Both finite, and ``|cf - ag| <= atol + rtol |ag|``."""
-    with np.errstate(invalid="ignore"):
-        close = np.abs(cf - ag) <= atol + rtol * np.abs(ag)
-    return close & np.isfinite(cf) & np.isfinite(ag)
+    return close(cf, ag, rtol, atol) & np.isfinite(cf) & np.isfinite(ag)
 
 
 def no_farther(cf: np.ndarray, ag: np.ndarray, ex: np.ndarray, allowed: np.ndarray) -> np.ndarray:
