@@ -376,8 +376,8 @@ def _first_failing(
             (out,) = _opinions.PROGRAMS.reference(  # no rows for the autograd check
                 reference, (dtype,), z64[None], y64, np.ones((0, classes))
             )
-            cf = np.asarray(_opinions.rows_alone(fn, out["z"], out["y"]))
-            zr, yr = np.asarray(out["logits"]), np.asarray(out["labels"])
+            cf = np.asarray(_opinions.rows_alone(fn, out["z"], out["y"]))  # z, y in the dtype
+            zr, yr = (np.asarray(out[k]).astype(np.float64) for k in ("z", "y"))
             ex = np.asarray(out["exact"])
             judged = _rule.elementwise(
                 cf, np.asarray(out["autograd"]), ex, zr, yr, facts, tolerance.rtol,

@@ -287,7 +287,7 @@ def autograd_check(o: Opinions, reference: Reference, valid: np.ndarray) -> dict
     scale = np.sum(size * np.abs(o.direction), axis=-1) + 1e-12
     forward = np.abs(o.forward - o.along) / scale
     central = np.abs(o.central - o.along) / scale
-    rows = valid[:checked] & np.all(np.isfinite(o.logits[:checked]) | (o.logits[:checked] < 0), -1)
+    rows = valid[:checked] & o.checked_ok
     return {
         "checked_rows": float(np.count_nonzero(rows)),
         "forward_mode": float(np.max(forward, where=rows, initial=0.0)),

@@ -83,7 +83,8 @@ class Opinions:
         closed_form: the closed form, in the dtype, widened.
         autograd: ``jax.grad`` in the dtype, widened.
         exact: float64 ``jax.grad`` at the rounded inputs.
-        logits, labels: the inputs as the dtype holds them.
+        checked_ok: ``[checked rows]``, the checked rows whose rounded logits are finite (or
+            masked with -inf): their check counts.
         sigma, label, label_sum: the theory's inputs (:attr:`Reference.theory_inputs`);
             ``label_sum`` is ``[rows, 1]``.
         forward, central, along: per checked row (the chunk's first ones), the directional
@@ -95,8 +96,7 @@ class Opinions:
     closed_form: np.ndarray
     autograd: np.ndarray
     exact: np.ndarray
-    logits: np.ndarray
-    labels: np.ndarray
+    checked_ok: np.ndarray
     sigma: np.ndarray
     label: np.ndarray
     label_sum: np.ndarray
@@ -158,8 +158,9 @@ def _reference_program(
             reference, zr[:checked], yr[:checked], exact[:checked], direction
         )
         out.append({
-            "z": z, "y": y, "autograd": grad(z, y).astype(f64), "exact": exact, "logits": zr,
-            "labels": yr, "sigma": sigma, "label": label, "label_sum": label_sum,
+            "z": z, "y": y, "autograd": grad(z, y).astype(f64), "exact": exact,
+            "checked_ok": jnp.all(jnp.isfinite(zr[:checked]) | (zr[:checked] < 0), axis=-1),
+            "sigma": sigma, "label": label, "label_sum": label_sum,
             "forward": forward, "central": central, "along": along, "direction": v,
         })  # fmt: skip
     return out
@@ -251,8 +252,7 @@ class Programs:
 
 def rows_of(o: Opinions, rows: slice) -> Opinions:
     """The opinions on some rows of a chunk (views); the autograd check stays the chunk's."""
-    per_row = ("closed_form", "autograd", "exact", "logits", "labels", "sigma", "label",
-               "label_sum")
+    per_row = ("closed_form", "autograd", "exact", "sigma", "label", "label_sum")
     return dataclasses.replace(o, **{name: getattr(o, name)[rows] for name in per_row})
 
 
