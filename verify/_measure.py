@@ -248,7 +248,7 @@ def measure(
     # The worst element, the first in row-major order on ties.
     if clean and count(agree) == elements:
         index = int(np.argmax(err_ulp))  # everything agrees: the largest error in ULPs
-        rank = float(_rank(True, True, True, err_ulp.flat[index]))
+        rank = -1.0 / (1.0 + float(err_ulp.flat[index]))  # _rank of an agreeing element
     else:
         ranks = _rank(
             True if judged is None else judged,
