@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import MappingProxyType
 from typing import Any
 
@@ -132,20 +132,23 @@ def check(
         cells = {}
         total = len(options.classes) * len(options.dtypes) * len(options.scales)
         total *= len(options.labels)
-        for c in options.classes:
-            noise = _inputs.draw_noise(options.seed, c, options.samples)
-            for kind in options.labels:
-                draws = _inputs.draw(options.seed, c, kind, options.samples, noise)
-                for scale in options.scales:
-                    measured = _measure_cells(fn, reference, options, draws, scale, sizes[c],
-                                              tolerances)
+        parts: dict[tuple[int, str, float], list[dict[str, _measure.Measurement]]] = {}
+        # One chunk ahead: JAX computes the next chunk's opinions while NumPy judges this one.
+        ahead = None
+        for job in itertools.chain(_chunks(fn, reference, options, sizes), [None]):
+            if ahead is not None:
+                group = parts.setdefault((ahead.c, ahead.kind, ahead.scale), [])
+                group.append(_judge_chunk(ahead, reference, options, tolerances, sizes))
+                if ahead.last:
                     for dtype in options.dtypes:
-                        cells[c, dtype, scale, kind] = _cell(
-                            fn, reference, options, draws, c, dtype, scale, kind,
-                            tolerances[dtype], measured[dtype],
+                        m = _measure.Measurement.combine([part[dtype] for part in group])
+                        cells[ahead.c, dtype, ahead.scale, ahead.kind] = _cell(
+                            fn, reference, options, ahead.draws, ahead.c, dtype, ahead.scale,
+                            ahead.kind, tolerances[dtype], m,
                         )
                         if progress is not None:
                             progress(len(cells), total)
+            ahead = job
     order = itertools.product(options.classes, options.dtypes, options.scales, options.labels)
     return Report(
         claim=claim_of(options.closed_form),
@@ -238,48 +241,83 @@ def _chunk(draws: _inputs.Draws, begin: int, size: int) -> tuple[_inputs.Draws, 
     return part, start, valid
 
 
-def _measure_cells(
+@dataclasses.dataclass(frozen=True)
+class _Chunk:
+    """A chunk of rows of the cells of one (classes, labels, scale), its opinions under way."""
+
+    c: int
+    kind: str
+    scale: float
+    draws: _inputs.Draws
+    start: int
+    valid: np.ndarray
+    last: bool
+    largest: dict[str, float]
+    pending: _opinions.Pending
+
+
+def _chunks(
     fn: Callable[..., Any],
     reference: Reference,
     options: Options,
-    draws: _inputs.Draws,
-    scale: float,
-    shape: tuple[int, int],
-    tolerances: dict[str, Tolerance],
-) -> dict[str, _measure.Measurement]:
-    """The measurements of the cells of one (classes, labels, scale), one per dtype: each chunk
-    drawn, given its opinions and judged, block by block."""
-    classes = draws.noise.shape[1]
-    size, block = shape
+    sizes: dict[int, tuple[int, int]],
+) -> Iterator[_Chunk]:
+    """Stages 1 and 2 for every chunk of the grid, in order: drawn, and its opinions started."""
     facts = [_dtypes.facts(dtype) for dtype in options.dtypes]
-    parts: dict[str, list[_measure.Measurement]] = {dtype: [] for dtype in options.dtypes}
-    checked = min(_opinions.CHECKED_ROWS, size)
-    for begin in range(0, draws.rows, size):
-        part, start, valid = _chunk(draws, begin, size)
-        z64 = np.stack([_inputs.logits(part, scale, f.far_gap(classes)) for f in facts])
-        rng = _inputs.generator(options.seed, classes, _inputs.DIRECTIONS, begin)
-        direction = rng.standard_normal((checked, classes))
-        opinions = _opinions.opinions(_opinions.PROGRAMS, reference, fn, options.dtypes, z64,
-                                      part.labels, direction)
-        # The largest finite |logit|: scale * |noise|, but in the adversarial rows, which come
-        # first. (Labels are at most 7.4: no dtype overflows on them.) An input overflows on
-        # the cast exactly when this largest one does.
-        noise_max = scale * float(np.max(part.noise_max, where=valid, initial=0.0))
-        head = slice(0, min(_inputs.ADVERSARIAL_ROWS, size))
-        for f, z in zip(facts, z64, strict=True):
-            finite = np.isfinite(z[head]) & valid[head, None]
-            largest = max(noise_max, float(np.max(np.abs(z[head]), where=finite, initial=0.0)))
-            tolerance = tolerances[f.name]
-            check = _measure.autograd_check(opinions[f.name], reference, valid)
-            for first in range(0, size, block):
-                rows = slice(first, first + block)
-                m = _measure.measure(
-                    _opinions.rows_of(opinions[f.name], rows), reference, f, tolerance.rtol,
-                    tolerance.atol, valid[rows], largest, check if first == 0 else _measure.NO_CHECK,
-                )
-                offset = (start + first) * classes
-                parts[f.name].append(dataclasses.replace(m, worst_index=m.worst_index + offset))
-    return {dtype: _measure.Measurement.combine(parts[dtype]) for dtype in options.dtypes}
+    for c in options.classes:
+        size, _ = sizes[c]
+        checked = min(_opinions.CHECKED_ROWS, size)
+        noise = _inputs.draw_noise(options.seed, c, options.samples)
+        for kind in options.labels:
+            draws = _inputs.draw(options.seed, c, kind, options.samples, noise)
+            for scale in options.scales:
+                for begin in range(0, draws.rows, size):
+                    part, start, valid = _chunk(draws, begin, size)
+                    z64 = np.stack([_inputs.logits(part, scale, f.far_gap(c)) for f in facts])
+                    rng = _inputs.generator(options.seed, c, _inputs.DIRECTIONS, begin)
+                    direction = rng.standard_normal((checked, c))
+                    pending = _opinions.dispatch(_opinions.PROGRAMS, reference, fn,
+                                                 options.dtypes, z64, part.labels, direction)
+                    # The largest finite |logit|: scale * |noise|, but in the adversarial rows,
+                    # which come first. (Labels are at most 7.4: no dtype overflows on them.)
+                    # An input overflows on the cast exactly when this largest one does.
+                    noise_max = scale * float(np.max(part.noise_max, where=valid, initial=0.0))
+                    head = slice(0, min(_inputs.ADVERSARIAL_ROWS, size))
+                    largest = {}
+                    for f, z in zip(facts, z64, strict=True):
+                        finite = np.isfinite(z[head]) & valid[head, None]
+                        top = float(np.max(np.abs(z[head]), where=finite, initial=0.0))
+                        largest[f.name] = max(noise_max, top)
+                    yield _Chunk(c, kind, scale, draws, start, valid,
+                                 begin + size >= draws.rows, largest, pending)
+
+
+def _judge_chunk(
+    job: _Chunk,
+    reference: Reference,
+    options: Options,
+    tolerances: dict[str, Tolerance],
+    sizes: dict[int, tuple[int, int]],
+) -> dict[str, _measure.Measurement]:
+    """Stage 3 up to the verdict: one chunk's measurement per dtype, judged block by block."""
+    size, block = sizes[job.c]
+    opinions = _opinions.collect(options.dtypes, job.pending)
+    measured = {}
+    for dtype in options.dtypes:
+        f, tolerance = _dtypes.facts(dtype), tolerances[dtype]
+        check = _measure.autograd_check(opinions[dtype], reference, job.valid)
+        parts = []
+        for first in range(0, size, block):
+            rows = slice(first, first + block)
+            m = _measure.measure(
+                _opinions.rows_of(opinions[dtype], rows), reference, f, tolerance.rtol,
+                tolerance.atol, job.valid[rows], job.largest[dtype],
+                check if first == 0 else _measure.NO_CHECK,
+            )
+            offset = (job.start + first) * job.c
+            parts.append(dataclasses.replace(m, worst_index=m.worst_index + offset))
+        measured[dtype] = _measure.Measurement.combine(parts)
+    return measured
 
 
 def _finite(value: Any) -> float | None:

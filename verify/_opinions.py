@@ -244,10 +244,10 @@ class Programs:
         return program.result()(z64, y64, direction)
 
     def closed_form(self, fn: Callable[..., Any], dtype: str, z: jax.Array,
-                    y: jax.Array) -> np.ndarray:
+                    y: jax.Array) -> jax.Array:
         """The closed form at ``(z, y)`` in their dtype, widened to float64."""
         program = self._closed_form(fn, dtype, *z.shape, False)
-        return np.asarray(program.result()(z, y))
+        return program.result()(z, y)
 
 
 def rows_of(o: Opinions, rows: slice) -> Opinions:
@@ -260,7 +260,12 @@ PROGRAMS = Programs()
 """The process's programs."""
 
 
-def opinions(
+Pending = list[dict[str, jax.Array]]
+"""Opinions under way: JAX computes asynchronously, so the caller can judge the chunk before
+while these run."""
+
+
+def dispatch(
     programs: Programs,
     reference: Reference,
     closed_form: Callable[..., Any],
@@ -268,8 +273,8 @@ def opinions(
     z64: np.ndarray,
     y64: np.ndarray,
     direction: np.ndarray,
-) -> dict[str, Opinions]:
-    """The opinions on one chunk, for each dtype.
+) -> Pending:
+    """Starts computing the opinions on one chunk, for each dtype; :func:`collect` waits.
 
     Args:
         programs: where the compiled programs are kept.
@@ -281,11 +286,17 @@ def opinions(
         direction: ``[checked rows, classes]``, the autograd check's random directions.
     """
     outputs = programs.reference(reference, dtypes, z64, y64, direction)
-    result = {}
     for dtype, out in zip(dtypes, outputs, strict=True):
-        cf = programs.closed_form(closed_form, dtype, out.pop("z"), out.pop("y"))
-        result[dtype] = Opinions(closed_form=cf, **{k: np.asarray(v) for k, v in out.items()})
-    return result
+        out["closed_form"] = programs.closed_form(closed_form, dtype, out.pop("z"), out.pop("y"))
+    return outputs
+
+
+def collect(dtypes: tuple[str, ...], pending: Pending) -> dict[str, Opinions]:
+    """The opinions of :func:`dispatch`, for each dtype, as NumPy arrays (waiting for them)."""
+    return {
+        dtype: Opinions(**{name: np.asarray(value) for name, value in out.items()})
+        for dtype, out in zip(dtypes, pending, strict=True)
+    }
 
 
 @partial(jax.jit, static_argnames=("closed_form",))
