@@ -21,6 +21,10 @@ class Assumption:
     text: str
     rewrite: Callable[[sp.Basic, Classes], sp.Basic]
     """How a symbolic check applies it: ``rewrite(expression, classes)``."""
+    condition: sp.Basic | None = None
+    """A relation the numeric points must satisfy (points where it is false are left out)."""
+    normalises: sp.IndexedBase | None = None
+    """A vector whose entries are drawn positive and summing to one."""
 
 
 def _same(expr: sp.Basic, classes: Classes) -> sp.Basic:

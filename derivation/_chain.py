@@ -26,9 +26,11 @@ class ChainCheck:
 
     @property
     def failed_step(self) -> int | None:
-        """0-based index of the first expression that does not equal its predecessor."""
+        """0-based index of the first expression not shown equal to its predecessor: it differs
+        (``failed``), has no value at any point tried (``undefined``) or could not be checked
+        (``unchecked``); its link's ``detail`` says which."""
         for index, link in enumerate(self.links, start=1):
-            if link.status == _check.FAILED:
+            if not link.holds:
                 return index
         return None
 
@@ -44,8 +46,13 @@ def check_chain(expressions: Sequence[sp.Basic]) -> ChainCheck:
 
     Each link is checked symbolically where the derivation's rules reduce the difference to
     zero, and numerically at random points in 40-digit precision in every case; sums over
-    :math:`1..c` are instantiated at c = 2, 3 and 7. The symbols of ``derivation`` (``z``,
-    ``y``, ``sigma`` indexed 1..c) may be used, as may any other SymPy symbols.
+    :math:`1..c` are instantiated at c = 1, 2, 3, 7 and 12 (never below the largest index
+    written). The symbols of ``derivation`` (``z``, ``y``, ``sigma`` indexed 1..c) may be used,
+    as may any other SymPy symbols, whatever their names: real ones are drawn at several
+    magnitudes and both signs. Points where a side has no finite value are skipped; a link with
+    no value anywhere is ``undefined``, and one that cannot be evaluated (an undefined
+    function, a relation) is ``unchecked`` with the reason. Unevaluated ``Derivative`` and
+    ``Subs`` are carried out; matrices are compared entry by entry.
 
     Raises:
         TypeError: an item is not a SymPy expression.

@@ -28,10 +28,18 @@ class Step:
     detail: str
     counterexample: dict[str, object] | None = None
     tag: str = ""
+    written: sp.Basic | None = None
+    """The line as the source wrote it (unevaluated), when SymPy would re-arrange ``expr``;
+    renderings show it, checks use ``expr`` (the same value)."""
 
     @property
     def holds(self) -> bool:
         return self.check != FAILED
+
+    @property
+    def shown(self) -> sp.Basic:
+        """What the renderings show: the line as written where it was kept, else ``expr``."""
+        return self.expr if self.written is None else self.written
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,11 @@
 Expressions are evaluated by walking the SymPy tree. A sum is evaluated once per point and
 reused by every partial derivative that contains it, so checking all c partials of a step costs
 O(c) for the shared sums plus O(1) per partial, not O(c²).
+
+Symbols are told apart by identity, never by name: the derivation's own ``z``, ``y``, ``sigma``
+(indexed 1..c), ``c`` and indices ``k, j, n, p`` are drawn as the derivation means them; anyone
+else's symbol, whatever it is called, is drawn as what it is (a real, a positive, an integer,
+an index, an entry of a vector).
 """
 
 from __future__ import annotations
@@ -10,30 +15,45 @@ from __future__ import annotations
 import functools
 import itertools
 import random
+import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mpmath
 import sympy as sp
 
 from ._assumptions import Assumption
-from ._symbols import Classes, c, j, k, n, p, sigma, y, z
+from ._scan import Scan, scan
+from ._symbols import Classes, c, k, n, p, sigma, y, z
 
 DIGITS = 40
 """Working precision of every numeric check, in decimal digits."""
 TOLERANCE = mpmath.mpf(10) ** -25
 """Relative agreement asked of two sides that are claimed equal."""
 SIZES = (1, 2, 3, 7, 12)
-"""Numbers of classes a symbolic-c step is instantiated at."""
+"""Numbers of classes a symbolic-c step is instantiated at (each at least the largest concrete
+index written, so that ``y_3`` is never checked at c = 1)."""
 POINTS = 2
 """Random points per size."""
-_FREE = (k, j, n, p)
-_NAMES = frozenset({"c", "z", "y", "sigma"})
-_INDEX = {str(x): x for x in _FREE}
+SCALAR_POINTS = 12
+"""Points for a step with no classes in it (only plain symbols)."""
+EXPONENTS = (-3, 3)
+"""Plain real symbols are drawn as ±10^u with u uniform in this range: several magnitudes."""
+_HUGE = mpmath.mpf(10) ** 6
 
 
 class Undefined(ValueError):
-    """An expression has no value at a point (an index outside 1..c)."""
+    """An expression has no value at a point because an index lies outside 1..c: a definite
+    failure, not a point to skip."""
+
+
+class NoValue(ArithmeticError):
+    """An expression has no finite value at a point (a division by zero, log 0, an overflow):
+    the point is skipped."""
+
+
+class Unsupported(TypeError):
+    """An expression that cannot be evaluated at numbers at all (an undefined function)."""
 
 
 class Evaluator:
@@ -47,55 +67,94 @@ class Evaluator:
     def __call__(self, expr: sp.Basic) -> object:
         ev = self
         if expr.is_Number:
-            return mpmath.mpf(expr.p) / expr.q if expr.is_Rational else mpmath.mpf(str(expr))
+            if expr.is_Rational:
+                return mpmath.mpf(expr.p) / expr.q
+            if not expr.is_finite:
+                raise NoValue(f"{expr} is not a finite number")
+            return mpmath.mpf(str(expr))
         if expr.is_Symbol:
+            if expr not in self.values:
+                raise Unsupported(f"no value for the symbol {expr}")
             return self.values[expr]
         if isinstance(expr, sp.Indexed):
-            values, at = self.values[expr.base], ev(expr.indices[0])
-            if at != int(at) or not 1 <= int(at) <= len(values):
-                raise Undefined(f"{expr} at index {at} is outside 1..{len(values)}")
-            return values[int(at) - 1]
+            return self._entry(expr)
         if expr.is_Add:
             return mpmath.fsum(ev(a) for a in expr.args)
         if expr.is_Mul:
             return mpmath.fprod(ev(a) for a in expr.args)
         if expr.is_Pow:
-            return ev(expr.base) ** ev(expr.exp)
+            base, exponent = ev(expr.base), ev(expr.exp)
+            if abs(exponent) > _HUGE and abs(base) != 1:
+                raise NoValue(f"{expr}: the power is too large to evaluate")
+            return base ** exponent
         if isinstance(expr, sp.exp):
-            return mpmath.exp(ev(expr.args[0]))
+            arg = ev(expr.args[0])
+            if mpmath.re(arg) > _HUGE:
+                raise NoValue(f"{expr}: too large to evaluate")
+            return mpmath.exp(arg)
         if isinstance(expr, sp.log):
             return mpmath.log(ev(expr.args[0]))
         if isinstance(expr, sp.KroneckerDelta):
             return mpmath.mpf(int(ev(expr.args[0]) == ev(expr.args[1])))
-        if isinstance(expr, sp.Sum):
+        if isinstance(expr, (sp.Sum, sp.Product)) and _finite_limits(expr):
             return self._sum(expr)
         if expr is sp.pi:
             return mpmath.pi
         if expr is sp.E:
             return mpmath.e
-        # Any other function of numbers: let SymPy evaluate it at our precision.
-        value = expr.func(*(_to_sympy(ev(a)) for a in expr.args)).evalf(DIGITS)
+        if isinstance(expr, sp.core.function.AppliedUndef):
+            raise Unsupported(f"{expr.func} is an undefined function: it has no value at numbers")
+        return self._by_sympy(expr)
+
+    def _entry(self, expr: sp.Indexed) -> object:
+        if expr.base not in self.values:
+            raise Unsupported(f"no values for {expr.base}")
+        values, at = self.values[expr.base], self(expr.indices[0])
+        if len(expr.indices) != 1:
+            raise Unsupported(f"{expr} has {len(expr.indices)} indices; vectors have one")
+        if at != int(at) or not 1 <= int(at) <= len(values):
+            raise Undefined(f"{expr} at index {at} is outside 1..{len(values)}")
+        return values[int(at) - 1]
+
+    def _by_sympy(self, expr: sp.Basic) -> object:
+        """Any other function of numbers (Abs, sin, Piecewise, an Integral, a Limit): put the
+        values in and let SymPy evaluate it at our precision."""
+        if not isinstance(expr, sp.Expr):
+            raise Unsupported(f"{type(expr).__name__} is not a number-valued expression")
+        if any(isinstance(a, sp.core.function.AppliedUndef) for a in expr.atoms(sp.Function)):
+            raise Unsupported("an undefined function has no value at numbers")
+        values = {x: _to_sympy(self(x)) for x in expr.free_symbols
+                  if isinstance(x, (sp.Symbol, sp.Indexed))}
+        value = sp.N(expr.xreplace(values), DIGITS)
+        if not value.is_number or value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+            raise NoValue(f"{expr} has no finite value here")
         real, imag = value.as_real_imag()
+        if not (real.is_Number and imag.is_Number):
+            raise NoValue(f"{expr} could not be evaluated here")
         if imag == 0:
             return mpmath.mpf(str(real))
         return mpmath.mpc(str(real), str(imag))
 
-    def _sum(self, s: sp.Sum) -> object:
+    def _sum(self, s: sp.Basic) -> object:
         key = (s, tuple(self.values.get(x) for x in _symbols_of(s)))
         if key not in self._sums:
-            self._sums[key] = self._over(s.function, s.limits)
+            self._sums[key] = self._over(s.function, s.limits, isinstance(s, sp.Product))
         return self._sums[key]
 
-    def _over(self, body: sp.Expr, limits: tuple) -> object:
-        """Σ of ``body`` over ``limits`` (the first is innermost, as in ``sympy.Sum``)."""
+    def _over(self, body: sp.Expr, limits: tuple, product: bool = False) -> object:
+        """Σ (or Π) of ``body`` over ``limits`` (the first is innermost, as in ``sympy.Sum``)."""
         index, lo, hi = limits[-1]
-        first, last = int(self(lo)), int(self(hi))
-        sign = 1
+        first, last = self(lo), self(hi)
+        if first != int(first) or last != int(last):
+            raise NoValue(f"a sum's limits {lo}, {hi} are not integers here")
+        first, last, sign = int(first), int(last), 1
+        if last - first > 10**5:
+            raise NoValue(f"a sum over {last - first + 1} terms is too long to evaluate")
         if last < first:  # Karr's convention, as SymPy: Σ_{a}^{b} = −Σ_{b+1}^{a−1} for b < a
             first, last, sign = last + 1, first - 1, -1
         span = range(first, last + 1)
         inner = limits[:-1]
-        at = _delta_partner(body, index) if not inner else None
+        at = _delta_partner(body, index) if not inner and not product else None
         if at is not None:  # every other term is exactly 0 · (a finite number)
             where = self(at)
             span = [int(where)] if where == int(where) and int(where) in span else []
@@ -103,12 +162,19 @@ class Evaluator:
         total = []
         for value in span:
             self.values[index] = value
-            total.append(self._over(body, inner) if inner else self(body))
+            total.append(self._over(body, inner, product) if inner else self(body))
         if saved is None:
             self.values.pop(index, None)
         else:
             self.values[index] = saved
+        if product:
+            result = mpmath.fprod(total)
+            return result if sign == 1 else 1 / result
         return sign * mpmath.fsum(total)
+
+
+def _finite_limits(s: sp.Basic) -> bool:
+    return all(not (lo.has(sp.oo, -sp.oo) or hi.has(sp.oo, -sp.oo)) for _, lo, hi in s.limits)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -123,8 +189,9 @@ def _delta_partner(body: sp.Expr, index: sp.Symbol) -> sp.Expr | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _symbols_of(s: sp.Sum) -> tuple[sp.Symbol, ...]:
-    """The plain symbols a sum depends on (its free indices and c): what its value is keyed by."""
+def _symbols_of(s: sp.Basic) -> tuple[sp.Basic, ...]:
+    """The symbols a sum depends on (its free indices, c, plain symbols): what its value is
+    keyed by."""
     return tuple(sorted((x for x in s.free_symbols if isinstance(x, sp.Symbol)), key=str))
 
 
@@ -135,6 +202,10 @@ def softmax_values(logits: list) -> list:
     return [e / denominator for e in exps]
 
 
+def finite(value: object) -> bool:
+    return not (mpmath.isnan(value) or mpmath.isinf(value))
+
+
 @dataclass(frozen=True, slots=True)
 class Point:
     """A point drawn for a check: the number of classes, the values, and the free indices."""
@@ -142,43 +213,60 @@ class Point:
     classes: int
     values: dict
     choices: list[int] | None = None
-    cache: dict | None = None
+    cache: dict | None = field(default=None, compare=False)
     """Sums already evaluated at this draw (shared by its points; they differ in indices)."""
 
-    def evaluate(self, expr: sp.Basic, **indices: int) -> object:
-        values = self.values if not indices else {**self.values,
-                                                  **{_INDEX[n]: v for n, v in indices.items()}}
-        return Evaluator(values, self.cache)(expr)
+    def evaluate(self, expr: sp.Basic, indices: Mapping[sp.Symbol, int] | None = None) -> object:
+        """The value of ``expr`` here (with ``indices`` set to other values). Raises
+        :class:`NoValue` where it has no finite value, :class:`Undefined` for an index outside
+        1..c, :class:`Unsupported` for what has no value at numbers."""
+        values = self.values if not indices else {**self.values, **indices}
+        try:
+            value = Evaluator(values, self.cache)(expr)
+        except (ZeroDivisionError, OverflowError) as error:
+            raise NoValue(f"{sp.sstr(expr)[:60]} has no value here ({error})") from None
+        if not finite(value):
+            raise NoValue(f"{sp.sstr(expr)[:60]} is not finite here")
+        return value
 
     def readable(self, exprs: list[sp.Basic]) -> dict[str, object]:
         """``{symbol: value}`` for the symbols of ``exprs`` (indexed ones one by one)."""
-        names = set().union(*(e.free_symbols for e in exprs))  # z[k] brings its label z too
-        bases = {base for base in (z, y, sigma) if base.label in names}
+        names = set().union(*(e.free_symbols for e in exprs))
+        bases = {entry.base for e in exprs for entry in e.atoms(sp.Indexed)}
         if sigma in bases:
             bases.add(z)  # σ is a function of z: give z, so the point can be rebuilt
         out: dict[str, object] = {}
-        for key, value in self.values.items():
+        for key, value in sorted(self.values.items(), key=lambda kv: str(kv[0])):
             if isinstance(value, list):
                 if key in bases:
                     for pos, v in enumerate(value, start=1):
                         out[f"{key}[{pos}]"] = _plain(v)
-            elif key in names or (key == p and y in bases):
+            elif (key in names and not isinstance(key, sp.IndexedBase)) or (key == p and y in bases):
                 out[str(key)] = value if isinstance(value, int) else _plain(value)
         return out
 
 
 def _plain(value: object) -> object:
+    if isinstance(value, int):
+        return value
     return float(value) if isinstance(value, mpmath.mpf) else complex(value)
 
 
 def _to_sympy(value: object) -> sp.Expr:
+    if isinstance(value, int):
+        return sp.Integer(value)
     if isinstance(value, mpmath.mpc):
         return sp.Float(value.real, DIGITS) + sp.I * sp.Float(value.imag, DIGITS)
     return sp.Float(value, DIGITS)
 
 
-def sizes(classes: Classes) -> tuple[int, ...]:
-    return SIZES if isinstance(classes, sp.Basic) else (int(classes),)
+def sizes(classes: Classes, found: Scan) -> tuple[int, ...]:
+    """The numbers of classes to check at: each at least the largest concrete index."""
+    if not isinstance(classes, sp.Basic):
+        return (int(classes),)
+    if not found.sized:
+        return (max(1, found.largest_index),)
+    return tuple(sorted({max(size, found.largest_index) for size in SIZES}))
 
 
 def _labels(rng: random.Random, size: int, keys: set[str], at: int) -> list:
@@ -187,34 +275,44 @@ def _labels(rng: random.Random, size: int, keys: set[str], at: int) -> list:
     if "one-hot" in keys:
         return [mpmath.mpf(int(pos == at)) for pos in range(1, size + 1)]
     if "sums-to-one" in keys:
-        raw = [mpmath.mpf(rng.randint(1, 10**6)) / 10**6 + mpmath.mpf("0.05") for _ in range(size)]
-        total = mpmath.fsum(raw)
-        return [v / total for v in raw]
+        return _normalised(rng, size)
     return [mpmath.mpf(rng.randint(-10**6, 15 * 10**5)) / 10**6 for _ in range(size)]
+
+
+def _normalised(rng: random.Random, size: int) -> list:
+    raw = [mpmath.mpf(rng.randint(1, 10**6)) / 10**6 + mpmath.mpf("0.05") for _ in range(size)]
+    total = mpmath.fsum(raw)
+    return [v / total for v in raw]
 
 
 COMBINATIONS = 16
 """At most this many assignments of the other free indices per point, when one index varies
 along a direction (a Hessian at large c); evenly spread over 1..c."""
+MAX_COMBINATIONS = 48
+"""At most this many assignments of three or more free indices per draw (seeded sample)."""
+
+
+def seed_of(exprs: list[sp.Basic], seed: int = 0) -> int:
+    """A seed drawn from the expressions themselves (stable across runs and processes)."""
+    return zlib.crc32("\n".join(sp.srepr(e) for e in exprs).encode()) ^ seed
 
 
 def points(exprs: list[sp.Basic], classes: Classes, assumptions: tuple[Assumption, ...],
            vary: sp.Symbol | None = None, seed: int = 0) -> Iterator[Point]:
     """Points at which to compare: every size, a few random draws, every value of each free index.
 
-    The draws respect the assumptions (one-hot labels, labels that sum to one, k = p, n ≠ p).
+    The draws respect the assumptions (one-hot labels, labels that sum to one, k = p, n ≠ p,
+    and any relation an assumption states: points where it is false are left out).
     With ``vary``, that index is left free: ``point.choices`` lists its allowed values.
     """
     keys = {a.key for a in assumptions}
-    free: set[sp.Symbol] = set()
-    others: set[sp.Symbol] = set()
-    for e in exprs:
-        free |= {x for x in e.free_symbols if x in _FREE}
-        others |= {x for x in e.free_symbols
-                   if isinstance(x, sp.Symbol) and x not in _FREE and x.name not in _NAMES}
-    rng = random.Random(seed)
-    for size in sizes(classes):
-        for _ in range(POINTS):
+    found = scan(exprs, extra=[a.condition for a in assumptions if a.condition is not None])
+    normalised = {a.normalises for a in assumptions if a.normalises is not None}
+    conditions = [a.condition for a in assumptions if a.condition is not None]
+    rng = random.Random(seed_of(exprs, seed))
+    draws = POINTS if found.sized or not isinstance(classes, sp.Basic) else SCALAR_POINTS
+    for size in sizes(classes, found):
+        for _ in range(draws):
             label_class = rng.randint(1, size)
             values: dict = {
                 z: [mpmath.mpf(rng.randint(-3 * 10**6, 3 * 10**6)) / 10**6 for _ in range(size)],
@@ -222,21 +320,45 @@ def points(exprs: list[sp.Basic], classes: Classes, assumptions: tuple[Assumptio
                 p: label_class,
                 c: size,
             }
-            for x in sorted(others, key=str):
-                values[x] = _draw(rng, x)
+            for base in found.bases:
+                values[base] = (_normalised(rng, size) if base in normalised
+                                else [_draw_real(rng, base, (-2, 1), ()) for _ in range(size)])
+            for x in found.bounds:
+                values[x] = rng.randint(1, size)
+            for x in found.plain:
+                values[x] = _draw(rng, x, found.constants)
             values[sigma] = softmax_values(values[z])
             cache: dict = {}
-            ranges = {x: _allowed(x, size, keys, label_class) for x in free - {p}}
+            ranges = {x: _allowed(x, size, keys, label_class) for x in found.indices - {p}}
             choices = ranges.pop(vary, [label_class] if vary == p else None)
             names = sorted(ranges, key=str)
             combos = list(itertools.product(*(ranges[x] for x in names)))
             if vary is not None and len(combos) > COMBINATIONS:
                 combos = [combos[round(t * (len(combos) - 1) / (COMBINATIONS - 1))]
                           for t in range(COMBINATIONS)]
-            for combo in _limit(combos, size):
+            combos = list(_limit(combos, size))
+            if len(combos) > MAX_COMBINATIONS:
+                combos = sorted(rng.sample(combos, MAX_COMBINATIONS))
+            for combo in combos:
                 point = dict(values)
                 point.update(zip(names, combo))
-                yield Point(size, point, choices, cache)
+                candidate = Point(size, point, choices, cache)
+                if all(_satisfied(candidate, relation) for relation in conditions):
+                    yield candidate
+
+
+def _satisfied(point: Point, relation: sp.Basic) -> bool:
+    """Whether a stated relation holds at the point (one that cannot be evaluated: no)."""
+    try:
+        left, right = point.evaluate(relation.lhs), point.evaluate(relation.rhs)
+    except (NoValue, Undefined, Unsupported):
+        return False
+    if isinstance(left, mpmath.mpc) or isinstance(right, mpmath.mpc):
+        return False
+    ops = {"==": lambda a, b: close(a, b), "!=": lambda a, b: not close(a, b),
+           "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+           ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+    return bool(ops[relation.rel_op](left, right))
 
 
 def _allowed(x: sp.Symbol, size: int, keys: set[str], label_class: int) -> list[int]:
@@ -253,7 +375,7 @@ def _limit(combos: list[tuple], size: int) -> Iterator[tuple]:
     and columns, and the anti-diagonal."""
     edges = {1, size}
     for combo in combos:
-        if len(combo) <= 1 or size <= 16:
+        if len(combo) != 2 or size <= 16:
             yield combo
             continue
         a, b = combo
@@ -261,14 +383,29 @@ def _limit(combos: list[tuple], size: int) -> Iterator[tuple]:
             yield combo
 
 
-def _draw(rng: random.Random, x: sp.Symbol) -> object:
-    if x.is_integer:
-        low = 1 if x.is_positive else 0 if x.is_nonnegative else -3
-        return rng.randint(low, 5)
-    magnitude = mpmath.mpf(rng.randint(5 * 10**5, 25 * 10**5)) / 10**6
+def _draw_real(rng: random.Random, x: sp.Basic, exponents: tuple[int, int],
+               constants: tuple) -> object:
+    """±10^u, u uniform in ``exponents`` (so several magnitudes and both signs), or, now and
+    then, next to a number written in the expressions (where Abs and Piecewise turn)."""
+    if constants and rng.random() < 0.3:
+        value = mpmath.mpf(rng.choice(constants)) + mpmath.mpf(rng.randint(-10**6, 10**6)) / 10**6
+    else:
+        exponent = rng.randint(exponents[0] * 10**6, exponents[1] * 10**6) / 10**6
+        value = mpmath.mpf(f"{10 ** exponent:.6g}")  # six digits: a counterexample one can read
+        value = value if rng.random() < 0.5 else -value
     if x.is_positive or x.is_nonnegative:
-        return magnitude
-    return magnitude if rng.random() < 0.5 else -magnitude
+        value = abs(value) or mpmath.mpf("0.5")
+    elif x.is_negative or x.is_nonpositive:
+        value = -abs(value) or mpmath.mpf("-0.5")
+    return value
+
+
+def _draw(rng: random.Random, x: sp.Symbol, constants: tuple) -> object:
+    if x.is_integer:
+        low = 1 if x.is_positive else 0 if x.is_nonnegative else -12
+        high = -1 if x.is_negative else 0 if x.is_nonpositive else 12
+        return rng.randint(low, high)
+    return _draw_real(rng, x, EXPONENTS, constants)
 
 
 def close(a: object, b: object) -> bool:
@@ -294,7 +431,10 @@ def directional_derivative(expr: sp.Basic, wrt: sp.Indexed, point: Point,
             values[sigma] = softmax_values(moved)
         return Evaluator(values)(expr)
 
-    return mpmath.diff(along, 0)
+    try:
+        return mpmath.diff(along, 0)
+    except (ZeroDivisionError, OverflowError) as error:
+        raise NoValue(f"the derivative has no value here ({error})") from None
 
 
 def direction(point: Point, seed: int) -> dict[int, object]:

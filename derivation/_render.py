@@ -30,6 +30,13 @@ def latex(expr: sp.Basic) -> str:
     return sp.latex(written_out(expr))
 
 
+def step_latex(s: Step) -> str:
+    """LaTeX of a step's line; a line kept as written keeps its factors' order."""
+    if s.written is not None:
+        return sp.latex(s.written, order="none")
+    return latex(s.expr)
+
+
 def _all_routes(d: Derivation) -> tuple[Route, ...]:
     return d.routes + (d.hessian,)
 
@@ -54,7 +61,7 @@ def to_latex(d: Derivation) -> str:
         for s in route.steps:
             tag = rf" \tag*{{{s.tag}}}" if s.tag else ""
             rule = s.rule.replace("{", r"\{").replace("}", r"\}").replace("_", r"\_")
-            lines.append(rf"{s.lhs_latex} &= {latex(s.expr)} && \text{{{rule} [{s.check}]}}{tag}")
+            lines.append(rf"{s.lhs_latex} &= {step_latex(s)} && \text{{{rule} [{s.check}]}}{tag}")
         out.append(" \\\\\n".join(lines))
         out.append(r"\end{align*}")
     return "\n".join(out) + "\n"
@@ -68,7 +75,7 @@ def to_markdown(d: Derivation) -> str:
         out += [f"### Route {number}: {route.name} — {_holds(route.holds)}", ""]
         for index, s in enumerate(route.steps, start=1):
             tag = f" \\qquad {s.tag}" if s.tag else ""
-            out += ["$$", f"{s.lhs_latex} = {latex(s.expr)}{tag}", "$$", ""]
+            out += ["$$", f"{s.lhs_latex} = {step_latex(s)}{tag}", "$$", ""]
             used = f" Assumes: {'; '.join(s.assumptions)}." if s.assumptions else ""
             out += [f"{index}. *{s.rule}* — {MARK[s.check]}.{used}", ""]
             if s.check == "failed":
@@ -84,8 +91,9 @@ def _subscripted(expr: sp.Basic) -> sp.Basic:
 
 def _pretty(s: Step) -> str:
     lhs = sp.Symbol(s.lhs)
-    return sp.pretty(sp.Eq(lhs, _subscripted(written_out(s.expr)), evaluate=False),
-                     use_unicode=True, wrap_line=False)
+    order = "none" if s.written is not None else None
+    return sp.pretty(sp.Eq(lhs, _subscripted(written_out(s.shown)), evaluate=False),
+                     use_unicode=True, wrap_line=False, order=order)
 
 
 def to_text(d: Derivation) -> str:
@@ -108,7 +116,7 @@ def _route_json(route: Route) -> dict:
     return {
         "name": route.name,
         "steps": [
-            {"index": index, "rule": s.rule, "lhs": s.lhs, "latex": latex(s.expr),
+            {"index": index, "rule": s.rule, "lhs": s.lhs, "latex": step_latex(s),
              "expr": sp.sstr(s.expr), "assumptions": list(s.assumptions), "check": s.check,
              "detail": s.detail, "tag": s.tag, "counterexample": s.counterexample}
             for index, s in enumerate(route.steps, start=1)

@@ -53,9 +53,10 @@ class _Builder:
         return self.steps[-1].expr
 
     def _add(self, lhs: tuple[str, str], expr: sp.Basic, rule: str, outcome: Outcome,
-             used: tuple[Assumption, ...], tag: str) -> sp.Basic:
+             used: tuple[Assumption, ...], tag: str, written: sp.Basic | None = None) -> sp.Basic:
         self.steps.append(Step(lhs[0], lhs[1], expr, rule, tuple(a.text for a in used),
-                               outcome.status, outcome.detail, outcome.counterexample, tag))
+                               outcome.status, outcome.detail, outcome.counterexample, tag,
+                               written))
         return expr
 
     def _in_force(self, extra: tuple[Assumption, ...]) -> tuple[Assumption, ...]:
@@ -81,13 +82,19 @@ class _Builder:
                          outcome, in_force, tag)
 
     def differentiate(self, lhs: tuple[str, str], expr: sp.Basic, wrt: sp.Indexed, rule: str,
-                      *used: Assumption, of: sp.Basic | None = None, tag: str = "") -> sp.Basic:
-        """A line claimed to be the derivative by ``wrt`` of ``of`` (default: the line before)."""
+                      *used: Assumption, of: sp.Basic | None = None, tag: str = "",
+                      written: sp.Basic | None = None) -> sp.Basic:
+        """A line claimed to be the derivative by ``wrt`` of ``of`` (default: the line before).
+
+        ``written``: the line as the source wrote it, unevaluated, for display; it must have
+        the value of ``expr``."""
         expr = _as_printed(expr)
         in_force = self._in_force(used)
         outcome = _check.derivative(self.last if of is None else of, expr, wrt, self.classes,
                                     in_force)
-        return self._add(lhs, expr, rule, outcome, in_force, tag)
+        if written is not None and sp.cancel(sp.together(rebuilt(written) - expr)) != 0:
+            raise AssertionError("the line as written and the line checked differ")
+        return self._add(lhs, expr, rule, outcome, in_force, tag, written)
 
     def cases(self, lhs: tuple[str, str], expr: sp.Basic, rule: str,
               cases: list[tuple[dict, sp.Basic, Assumption]], tag: str = "") -> sp.Basic:
@@ -158,6 +165,19 @@ def jacobian_route(classes: Classes, labels: str) -> Route:
     return b.route(CLOSED_FORM)
 
 
+def rebuilt(expr: sp.Basic) -> sp.Basic:
+    """An unevaluated expression built again with evaluation on (its value, SymPy's form)."""
+    return expr.func(*(rebuilt(a) for a in expr.args)) if expr.args else expr
+
+
+def _quotient_rule_as_written(total_exp: sp.Expr, e_p: sp.Expr) -> sp.Expr:
+    """−1/(e^{z_p}/Σ) · (Σ e^{z_p} − e^{z_p} e^{z_p})/Σ², as the course wrote it (unevaluated)."""
+    with sp.evaluate(False):
+        u = sp.Mul(e_p, sp.Pow(total_exp, -1))
+        numerator = sp.Add(sp.Mul(total_exp, e_p), sp.Mul(-1, sp.Mul(e_p, e_p)))
+        return sp.Mul(sp.Mul(-1, sp.Pow(u, -1)), sp.Mul(numerator, sp.Pow(sp.Pow(total_exp, 2), -1)))
+
+
 def course_route(classes: Classes) -> Route:
     """The course's route for a one-hot label at p: C = −log σ_p, the quotient rule, two cases.
 
@@ -179,7 +199,8 @@ def course_route(classes: Classes) -> Route:
     b.differentiate(d_p, -1 / (sp.exp(z[p]) / total_exp)
                     * (total_exp * sp.exp(z[p]) - sp.exp(z[p]) * sp.exp(z[p])) / total_exp**2,
                     z[p], "case k = p: −log u has derivative −u′/u; quotient rule for "
-                    "u = e^{z_p}/Σₘ e^{zₘ}, with ∂/∂z_p Σₘ e^{zₘ} = e^{z_p}", K_IS_P)
+                    "u = e^{z_p}/Σₘ e^{zₘ}, with ∂/∂z_p Σₘ e^{zₘ} = e^{z_p}", K_IS_P,
+                    written=_quotient_rule_as_written(total_exp, sp.exp(z[p])))
     b.rewrite(-(total_exp - sp.exp(z[p])) / total_exp, "cancel e^{z_p} and one Σₘ e^{zₘ}")
     case_p = b.rewrite(sp.exp(z[p]) / total_exp - 1, "split the fraction", tag="(3)")
     d_n = ("∂C/∂z_n", r"\frac{\partial C}{\partial z_n}")

@@ -123,9 +123,16 @@ def test_a_wrong_chain_found_in_review_fails(name):
 
 
 def test_an_index_outside_one_to_c_is_reported_not_wrapped():
-    r = derivation.check_chain([z[1], z[3]])
+    r = derivation.check_chain([z[1], z[c + 1]])
     assert r.failed_step == 1
     assert "outside 1.." in r.links[0].detail
+
+
+def test_a_concrete_index_is_checked_at_a_c_that_holds_it():
+    # z_3 implies c >= 3: the two differ as entries, never as "index outside 1..1".
+    r = derivation.check_chain([z[1], z[3]])
+    assert r.failed_step == 1 and "outside" not in r.links[0].detail
+    assert "z[3]" in r.counterexample
 
 
 def test_sums_over_several_indices_are_evaluated():

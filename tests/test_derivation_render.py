@@ -7,7 +7,7 @@ import pytest
 import sympy as sp
 
 import derivation
-from derivation._render import latex, written_out
+from derivation._render import latex, step_latex, written_out
 
 
 @functools.lru_cache(maxsize=None)
@@ -38,7 +38,7 @@ def test_latex_is_balanced_and_has_every_step_on_its_own_line(classes):
     lines = [line for line in tex.splitlines() if " &= " in line]
     assert len(lines) == len(all_steps(d))
     for line, step in zip(lines, all_steps(d)):
-        assert line.startswith(step.lhs_latex + " &= " + latex(step.expr))
+        assert line.startswith(step.lhs_latex + " &= " + step_latex(step))
         assert r"\text{" in line and f"[{step.check}]" in line
         assert balanced(line, "{", "}")
 
@@ -48,7 +48,7 @@ def test_markdown_has_a_math_block_and_the_rule_for_every_step():
     md = d.to_markdown()
     assert md.count("$$") == 2 * len(all_steps(d))
     for step in all_steps(d):
-        assert f"{step.lhs_latex} = {latex(step.expr)}" in md
+        assert f"{step.lhs_latex} = {step_latex(step)}" in md
         assert f"*{step.rule}*" in md
     assert "### Route 1: the course's derivation (one-hot label at p) — holds" in md
 
