@@ -17,6 +17,11 @@ from ._render import latex as latex
 from ._symbols import locals_ as symbols
 from ._theory import Theory as Theory
 from ._theory import theory as theory
+from ._text_check import NoMath as NoMath
+from ._text_check import TextCheck as TextCheck
+from ._text_check import TextStep as TextStep
+from ._text_check import check_text as check_text
 
 __all__ = ["derive", "check_chain", "theory", "symbols", "latex", "Derivation", "Route", "Step",
-           "ChainCheck", "Outcome", "Theory", "LABELS"]
+           "ChainCheck", "Outcome", "Theory", "LABELS",
+           "NoMath", "TextCheck", "TextStep", "check_text"]

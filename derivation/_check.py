@@ -32,6 +32,10 @@ class Outcome:
     status: str
     detail: str
     counterexample: dict[str, object] | None = None
+    points: int = 0
+    """Points at which both sides had a value and were compared."""
+    skipped: int = 0
+    """Points skipped because a side had no finite value there."""
 
     @property
     def holds(self) -> bool:
@@ -130,8 +134,9 @@ def _outcome(proved: bool, found, relation: str) -> Outcome:
                f"{mpmath.nstr(worst, 2)})")
     if proved:
         return Outcome(SYMBOLIC, f"equals {relation}: the difference reduces to 0; "
-                                 f"confirmed {numbers}")
-    return Outcome(NUMERIC, f"equals {relation} {numbers}; not reduced to 0 symbolically")
+                                 f"confirmed {numbers}", None, count, skipped)
+    return Outcome(NUMERIC, f"equals {relation} {numbers}; not reduced to 0 symbolically",
+                   None, count, skipped)
 
 
 def equal(before: sp.Basic, after: sp.Basic, classes: Classes,

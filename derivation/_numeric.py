@@ -343,14 +343,20 @@ def points(exprs: list[sp.Basic], classes: Classes, assumptions: tuple[Assumptio
                 point = dict(values)
                 point.update(zip(names, combo))
                 candidate = Point(size, point, choices, cache)
-                if all(_satisfied(candidate, relation) for relation in conditions):
+                if vary is not None and choices is not None and conditions:
+                    allowed = [x for x in choices if all(
+                        _satisfied(candidate, relation, {vary: x}) for relation in conditions)]
+                    if allowed:
+                        yield Point(size, point, allowed, cache)
+                elif all(_satisfied(candidate, relation) for relation in conditions):
                     yield candidate
 
 
-def _satisfied(point: Point, relation: sp.Basic) -> bool:
+def _satisfied(point: Point, relation: sp.Basic, extra: dict | None = None) -> bool:
     """Whether a stated relation holds at the point (one that cannot be evaluated: no)."""
     try:
-        left, right = point.evaluate(relation.lhs), point.evaluate(relation.rhs)
+        left = point.evaluate(relation.lhs, extra)
+        right = point.evaluate(relation.rhs, extra)
     except (NoValue, Undefined, Unsupported):
         return False
     if isinstance(left, mpmath.mpc) or isinstance(right, mpmath.mpc):

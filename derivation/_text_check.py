@@ -1,0 +1,196 @@
+"""Stage 4 of the text checker: check each step, and ``check_text``, the pipeline's entry point.
+
+extract (:mod:`._text_extract`) → parse (:mod:`._text_parse`) → meaning
+(:mod:`._text_meaning`) → check (here) → report (:mod:`._text_report`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from . import _check
+from ._budget import OverBudget, budget
+from ._symbols import c as classes_symbol
+from ._text_assume import Assumed
+from ._text_extract import extract
+from ._text_hints import catalogue, hint
+from ._text_meaning import DERIVATIVE, EQUAL, Claim, understand
+
+HOLDS, FAILS, UNCHECKED = "holds", "fails", "unchecked"
+STEP_SECONDS = 20.0
+"""Time budget of one step (its check, hint and suggestions), in seconds."""
+
+
+class NoMath(ValueError):
+    """The text has no mathematics in it to check."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextStep:
+    """One step of a written derivation and how its check went.
+
+    ``index`` counts steps from 1; ``line`` is the source line; ``text`` the step as written;
+    ``status`` ``holds``, ``fails`` or ``unchecked``; ``check`` ``symbolic``, ``numeric`` or
+    ``None``; ``assumptions`` the relations in force; ``counterexample`` values where the two
+    sides differ; ``hint`` one line on the difference; ``holds_if`` assumptions that would make
+    a failed step hold; ``detail`` how the check went, or why there was none.
+    """
+
+    index: int
+    line: int
+    text: str
+    status: str
+    check: str | None
+    assumptions: tuple[str, ...]
+    counterexample: dict[str, object] | None
+    hint: str
+    holds_if: tuple[str, ...]
+    detail: str
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "line": self.line, "text": self.text,
+                "status": self.status, "check": self.check,
+                "assumptions": list(self.assumptions), "counterexample": self.counterexample,
+                "hint": self.hint, "holds_if": list(self.holds_if), "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class TextCheck:
+    """A written derivation, checked: ``steps`` in the order they stand."""
+
+    source: str
+    steps: tuple[TextStep, ...]
+
+    @property
+    def holds(self) -> bool:
+        """Every step was checked and holds (and there is at least one)."""
+        return bool(self.steps) and all(s.status == HOLDS for s in self.steps)
+
+    @property
+    def first_failure(self) -> TextStep | None:
+        return next((s for s in self.steps if s.status != HOLDS), None)
+
+    def to_text(self) -> str:
+        from ._text_report import to_text
+
+        return to_text(self)
+
+    def to_markdown(self) -> str:
+        from ._text_report import to_markdown
+
+        return to_markdown(self)
+
+    def to_json(self) -> str:
+        from ._text_report import to_json
+
+        return to_json(self)
+
+
+def _prepared(expr: sp.Basic, assumed: tuple[Assumed, ...], wrt: sp.Basic | None) -> sp.Basic:
+    for a in assumed:
+        if wrt is not None and isinstance(a.lhs, sp.Indexed) and isinstance(wrt, sp.Indexed) \
+                and a.lhs.base == wrt.base:
+            continue  # never substitute the variable differentiated by
+        expr = a.substitute(expr)
+    return expr
+
+
+def _outcome(claim: Claim, assumed: tuple[Assumed, ...]) -> _check.Outcome:
+    engine = tuple(e for e in (a.for_engine() for a in assumed) if e is not None)
+    before = _prepared(claim.before, assumed, claim.wrt)
+    after = _prepared(claim.after, assumed, claim.wrt)
+    if claim.kind == DERIVATIVE:
+        return _check.derivative(before, after, claim.wrt, classes_symbol, engine)
+    return _check.equal(before, after, classes_symbol, engine)
+
+
+def _plain(counterexample: dict | None) -> dict | None:
+    if counterexample is None:
+        return None
+    return {k: (v if isinstance(v, (int, float)) else str(v)) for k, v in counterexample.items()}
+
+
+def _check_claim(index: int, claim: Claim) -> TextStep:
+    written = tuple(a.text for a in claim.assumed)
+
+    def step(status: str, check: str | None, detail: str, counterexample=None, hint_="",
+             holds_if=()) -> TextStep:
+        return TextStep(index, claim.line, claim.text, status, check, written,
+                        _plain(counterexample), hint_, tuple(holds_if), detail)
+
+    if claim.kind not in (EQUAL, DERIVATIVE):
+        return step(UNCHECKED, None, claim.reason)
+    try:
+        with budget(STEP_SECONDS):
+            outcome = _outcome(claim, claim.assumed)
+            if outcome.holds:
+                return step(HOLDS, outcome.status, outcome.detail)
+            if outcome.status != _check.FAILED:
+                return step(UNCHECKED, None, outcome.detail)
+            return step(FAILS, None, outcome.detail, outcome.counterexample,
+                        *_explain(claim))
+    except OverBudget as error:
+        return step(UNCHECKED, None, f"unchecked: {error}")
+    except RecursionError:
+        return step(UNCHECKED, None, "unchecked: the expression is nested too deeply")
+
+
+def _explain(claim: Claim) -> tuple[str, tuple[str, ...]]:
+    """The hint, and the catalogue's assumptions that make the step hold."""
+    holds_if = []
+    for candidate in catalogue(claim.before, claim.after, claim.wrt):
+        trial = _outcome(claim, claim.assumed + (candidate,))
+        if trial.holds and trial.points and not trial.skipped:  # evaluated, and defined
+            holds_if.append(candidate.text)
+    if claim.kind == DERIVATIVE:
+        return "", tuple(holds_if)
+
+    def holds(a: sp.Basic, b: sp.Basic) -> bool:
+        trial = Claim(claim.line, claim.text, EQUAL, a, b, None, claim.assumed)
+        return _outcome(trial, claim.assumed).holds
+
+    return hint(claim.before, claim.after, holds, claim.functions, claim.previous_tag), \
+        tuple(holds_if)
+
+
+def check_text(text: str, *, source: str = "<text>", assume: tuple[str, ...] | list[str] = ()
+               ) -> TextCheck:
+    r"""Check a derivation as people write it: Markdown or LaTeX with its math in ``$…$``,
+    ``$$…$$``, ``\[…\]`` or ``equation``/``align``/``aligned``/``gather`` environments.
+
+    Every step (a line claimed equal to the one before it, or to the derivative of a defined
+    name) is checked as :func:`check_chain` checks a link; a failing one gets a counterexample,
+    a hint when the difference is simple, and the assumptions that would make it hold.
+
+    Args:
+        text: the document.
+        source: its name, for the report.
+        assume: relations in force for the whole text (as a ``given:`` line), e.g.
+            ``["n \\neq p"]``.
+
+    Returns:
+        A frozen :class:`TextCheck`.
+
+    Raises:
+        TypeError: ``text`` is not a string.
+        NoMath: there is no mathematics in the text.
+
+    Example:
+        >>> import derivation
+        >>> t = derivation.check_text("$$\\frac{d}{dx} x^2 = 2x$$")
+        >>> t.holds, t.steps[0].status
+        (True, 'holds')
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected a string, got {type(text).__name__}")
+    if isinstance(assume, str):
+        assume = (assume,)
+    found = extract(text)
+    if not found.rows:
+        raise NoMath(f"{source}: no mathematics found (expected $…$, $$…$$, \\[…\\] or an "
+                     "equation/align environment)")
+    claims = understand(found, tuple(assume), source)
+    steps = tuple(_check_claim(index, claim) for index, claim in enumerate(claims, start=1))
+    return TextCheck(source, steps)

@@ -1,0 +1,134 @@
+"""Stage 1 of the text checker: find the mathematics in Markdown or LaTeX source.
+
+Math stands in ``$…$`` (inline), ``$$…$$``, ``\\[…\\]`` and the ``equation``, ``align``,
+``aligned``, ``gather`` (and starred) environments (display). A display block is cut into rows
+at ``\\\\``; every row keeps the line and column where it starts. Prose is ignored, except for
+directives (``assume:``/``given:`` lines, also inside ``%`` or ``<!-- -->`` comments) and an
+equation number written right after inline math, as in ``$…$ (2)``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_ROW = 4000
+"""Rows longer than this many characters are not read (reported as such)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One row of mathematics: ``text`` starts at ``line``:``column`` (1-based) of the source.
+
+    ``display`` is false for inline math in prose; ``block`` numbers the math block the row
+    belongs to; ``tag`` is an equation number written after inline math (display rows carry
+    theirs inside ``text``)."""
+
+    line: int
+    column: int
+    text: str
+    display: bool
+    block: int
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Directive:
+    """``assume: R1, R2`` or ``given: R1`` at ``line``; ``text`` is what follows the colon."""
+
+    line: int
+    column: int
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    rows: tuple[Row, ...]
+    directives: tuple[Directive, ...]
+
+
+_DIRECTIVE = re.compile(r"^[ \t]*(?:%+[ \t]*|<!--[ \t]*)?(assume|given)[ \t]*:(.*?)(?:-->)?[ \t]*$",
+                        re.MULTILINE | re.IGNORECASE)
+_ENVIRONMENTS = "equation|align|aligned|gather|gathered|eqnarray|multline|split"
+_OPENERS = re.compile(
+    r"(?<!\\)\$\$|\\\[|\\\(|\\begin\{(" + _ENVIRONMENTS + r")(\*?)\}|(?<![\\$])\$(?!\$)")
+_TAG_AFTER = re.compile(r"[ \t]*\(([0-9]+[a-z]?)\)")
+_FENCE = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
+_LATEX_COMMENT = re.compile(r"(?<!\\)%.*$", re.MULTILINE)
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_ROW_BREAK = re.compile(r"\\\\(\[[^\]]*\])?")
+
+
+def _blank(text: str, pattern: re.Pattern[str]) -> str:
+    """Replace each match by spaces (newlines kept), so that every offset stays where it was."""
+    return pattern.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+
+
+class _Lines:
+    def __init__(self, text: str) -> None:
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def at(self, offset: int) -> tuple[int, int]:
+        import bisect
+
+        line = bisect.bisect_right(self.starts, offset)
+        return line, offset - self.starts[line - 1] + 1
+
+
+def _closing(opener: re.Match[str]) -> re.Pattern[str]:
+    token = opener.group(0)
+    if token == "$$":
+        return re.compile(r"(?<!\\)\$\$")
+    if token == "$":
+        return re.compile(r"(?<!\\)\$")
+    if token == r"\[":
+        return re.compile(r"\\\]")
+    if token == r"\(":
+        return re.compile(r"\\\)")
+    return re.compile(r"\\end\{" + re.escape(opener.group(1) + opener.group(2)) + r"\}")
+
+
+def extract(text: str) -> Extracted:
+    """Rows of mathematics and directives, in the order they stand in ``text``."""
+    directives = tuple(
+        Directive(*_Lines(text).at(m.start(1)), m.group(1).lower(), m.group(2).strip())
+        for m in _DIRECTIVE.finditer(text))
+    work = _blank(text, _FENCE)
+    work = _blank(work, _HTML_COMMENT)
+    work = _blank(work, _LATEX_COMMENT)
+    work = _blank(work, _DIRECTIVE)
+    lines = _Lines(text)
+    rows: list[Row] = []
+    position, block = 0, 0
+    while True:
+        opener = _OPENERS.search(work, position)
+        if opener is None:
+            break
+        closer = _closing(opener).search(work, opener.end())
+        if closer is None:
+            break
+        inline = opener.group(0) in ("$", r"\(")
+        if inline and "\n\n" in work[opener.end():closer.start()]:
+            position = opener.end()  # a lone dollar sign in prose, not math
+            continue
+        block += 1
+        body_start, body = opener.end(), work[opener.end():closer.start()]
+        tag = ""
+        if inline:
+            after = _TAG_AFTER.match(work, closer.end())
+            tag = f"({after.group(1)})" if after else ""
+        _nested = re.compile(r"\\(begin|end)\{(" + _ENVIRONMENTS + r")\*?\}")
+        body = _nested.sub(lambda m: " " * len(m.group(0)), body)
+        start = 0
+        for piece in [*_ROW_BREAK.finditer(body), None]:
+            end = len(body) if piece is None else piece.start()
+            chunk = body[start:end]
+            if chunk.strip():
+                lead = len(chunk) - len(chunk.lstrip())
+                line, column = lines.at(body_start + start + lead)
+                rows.append(Row(line, column, chunk.strip(), not inline, block, tag))
+            if piece is not None:
+                start = piece.end()
+        position = closer.end()
+    return Extracted(tuple(rows), directives)

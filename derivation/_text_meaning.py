@@ -1,0 +1,264 @@
+"""Stage 3 of the text checker: what the rows mean, as a reader of course notes takes them.
+
+* A subscripted name is an entry of a vector over the classes 1..c; a name used as an index (or
+  a sum's variable) is an integer index; a sum's symbolic upper bound is c; every other symbol
+  is real; ``e`` is Euler's number.
+* A name first given a value by an equation (``C_0 = …``, ``f(y_i) = …``, ``\\sigma_k = …``) is
+  a *definition*; later lines may use the name or its value. An equation whose left side was
+  defined before continues it; ``&= …`` continues the row before. After
+  ``\\frac{\\partial X}{\\partial v} =`` the first line must be the derivative of X's value.
+* Inline math in prose only ever defines a name not used before: ``$y_p = 1$`` or ``$i = j$``
+  redefines nothing and claims nothing.
+* Directives ``assume:`` / ``given:`` put relations in force (see :mod:`._text_assume`).
+
+The result is a tuple of :class:`Claim`: what each step says, with every definition expanded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ._symbols import c as classes_symbol
+from ._text_assume import Assumed, directives_in_force, read_directive
+from ._text_extract import Extracted
+from ._text_parse import Parsed, parse_row
+
+EQUAL, DERIVATIVE, UNREADABLE, UNSUPPORTED = "equal", "derivative", "unreadable", "unsupported"
+_MAX_EXPANSIONS = 12
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One step to check: ``after`` equals ``before`` (or the derivative of ``before`` by
+    ``wrt``), both with definitions expanded, under ``assumed``. ``previous_tag`` is the
+    equation number of the line ``before`` comes from; ``reason`` says why an unreadable or
+    unsupported step is not checked."""
+
+    line: int
+    text: str
+    kind: str
+    before: sp.Basic | None = None
+    after: sp.Basic | None = None
+    wrt: sp.Basic | None = None
+    assumed: tuple[Assumed, ...] = ()
+    reason: str = ""
+    previous_tag: str = ""
+    functions: tuple = field(default=(), compare=False)
+    """Function definitions in force (name, parameter, body, tag), for hints."""
+
+
+@dataclass
+class _State:
+    values: dict = field(default_factory=dict)       # Symbol / Indexed(C, 0) -> current value
+    entries: dict = field(default_factory=dict)      # IndexedBase -> (index, body)
+    functions: dict = field(default_factory=dict)    # name -> (parameter, body, tag)
+    tags: dict = field(default_factory=dict)         # key -> tag of its latest line
+    used: set = field(default_factory=set)           # names seen so far
+    current: sp.Basic | None = None                  # the chain's last expression
+    subject: sp.Basic | None = None                  # the defined name the chain continues
+    current_tag: str = ""
+
+
+def _names(expr: sp.Basic) -> set[str]:
+    out = {s.name for s in expr.free_symbols if isinstance(s, sp.Symbol)}
+    out |= {str(e.base) for e in expr.atoms(sp.Indexed)}
+    out |= {str(f.func) for f in expr.atoms(sp.core.function.AppliedUndef)}
+    return out
+
+
+def _index_names(exprs: list[sp.Basic]) -> tuple[set[str], list[str]]:
+    """Names used as indices (entries, deltas, sums' variables); sums' symbolic upper bounds."""
+    indices: set[str] = set()
+    bounds: list[str] = []
+    for e in exprs:
+        for entry in e.atoms(sp.Indexed):
+            for x in entry.indices:
+                indices |= {s.name for s in x.free_symbols}
+        for delta in e.atoms(sp.KroneckerDelta):
+            indices |= {s.name for s in delta.free_symbols}
+        for s in e.atoms(sp.Sum, sp.Product):
+            for var, _, hi in s.limits:
+                indices.add(var.name)
+                if hi.is_Symbol and hi.name not in bounds:
+                    bounds.append(hi.name)
+    return indices, bounds
+
+
+def normaliser(exprs: list[sp.Basic]) -> dict[sp.Symbol, sp.Basic]:
+    """Document-wide: each plain symbol to what it means (see the module's docstring)."""
+    indices, bounds = _index_names(exprs)
+    bases = {str(e.base) for x in exprs for e in x.atoms(sp.Indexed)}
+    mapping: dict[sp.Symbol, sp.Basic] = {}
+    for x in set().union(*(e.free_symbols for e in exprs)) if exprs else ():
+        if not isinstance(x, sp.Symbol) or x.name in bases:
+            continue
+        if bounds and x.name == bounds[0]:
+            mapping[x] = classes_symbol
+        elif x.name in indices or x.name in bounds:
+            mapping[x] = sp.Symbol(x.name, integer=True, positive=True)
+        elif x.name == "e":
+            mapping[x] = sp.E
+        else:
+            mapping[x] = sp.Symbol(x.name, real=True)
+    return mapping
+
+
+def _definable(lhs: sp.Basic, state: _State, rhs: sp.Basic) -> sp.Basic | None:
+    """The key a new definition ``lhs = rhs`` gives a value to, or ``None``."""
+    if isinstance(lhs, sp.Mul) and all(a.is_Symbol and len(a.name) == 1 for a in lhs.args):
+        lhs = sp.Symbol("".join(a.name for a in lhs.args), real=True)  # CE: one name
+    names = {lhs.name} if isinstance(lhs, sp.Symbol) else _names(lhs)
+    if isinstance(lhs, sp.core.function.AppliedUndef):
+        names = {str(lhs.func)}
+    if names & state.used or names & _names(rhs):
+        return None
+    if isinstance(lhs, sp.Symbol) and not lhs.is_integer:
+        return lhs
+    if isinstance(lhs, sp.Indexed) and all(x.is_Integer for x in lhs.indices):
+        return lhs  # C_0: a name with a number for subscript
+    if isinstance(lhs, sp.Indexed) and len(lhs.indices) == 1 and lhs.indices[0].is_Symbol:
+        return lhs  # σ_k = …: the vector, entry by entry
+    if (isinstance(lhs, sp.core.function.AppliedUndef) and len(lhs.args) == 1
+            and isinstance(lhs.args[0], (sp.Symbol, sp.Indexed))):
+        return lhs
+    return None
+
+
+def _define(key: sp.Basic, value: sp.Basic, state: _State, tag: str) -> None:
+    if isinstance(key, sp.core.function.AppliedUndef):
+        state.functions[str(key.func)] = (key.args[0], value, tag)
+    elif isinstance(key, sp.Indexed) and key.indices[0].is_Symbol:
+        state.entries[key.base] = (key.indices[0], value)
+    else:
+        state.values[key] = value
+    state.tags[key] = tag
+
+
+def _apply(parameter: sp.Basic, body: sp.Basic, argument: sp.Basic) -> sp.Basic:
+    """A defined function's body at an argument (``σ(y_i)`` applied to ``ŷ_p``)."""
+    if isinstance(parameter, sp.Indexed) and isinstance(argument, sp.Indexed):
+        renamed = body.replace(lambda e: isinstance(e, sp.Indexed) and e.base == parameter.base,
+                               lambda e: sp.Indexed(argument.base, *e.indices))
+        return renamed.xreplace({parameter.indices[0]: argument.indices[0]})
+    return body.xreplace({parameter: argument})
+
+
+def expand(expr: sp.Basic, state: _State) -> sp.Basic:
+    """``expr`` with every defined name replaced by its value, until none is left."""
+    for _ in range(_MAX_EXPANSIONS):
+        before = expr
+        expr = expr.xreplace(state.values)
+        if state.entries:
+            expr = expr.replace(
+                lambda e: isinstance(e, sp.Indexed) and e.base in state.entries,
+                lambda e: state.entries[e.base][1].xreplace(
+                    {state.entries[e.base][0]: e.indices[0]}))
+        if state.functions:
+            expr = expr.replace(
+                lambda e: isinstance(e, sp.core.function.AppliedUndef)
+                and str(e.func) in state.functions,
+                lambda e: _apply(*state.functions[str(e.func)][:2], e.args[0]))
+        if expr == before:
+            break
+    return expr
+
+
+def _functions(state: _State) -> tuple:
+    return tuple((name, *definition) for name, definition in sorted(state.functions.items()))
+
+
+def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...]) -> list[Claim]:
+    row, relation = parsed.row, parsed.relation
+    line = row.line
+    if relation is None:
+        if not row.display:
+            return []
+        where = f"{parsed.line}:{parsed.column}"
+        return [Claim(line, row.text, UNREADABLE, reason=f"could not read it ({where}): "
+                      f"{parsed.error}")]
+    first, rest = relation.first, list(relation.rest)
+    out: list[Claim] = []
+
+    def claim(kind: str, before: sp.Basic, after: sp.Basic, wrt: sp.Basic | None = None,
+              rel: str = "=") -> None:
+        if rel != "=":
+            out.append(Claim(line, row.text, UNSUPPORTED, reason=f"the relation '{rel}' is "
+                             "not checked (only '=' steps are)"))
+            return
+        out.append(Claim(line, row.text, kind, expand(before, state), expand(after, state), wrt,
+                         assumed, previous_tag=state.current_tag, functions=_functions(state)))
+
+    if first is None:
+        if not row.display:
+            return []
+        if state.current is None:
+            return [Claim(line, row.text, UNREADABLE, reason="a line that continues ('= …') "
+                          "with no line before it in its block")]
+    elif isinstance(first, sp.Derivative):
+        if not row.display or not rest:
+            return []
+        (wrt, _), = first.variable_count
+        rel, value = rest.pop(0)
+        claim(DERIVATIVE, first.expr, value, wrt, rel)
+        state.current, state.subject, state.current_tag = value, None, relation.tag
+    else:
+        key = _definable(first, state, rest[0][1]) if rest and rest[0][0] == "=" else None
+        state.used |= _names(first if key is None else key)
+        if key is not None:
+            _, value = rest.pop(0)
+            _define(key, value, state, relation.tag or row.tag)
+            state.current, state.subject = value, key
+            state.current_tag = relation.tag or row.tag
+        elif not row.display:
+            return []
+        elif first in state.values:
+            state.current, state.subject = state.values[first], first
+            state.current_tag = state.tags.get(first, "")
+        else:
+            state.current, state.subject, state.current_tag = first, None, ""
+    for rel, value in rest:
+        claim(EQUAL, state.current, value, rel=rel)
+        state.current = value
+        state.current_tag = relation.tag
+        if state.subject is not None:
+            state.values[state.subject] = value
+            state.tags[state.subject] = relation.tag
+    return out
+
+
+def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
+               source: str = "<text>") -> tuple[Claim, ...]:
+    """Every step the text claims, in order, with the assumptions in force at its line."""
+    parsed = [parse_row(r) for r in extracted.rows]
+    directives = [read_directive(d) for d in extracted.directives]
+    directives = [*(read_directive(None, text) for text in extra_given), *directives]
+    exprs = [e for p in parsed if p.relation for e in
+             ([p.relation.first] if p.relation.first is not None else [])
+             + [x for _, x in p.relation.rest]]
+    exprs += [x for d in directives for a in d.relations for x in a.expressions()]
+    mapping = normaliser(exprs)
+    state = _State()
+    claims: list[Claim] = []
+    for d in directives:
+        if d.error:
+            claims.append(Claim(d.line, d.text, UNREADABLE, reason=d.error))
+    for p in parsed:
+        p = _normalised(p, mapping)
+        assumed = directives_in_force(directives, p.row.line, mapping)
+        claims.extend(_claims_for(p, state, assumed))
+        if p.relation is not None:
+            for _, e in p.relation.rest:
+                state.used |= _names(e)
+    claims.sort(key=lambda claim: claim.line)
+    return tuple(claims)
+
+
+def _normalised(p: Parsed, mapping: dict) -> Parsed:
+    if p.relation is None:
+        return p
+    r = p.relation
+    first = None if r.first is None else r.first.xreplace(mapping)
+    rest = tuple((rel, x.xreplace(mapping)) for rel, x in r.rest)
+    return Parsed(p.row, type(r)(first, rest, r.tag), p.error, p.line, p.column)

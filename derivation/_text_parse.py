@@ -1,0 +1,429 @@
+"""Stage 2 of the text checker: read one row of LaTeX into SymPy objects.
+
+The grammar is ``latex.lark`` (LALR); the :class:`_ToSympy` transformer builds every object by
+its constructor. User text never reaches ``eval``, ``exec``, ``sympify`` or ``parse_expr``.
+Names are left as they are written (plain symbols, ``IndexedBase`` for subscripted names); what
+they mean (indices, definitions, c) is the next stage's business.
+"""
+
+from __future__ import annotations
+
+import fractions
+import functools
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import lark
+import sympy as sp
+
+from ._text_extract import MAX_ROW, Row
+
+MAX_DEPTH = 60
+"""Brackets nested deeper than this are not read."""
+
+
+class ReadError(ValueError):
+    """A row that cannot be read; ``column`` (0-based offset in the row) says where."""
+
+    def __init__(self, message: str, offset: int = 0) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """A row read: ``first`` (``None`` when the row continues the one before, ``&= …``) and
+    then ``(relation, expression)`` pairs; ``tag`` is its equation number, e.g. ``(3)``."""
+
+    first: sp.Basic | None
+    rest: tuple[tuple[str, sp.Basic], ...]
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A row and what reading it gave: ``relation``, or ``error`` with its ``line``:``column``."""
+
+    row: Row
+    relation: Relation | None
+    error: str = ""
+    line: int = 0
+    column: int = 0
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> lark.Lark:
+    grammar = resources.files("derivation").joinpath("latex.lark").read_text(encoding="utf-8")
+    return lark.Lark(grammar, parser="lalr", maybe_placeholders=False, propagate_positions=True)
+
+
+# ---- blanking what carries no mathematics (offsets kept) ----------------------------------
+
+_SPACING = re.compile(r"\\(quad|qquad|displaystyle|textstyle|limits|nolimits|,|;|:|!| )"
+                      r"(?![a-zA-Z])|~|&")
+_SIZERS = re.compile(r"\\(left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)"
+                     r"(?![a-zA-Z])(\.)?")
+_TEXT = re.compile(r"\\(text|textrm|textit|textbf|mbox|label|operatorname\*?|tag\*?)\s*\{")
+_TRAILING_TAG = re.compile(r"(?:\s{2,}|^)\(([0-9]+[a-z]?)\)\s*$")
+_TRAILING_PUNCT = re.compile(r"[,.;:]\s*$")
+_UNICODE = str.maketrans({"−": "-", "·": "*", "×": "*", "≠": "=", "≤": "<", "≥": ">"})
+
+
+def _matching_brace(text: str, start: int) -> int:
+    """Offset just past the ``}`` that closes the ``{`` at ``start`` (or the end)."""
+    depth = 0
+    for pos in range(start, len(text)):
+        if text[pos] == "{" and text[pos - 1] != "\\":
+            depth += 1
+        elif text[pos] == "}" and text[pos - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return pos + 1
+    return len(text)
+
+
+def prepare(text: str) -> tuple[str, str]:
+    """The row with spacing, sizing, ``\\text{…}`` and its tag blanked out; and the tag."""
+    if "≠" in text or "≤" in text or "≥" in text:
+        text = text.replace("≠", r"\ne").replace("≤", r"\le").replace("≥", r"\ge")
+    text = text.translate(_UNICODE)
+    tag = ""
+    out = list(text)
+
+    def blank(a: int, b: int) -> None:
+        out[a:b] = [" " if ch != "\n" else ch for ch in out[a:b]]
+
+    for m in _TEXT.finditer(text):
+        end = _matching_brace(text, m.end() - 1)
+        if m.group(1).startswith("tag"):
+            tag = f"({text[m.end():end - 1].strip()})"
+        if m.group(1).startswith("operatorname"):
+            blank(m.start(), m.end())
+            blank(end - 1, end)
+        else:
+            blank(m.start(), end)
+    text = "".join(out)
+    text = _SPACING.sub(lambda m: " " * len(m.group(0)), text)
+    text = _SIZERS.sub(lambda m: " " * len(m.group(0)), text)
+    if not tag:
+        found = _TRAILING_TAG.search(text)
+        if found:
+            tag = f"({found.group(1)})"
+            text = text[:found.start()] + " " * (len(text) - found.start())
+    text = _TRAILING_PUNCT.sub(lambda m: " " * len(m.group(0)), text)
+    return text, tag
+
+
+def _brackets(text: str) -> None:
+    """Unbalanced or too deeply nested brackets, as a compiler reports them."""
+    pairs = {"(": ")", "[": "]", "{": "}"}
+    stack: list[tuple[str, int]] = []
+    for pos, ch in enumerate(text):
+        if ch in pairs and (ch != "{" or text[pos - 1:pos] != "\\"):
+            stack.append((ch, pos))
+            if len(stack) > MAX_DEPTH:
+                raise ReadError(f"brackets nested more than {MAX_DEPTH} deep", pos)
+        elif ch in pairs.values() and (ch != "}" or text[pos - 1:pos] != "\\"):
+            if not stack:
+                raise ReadError(f"unexpected '{ch}' with no bracket open", pos)
+            opener, at = stack.pop()
+            if pairs[opener] != ch:
+                raise ReadError(f"expected '{pairs[opener]}' to close '{opener}' (opened at "
+                                f"{{at:{at}}}), found '{ch}'", pos)
+    if stack:
+        opener, at = stack[-1]
+        before = text[max(at - 12, 0):].strip()[:24]
+        raise ReadError(f"expected '{pairs[opener]}' after '{before}' (opened at {{at:{at}}})",
+                        len(text.rstrip()))
+
+
+def _where(row: Row, offset: int) -> tuple[int, int]:
+    """Source line and column of an offset into the row's text."""
+    before = row.text[:offset]
+    line = row.line + before.count("\n")
+    column = (offset - before.rfind("\n")) if "\n" in before else row.column + offset
+    return line, column
+
+
+def _describe(error: lark.exceptions.LarkError, text: str) -> ReadError:
+    if isinstance(error, lark.exceptions.UnexpectedCharacters):
+        pos = error.pos_in_stream
+        command = re.match(r"\\[a-zA-Z]+", text[pos:])
+        if command:
+            return ReadError(f"unknown command '{command.group(0)}' (not mathematics this "
+                             f"reader knows)", pos)
+        return ReadError(f"cannot read '{text[pos]}' here", pos)
+    if isinstance(error, lark.exceptions.UnexpectedToken):
+        token = error.token
+        if token.type == "$END":
+            return ReadError("the row ends too early: an expression is missing", len(text.rstrip()))
+        expected = sorted(_NAMES.get(t, t.lower()) for t in error.expected)[:6]
+        return ReadError(f"unexpected '{token}'; expected {', '.join(expected)}",
+                         token.start_pos or 0)
+    return ReadError(str(error).splitlines()[0])
+
+
+_NAMES = {"LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['",
+          "RSQB": "']'", "REL": "a relation", "ADDOP": "'+' or '-'", "LETTER": "a name",
+          "NUMBER": "a number", "CIRCUMFLEX": "'^'", "UNDERSCORE": "'_'"}
+
+
+def parse_row(row: Row) -> Parsed:
+    """Read one row; never raises (an unreadable row is a :class:`Parsed` with ``error``)."""
+    try:
+        if len(row.text) > MAX_ROW:
+            raise ReadError(f"the row is {len(row.text)} characters long (at most {MAX_ROW} "
+                            "are read)")
+        text, tag = prepare(row.text)
+        _brackets(text)
+        if not text.strip():
+            raise ReadError("no mathematics in the row")
+        try:
+            tree = _parser().parse(text)
+        except lark.exceptions.LarkError as error:
+            raise _describe(error, text) from None
+        try:
+            first, rest = _ToSympy().transform(tree)
+        except lark.exceptions.VisitError as error:
+            inner = error.orig_exc
+            if isinstance(inner, ReadError) and not inner.offset:
+                meta = getattr(error.obj, "meta", None)
+                inner.offset = getattr(meta, "start_pos", 0) if meta and not meta.empty else 0
+            raise inner from None
+        return Parsed(row, Relation(first, tuple(rest), tag or row.tag))
+    except ReadError as error:
+        line, column = _where(row, error.offset)
+        message = re.sub(r"\{at:(\d+)\}",
+                         lambda m: "{}:{}".format(*_where(row, int(m.group(1)))), str(error))
+        return Parsed(row, None, message, line, column)
+    except (RecursionError, MemoryError):
+        return Parsed(row, None, "the row is nested too deeply to read", row.line, row.column)
+    except (ValueError, TypeError, ArithmeticError, AttributeError) as error:
+        return Parsed(row, None, f"cannot be read as mathematics: {error}", row.line, row.column)
+
+
+# ---- the transformer: each rule to a SymPy constructor ------------------------------------
+
+class _Dots:
+    """``\\dots`` in a sum, resolved once the sum's terms are all known."""
+
+
+@dataclass(frozen=True)
+class _Partial:
+    """``\\partial X`` (X may be absent) in a fraction's numerator or denominator."""
+
+    of: sp.Basic | None
+
+
+@dataclass(frozen=True)
+class _Operator:
+    """``\\frac{\\partial}{\\partial v}`` or ``\\frac{d}{dv}``: applied to what follows it."""
+
+    wrt: sp.Basic
+
+
+class _Terms(list):
+    """The terms of a sum in the order written (an ellipsis sum needs the order)."""
+
+
+def value(x: object) -> sp.Basic:
+    """A finished SymPy expression from an intermediate, or a :class:`ReadError`."""
+    if isinstance(x, _Terms):
+        from ._text_ellipsis import resolve
+
+        return resolve(list(x))
+    if isinstance(x, _Dots):
+        raise ReadError("an ellipsis '\\dots' stands where an expression should")
+    if isinstance(x, _Partial):
+        raise ReadError("'\\partial' outside a derivative's fraction")
+    if isinstance(x, _Operator):
+        raise ReadError("a derivative operator with nothing after it to act on")
+    return x
+
+
+_FUNCTIONS = {"log": sp.log, "ln": sp.log, "exp": sp.exp, "sin": sp.sin, "cos": sp.cos,
+              "tan": sp.tan, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
+              "arctan": sp.atan}
+_CONSTANT_NAMES = {"d"}
+
+
+def _name_of(x: sp.Basic) -> str:
+    if isinstance(x, sp.Symbol):
+        return x.name
+    raise ReadError(f"only a name can carry a subscript, not {sp.sstr(x)}")
+
+
+def _d_over(numerator: sp.Basic, denominator: sp.Basic) -> tuple[sp.Basic | None, sp.Basic] | None:
+    """``(X, v)`` when numerator/denominator read ``dX/dv`` (X None for ``d/dv``)."""
+    d = sp.Symbol("d")
+    den = sp.Mul.make_args(denominator)
+    if len(den) != 2 or d not in den:
+        return None
+    wrt = den[0] if den[1] == d else den[1]
+    if numerator == d:
+        return None, wrt
+    num = sp.Mul.make_args(numerator)
+    if d in num and len(num) == 2:
+        return (num[0] if num[1] == d else num[1]), wrt
+    return None
+
+
+class _ToSympy(lark.Transformer):
+    """One method per grammar rule; each returns a SymPy object (or a marker resolved above)."""
+
+    def relations(self, items):
+        first = None if isinstance(items[0], lark.Token) and items[0].type == "REL" else value(items[0])
+        start = 0 if first is None else 1
+        rest = [(str(items[pos]), value(items[pos + 1])) for pos in range(start, len(items), 2)]
+        return first, rest
+
+    def lone(self, items):
+        return value(items[0]), []
+
+    def expr(self, items):
+        terms = _Terms(items[0] if isinstance(items[0], _Terms) else [items[0]])
+        for pos in range(1, len(items), 2):
+            op, term = str(items[pos]), items[pos + 1]
+            if isinstance(term, _Dots):
+                terms.append(term)
+            else:
+                term = value(term)
+                terms.append(term if op == "+" else -term)
+        return terms
+
+    def term(self, items):
+        result = items[0]
+        if not isinstance(result, _Operator):
+            result = value(result)
+        for factor in items[1:]:
+            result = self._times(result, factor)
+        return value(result)
+
+    def _times(self, left, right):
+        if isinstance(left, _Operator):
+            return sp.Derivative(value(right), left.wrt, evaluate=False)
+        if isinstance(right, tuple) and right and right[0] == "over":
+            return sp.Mul(left, sp.Pow(value(right[1]), -1))
+        if isinstance(right, tuple) and right and right[0] == "times":
+            return sp.Mul(left, value(right[1]))
+        if isinstance(right, (_Dots, _Partial)):
+            raise ReadError("an ellipsis or '\\partial' inside a product is not read")
+        return sp.Mul(left, value(right))
+
+    def times(self, items):
+        return ("times", items[1])
+
+    def over(self, items):
+        return ("over", items[1])
+
+    def sign(self, items):
+        return value(items[1]) if str(items[0]) == "+" else -value(items[1])
+
+    def dots(self, items):
+        return _Dots()
+
+    def partial(self, items):
+        return _Partial(value(items[1]) if len(items) > 1 else None)
+
+    def bigop(self, items):
+        kind = str(items[0])
+        lower = next((x for x in items[1:-1] if isinstance(x, tuple) and x[0] == "lower"), None)
+        upper = next((x for x in items[1:-1] if isinstance(x, tuple) and x[0] == "upper"), None)
+        if lower is None:
+            raise ReadError(f"'{kind}' without an index below it (write {kind}_{{i=1}}^{{c}})")
+        index, low = lower[1], lower[2]
+        high = upper[1] if upper is not None else sp.Symbol("c")
+        body = value(items[-1])
+        cls = sp.Sum if kind == r"\sum" else sp.Product
+        return cls(body, (index, low, high))
+
+    def lower(self, items):
+        (x,) = items
+        if isinstance(x, tuple) and not x[1]:  # {i}
+            x = x[0]
+        if isinstance(x, tuple):  # a chain: i = 1
+            first, rest = x
+            if first is None or len(rest) != 1 or rest[0][0] != "=" or not isinstance(first, sp.Symbol):
+                raise ReadError("a sum's index must read 'i = 1' (or just 'i')")
+            return ("lower", first, rest[0][1])
+        if not isinstance(x, sp.Symbol):
+            raise ReadError("a sum's index must be a name")
+        return ("lower", x, sp.Integer(1))
+
+    def upper(self, items):
+        return ("upper", value(items[0]))
+
+    def pow(self, items):
+        return sp.Pow(value(items[0]), value(items[1]))
+
+    def subscript(self, items):
+        base, indices = items[0], items[1]
+        name = _name_of(base)
+        if name == "delta" and len(indices) == 2:
+            return sp.KroneckerDelta(*indices)
+        if name == "delta":
+            raise ReadError("\\delta takes two indices: \\delta_{ij}")
+        return sp.Indexed(sp.IndexedBase(name), *indices)
+
+    def subscript_pow(self, items):
+        return sp.Pow(self.subscript(items[:2]), value(items[2]))
+
+    def indices(self, items):
+        parts = [value(x) for x in items]
+        if len(parts) == 1 and parts[0].is_Mul and all(a.is_Symbol for a in parts[0].args):
+            # {ij}: two single-letter indices, in the order written
+            ordered = sorted(parts[0].args, key=lambda a: str(a))
+            return tuple(ordered) if len(ordered) == 2 else tuple(parts)
+        return tuple(parts)
+
+    def name(self, items):
+        return sp.Symbol(str(items[0]))
+
+    def greek(self, items):
+        return sp.Symbol(str(items[0])[1:])
+
+    def number(self, items):
+        exact = fractions.Fraction(str(items[0]))
+        return sp.Rational(exact.numerator, exact.denominator)
+
+    def accent(self, items):
+        command, letter = str(items[0]), str(items[1])
+        if command in (r"\mathrm", r"\mathit"):
+            return sp.Symbol(letter.lstrip("\\"))
+        return sp.Symbol(f"{command}{{{letter}}}")
+
+    def call(self, items):
+        return sp.Function(str(items[0]).lstrip("\\"))(value(items[1]))
+
+    def frac(self, items):
+        numerator, denominator = items[1], items[2]
+        if isinstance(numerator, _Partial) and isinstance(denominator, _Partial):
+            if denominator.of is None:
+                raise ReadError("'\\partial' in a denominator needs a variable after it")
+            if numerator.of is None:
+                return _Operator(denominator.of)
+            return sp.Derivative(numerator.of, denominator.of, evaluate=False)
+        numerator, denominator = value(numerator), value(denominator)
+        d = _d_over(numerator, denominator)
+        if d is not None:
+            return _Operator(d[1]) if d[0] is None else sp.Derivative(d[0], d[1], evaluate=False)
+        return sp.Mul(numerator, sp.Pow(denominator, -1))
+
+    def sqrt(self, items):
+        return sp.sqrt(value(items[1]))
+
+    def root(self, items):
+        return sp.root(value(items[2]), value(items[1]))
+
+    def func(self, items):
+        return _FUNCTIONS[str(items[0])[1:]](value(items[1]))
+
+    def func_pow(self, items):
+        return sp.Pow(_FUNCTIONS[str(items[0])[1:]](value(items[2])), value(items[1]))
+
+    def infinity(self, items):
+        return sp.oo
+
+    def start(self, items):
+        return items[0]
