@@ -112,6 +112,8 @@ def _definable(lhs: sp.Basic, state: _State, rhs: sp.Basic) -> sp.Basic | None:
     names = {lhs.name} if isinstance(lhs, sp.Symbol) else _names(lhs)
     if isinstance(lhs, sp.core.function.AppliedUndef):
         names = {str(lhs.func)}
+    elif isinstance(lhs, sp.Indexed):
+        names = {str(lhs.base)}
     if names & state.used or names & _names(rhs):
         return None
     if isinstance(lhs, sp.Symbol) and not lhs.is_integer:
@@ -205,7 +207,8 @@ def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...]) -> 
         state.current, state.subject, state.current_tag = value, None, relation.tag
     else:
         key = _definable(first, state, rest[0][1]) if rest and rest[0][0] == "=" else None
-        state.used |= _names(first if key is None else key)
+        if rest or row.display:  # a name merely mentioned in prose ($z$) gets no meaning from it
+            state.used |= _names(first if key is None else key)
         if key is not None:
             _, value = rest.pop(0)
             _define(key, value, state, relation.tag or row.tag)

@@ -290,6 +290,25 @@ def report(
     raise typer.Exit(0 if general.holds and three.holds and agreement.ok else 1)
 
 
+@app.command("check")
+def check_text_command(
+    file: Annotated[str, typer.Argument(help="A Markdown or LaTeX file, or - for stdin.")],
+    assume: Annotated[Optional[list[str]], typer.Option(  # noqa: UP007
+        "--assume", help="A relation in force for the whole text, e.g. 'n \\neq p'.")] = None,
+    format: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
+    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = (  # noqa: UP007
+        None),
+) -> None:
+    """Check a derivation as written: every step of its Markdown/LaTeX math."""
+    from ._check_text_cli import CheckInputError, run
+
+    try:
+        code = run(file, list(assume or ()), format, _writable("out", out))
+    except CheckInputError as error:
+        raise InputError(str(error)) from None
+    raise typer.Exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     command = typer.main.get_command(app)
