@@ -293,8 +293,11 @@ MAX_COMBINATIONS = 48
 
 
 def seed_of(exprs: list[sp.Basic], seed: int = 0) -> int:
-    """A seed drawn from the expressions themselves (stable across runs and processes)."""
-    return zlib.crc32("\n".join(sp.srepr(e) for e in exprs).encode()) ^ seed
+    """A seed drawn from the expressions themselves: the kinds of their nodes and their atoms,
+    sorted, so stable across runs and processes (never Python's salted ``hash``)."""
+    parts = sorted(type(node).__name__ if node.args else f"{type(node).__name__}:{node}"
+                   for e in exprs for node in sp.preorder_traversal(e))
+    return zlib.crc32("\n".join(parts).encode()) ^ seed
 
 
 def points(exprs: list[sp.Basic], classes: Classes, assumptions: tuple[Assumption, ...],

@@ -135,6 +135,9 @@ def _check_claim(index: int, claim: Claim) -> TextStep:
         return step(UNCHECKED, None, f"unchecked: {error}")
     except RecursionError:
         return step(UNCHECKED, None, "unchecked: the expression is nested too deeply")
+    except Exception as error:  # noqa: BLE001 - SymPy/mpmath on extreme input: not a verdict
+        return step(UNCHECKED, None, f"unchecked: the check could not be carried out "
+                                     f"({type(error).__name__}: {str(error)[:120]})")
 
 
 def _explain(claim: Claim) -> tuple[str, tuple[str, ...]]:

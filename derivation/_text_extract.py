@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 MAX_ROW = 4000
 """Rows longer than this many characters are not read (reported as such)."""
+MAX_ROWS = 2000
+"""At most this many rows of mathematics are read from one document (the rest is reported)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +46,12 @@ class Directive:
 
 @dataclass(frozen=True, slots=True)
 class Extracted:
+    """The rows and directives of a document; ``truncated`` when it had more than
+    :data:`MAX_ROWS` rows."""
+
     rows: tuple[Row, ...]
     directives: tuple[Directive, ...]
+    truncated: bool = False
 
 
 _DIRECTIVE = re.compile(r"^[ \t]*(?:%+[ \t]*|<!--[ \t]*)?(assume|given)[ \t]*:(.*?)(?:-->)?[ \t]*$",
@@ -101,7 +107,7 @@ def extract(text: str) -> Extracted:
     lines = _Lines(text)
     rows: list[Row] = []
     position, block = 0, 0
-    while True:
+    while len(rows) < MAX_ROWS:
         opener = _OPENERS.search(work, position)
         if opener is None:
             break
@@ -131,4 +137,6 @@ def extract(text: str) -> Extracted:
             if piece is not None:
                 start = piece.end()
         position = closer.end()
-    return Extracted(tuple(rows), directives)
+    truncated = len(rows) > MAX_ROWS or (
+        len(rows) == MAX_ROWS and _OPENERS.search(work, position) is not None)
+    return Extracted(tuple(rows[:MAX_ROWS]), directives, truncated)

@@ -52,6 +52,8 @@ class Claim:
 @dataclass
 class _State:
     values: dict = field(default_factory=dict)       # Symbol / Indexed(C, 0) -> current value
+    defined: dict = field(default_factory=dict)      # the same keys -> value when defined
+    written_under: dict = field(default_factory=dict)  # the same keys -> assumptions then
     entries: dict = field(default_factory=dict)      # IndexedBase -> (index, body)
     functions: dict = field(default_factory=dict)    # name -> (parameter, body, tag)
     tags: dict = field(default_factory=dict)         # key -> tag of its latest line
@@ -134,7 +136,7 @@ def _define(key: sp.Basic, value: sp.Basic, state: _State, tag: str) -> None:
     elif isinstance(key, sp.Indexed) and key.indices[0].is_Symbol:
         state.entries[key.base] = (key.indices[0], value)
     else:
-        state.values[key] = value
+        state.values[key] = state.defined[key] = value
     state.tags[key] = tag
 
 
@@ -171,15 +173,15 @@ def _functions(state: _State) -> tuple:
     return tuple((name, *definition) for name, definition in sorted(state.functions.items()))
 
 
-def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...]) -> list[Claim]:
+def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...],
+                source: str) -> list[Claim]:
     row, relation = parsed.row, parsed.relation
     line = row.line
     if relation is None:
         if not row.display:
             return []
-        where = f"{parsed.line}:{parsed.column}"
-        return [Claim(line, row.text, UNREADABLE, reason=f"could not read it ({where}): "
-                      f"{parsed.error}")]
+        return [Claim(line, row.text, UNREADABLE,
+                      reason=f"{source}:{parsed.line}:{parsed.column}: {parsed.error}")]
     first, rest = relation.first, list(relation.rest)
     out: list[Claim] = []
 
@@ -212,13 +214,18 @@ def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...]) -> 
         if key is not None:
             _, value = rest.pop(0)
             _define(key, value, state, relation.tag or row.tag)
+            state.written_under[key] = assumed
             state.current, state.subject = value, key
             state.current_tag = relation.tag or row.tag
         elif not row.display:
             return []
         elif first in state.values:
-            state.current, state.subject = state.values[first], first
-            state.current_tag = state.tags.get(first, "")
+            # a new case (other assumptions than when its value was last written) starts again
+            # from the definition
+            same = state.written_under.get(first, ()) == assumed
+            state.current = state.values[first] if same else state.defined[first]
+            state.subject = first
+            state.current_tag = state.tags.get(first, "") if same else ""
         else:
             state.current, state.subject, state.current_tag = first, None, ""
     for rel, value in rest:
@@ -228,6 +235,7 @@ def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...]) -> 
         if state.subject is not None:
             state.values[state.subject] = value
             state.tags[state.subject] = relation.tag
+            state.written_under[state.subject] = assumed
     return out
 
 
@@ -247,10 +255,19 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
     for d in directives:
         if d.error:
             claims.append(Claim(d.line, d.text, UNREADABLE, reason=d.error))
+    if extracted.truncated:
+        last = extracted.rows[-1].line
+        claims.append(Claim(last, "", UNREADABLE, reason=f"more than {len(extracted.rows)} rows "
+                            f"of mathematics: the rest, after line {last}, was not read"))
     for p in parsed:
         p = _normalised(p, mapping)
         assumed = directives_in_force(directives, p.row.line, mapping)
-        claims.extend(_claims_for(p, state, assumed))
+        try:
+            claims.extend(_claims_for(p, state, assumed, source))
+        except (Exception, RecursionError) as error:  # noqa: BLE001 - never out of check_text
+            claims.append(Claim(p.row.line, p.row.text, UNREADABLE, reason=f"{source}:"
+                                f"{p.row.line}:{p.row.column}: could not be understood "
+                                f"({type(error).__name__}: {str(error)[:120]})"))
         if p.relation is not None:
             for _, e in p.relation.rest:
                 state.used |= _names(e)

@@ -158,7 +158,8 @@ def _describe(error: lark.exceptions.LarkError, text: str) -> ReadError:
         token = error.token
         if token.type == "$END":
             return ReadError("the row ends too early: an expression is missing", len(text.rstrip()))
-        expected = sorted(_NAMES.get(t, t.lower()) for t in error.expected)[:6]
+        expected = sorted({_NAMES.get(t, t.lower()) for t in error.expected
+                           if not t.startswith("__")})[:6]
         return ReadError(f"unexpected '{token}'; expected {', '.join(expected)}",
                          token.start_pos or 0)
     return ReadError(str(error).splitlines()[0])

@@ -1,0 +1,249 @@
+"""check_text on the reference as it is, on its transcription in examples/, and on each
+directive, verdict kind, hint and suggestion."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import derivation
+from derivation import _text_check
+from verify._cli import main
+
+ROOT = Path(__file__).parent.parent
+REFERENCE = ROOT.parent / "shared" / "reference" / "000_383b7a561c191c02.txt"
+EXAMPLES = ROOT / "examples" / "derivations"
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return derivation.check_text(REFERENCE.read_text(encoding="utf-8"), source="reference.txt")
+
+
+def chain_ending_at(result, tag):
+    """The steps of the aligned block whose last row carries ``tag``."""
+    last = next(s for s in result.steps if s.text.rstrip().endswith(tag))
+    return [s for s in result.steps if s.line == last.line]
+
+
+def test_reference_chain_3_holds_line_by_line(reference):
+    steps = chain_ending_at(reference, "(3)")
+    assert len(steps) == 4
+    assert [s.status for s in steps] == ["holds"] * 4
+    assert steps[0].text.startswith(r"\frac{\partial C_0}{\partial \hat{y}_p}")
+
+
+def test_reference_chain_4_holds_or_holds_if_n_is_not_p(reference):
+    steps = chain_ending_at(reference, "(4)")
+    assert len(steps) == 3
+    first, *rest = steps
+    assert first.status == "fails" and first.holds_if == ("n \\neq p",)
+    assert first.counterexample["n"] == first.counterexample["p"]
+    assert [s.status for s in rest] == ["holds", "holds"]
+
+
+def test_reference_substitution_fails_and_says_why(reference):
+    (step,) = [s for s in reference.steps if s.text.startswith(r"C_0 = -\log(e^{\hat{y}_p}")]
+    assert step.status == "fails" and step.counterexample
+    assert step.hint.startswith(r"$\hat{y}$ names the softmax output in (1) and its input in (2)")
+
+
+def test_reference_suggests_one_hot_for_minus_log_y_hat_p(reference):
+    (step,) = [s for s in reference.steps if s.text.strip() == r"&= -\log \hat{y}_p \quad (1)"]
+    assert step.status == "fails" and step.holds_if == ("y_i = \\delta_{ip}",)
+
+
+def test_reference_reads_the_ellipsis_sum_and_leaves_the_unclear_one_unchecked(reference):
+    first, second = reference.steps[:2]
+    assert first.text.startswith("C_0 &= -[y_1") and first.status == "holds"
+    assert second.status == "unchecked" and "do not follow one pattern" in second.detail
+    assert second.detail.startswith("reference.txt:38:")
+    assert not reference.holds and reference.first_failure is second
+
+
+def test_reference_prose_math_defines_nothing_and_claims_nothing(reference):
+    lines = {s.line for s in reference.steps}
+    assert lines == {38, 44, 48, 52}  # $y_p = 1$ (line 36) is no step, and redefines nothing
+
+
+def run(*args, capsys):
+    code = main(list(map(str, args)))
+    return code, capsys.readouterr()
+
+
+def test_the_transcribed_course_holds_end_to_end(capsys):
+    code, out = run("check", EXAMPLES / "course.md", "--format", "json", capsys=capsys)
+    doc = json.loads(out.out)
+    assert code == 0 and doc["holds"] and doc["summary"]["fails"] == 0
+    assert doc["summary"] == {"steps": 11, "holds": 11, "fails": 0, "unchecked": 0}
+
+
+def test_the_planted_error_is_found_at_its_step(capsys):
+    code, out = run("check", EXAMPLES / "course-planted-error.md", "--format", "json",
+                    capsys=capsys)
+    doc = json.loads(out.out)
+    failing = [s for s in doc["steps"] if s["status"] != "holds"]
+    assert code == 1 and [(s["index"], s["line"]) for s in failing] == [(7, 32)]
+    assert failing[0]["hint"] == "sign: this line is the negative of the previous one"
+
+
+def test_the_reference_through_the_cli_exits_1(capsys):
+    code, out = run("check", REFERENCE, capsys=capsys)
+    assert code == 1 and "✗" in out.out and "holds if y_i = \\delta_{ip}" in out.out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["check", "no-such-file.md"], "error: FILE: 'no-such-file.md' does not exist"),
+    (["check", "{prose}"], "prose.md: no mathematics found"),
+    (["check", "{binary}"], "is not UTF-8 text"),
+    (["check", "{course}", "--format", "jsno"], "did you mean 'json'?"),
+    (["check", "{course}", "--assume", "n \\in p"], "error: given: could not read"),
+])
+def test_unusable_input_exits_2_with_one_error_line(tmp_path, capsys, args, message):
+    prose, binary = tmp_path / "prose.md", tmp_path / "binary.md"
+    prose.write_text("Just words, no math.\n")
+    binary.write_bytes(b"$$x = \xff$$")
+    paths = {"prose": prose, "binary": binary, "course": EXAMPLES / "course.md"}
+    code, out = run(*[a.format(**paths) for a in args], capsys=capsys)
+    assert code == 2 and out.out == ""
+    assert out.err.count("\n") == 1 and message in out.err
+
+
+def test_out_file_and_markdown(tmp_path, capsys):
+    target = tmp_path / "report.md"
+    code, out = run("check", EXAMPLES / "course.md", "--format", "markdown", "--out", target,
+                    capsys=capsys)
+    assert code == 0 and out.out == ""
+    assert target.read_text().startswith("# Check of `") and "| 11 |" in target.read_text()
+
+
+def test_stdin(monkeypatch, capsys):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"$$(a+b)^2 = a^2 + 2ab + b^2$$")))
+    code, out = run("check", "-", capsys=capsys)
+    assert code == 0 and "<stdin>" in out.out
+
+
+# ---- directives ------------------------------------------------------------------------
+
+CASES = r"""
+$$D = \sigma_k - \delta_{kp}$$
+
+assume: k = p
+
+$$D = \sigma_p - 1$$
+
+assume: k \neq p
+
+$$D = \sigma_k$$
+
+assume:
+
+$$D = \sigma_k$$
+"""
+
+
+def test_assume_holds_until_the_next_assume_and_an_empty_one_ends_it():
+    r = derivation.check_text(CASES)
+    assert [s.status for s in r.steps] == ["holds", "holds", "fails"]
+    assert [s.assumptions for s in r.steps] == [("k = p",), ("k \\neq p",), ()]
+    assert r.steps[2].holds_if == ("k \\neq p",)
+
+
+@pytest.mark.parametrize("directive", [
+    "given: y_i = \\delta_{ip}", "% given: y_i = \\delta_{ip}",
+    "<!-- given: y_i = \\delta_{ip} -->",
+])
+def test_given_in_every_form_holds_to_the_end(directive):
+    text = f"{directive}\n\n$$L = -\\sum_{{i=1}}^{{c}} y_i \\log s_i = -\\log s_p$$\n"
+    assert derivation.check_text(text).holds
+    assert not derivation.check_text(text.replace(directive, "")).holds
+
+
+def test_the_command_lines_assume_is_a_given_for_the_whole_text():
+    text = "$$G = s_k \\sum_{i=1}^{c} y_i - y_k = s_k - y_k$$"
+    assert not derivation.check_text(text).holds
+    assert derivation.check_text(text, assume=["\\sum_{i=1}^{c} y_i = 1"]).holds
+
+
+def test_inequality_directive_draws_points_that_satisfy_it():
+    text = "given: T > 0\n\n$$\\sqrt{T^2} = T$$"
+    assert derivation.check_text(text).holds
+    assert not derivation.check_text(text.replace("given: T > 0", "")).holds
+
+
+def test_a_directive_that_cannot_be_used_is_an_unchecked_step():
+    r = derivation.check_text("assume: x \\in S\n\n$$a = a$$")
+    assert r.steps[0].status == "unchecked" and "could not read" in r.steps[0].detail
+
+
+# ---- verdict kinds, hints ---------------------------------------------------------------
+
+@pytest.mark.parametrize("text, status, check", [
+    ("$$(x+1)^2 = x^2 + 2x + 1$$", "holds", "symbolic"),
+    ("$$\\sin^2 x + \\cos^2 x = 1$$", "holds", "numeric"),
+    ("$$(x+1)^2 = x^2 + 1$$", "fails", None),
+    ("$$x = f(x)$$", "unchecked", None),
+    ("$$a_1 + \\dots + b = c$$", "unchecked", None),
+])
+def test_each_verdict_kind(text, status, check):
+    (step,) = derivation.check_text(text).steps
+    assert (step.status, step.check) == (status, check), step.detail
+
+
+def test_over_the_time_budget_is_unchecked(monkeypatch):
+    monkeypatch.setattr(_text_check, "STEP_SECONDS", 1e-4)
+    (step,) = derivation.check_text("$$(x+1)^{40} = (1+x)^{40}$$").steps
+    assert step.status == "unchecked" and "over the time budget" in step.detail
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    ("1 - x^2", "sign: this line is the negative of the previous one"),
+    ("2x^2 - 2", "constant factor: this line is 2 times the previous one"),
+    ("x^2 - 1 + x", "missing term: this line differs from the previous one by $x$"),
+])
+def test_hints(wrong, hint):
+    (step,) = derivation.check_text(f"$$(x-1)(x+1) = {wrong}$$").steps
+    assert step.status == "fails" and step.hint == hint
+
+
+def test_a_step_after_a_failure_is_checked_from_what_was_written():
+    r = derivation.check_text(r"$$\begin{aligned} A &= (x+1)^2 \\ &= x^2 + 1 \\ &= 1 + x^2"
+                              r"\end{aligned}$$")
+    assert [s.status for s in r.steps] == ["fails", "holds"]  # A = (x+1)^2 defines A
+
+
+def test_derivatives_as_left_sides_and_inside_expressions():
+    text = r"""
+$$L = x^3 + \log x$$
+$$\frac{dL}{dx} = 3x^2 + \frac{1}{x}$$
+$$\frac{\partial}{\partial x}(x^2) + 1 = 2x + 1$$
+$$\frac{\partial L}{\partial x} = 3x^2$$
+"""
+    r = derivation.check_text(text)
+    assert [s.status for s in r.steps] == ["holds", "holds", "fails"]
+
+
+def test_json_is_deterministic_and_follows_the_schema(reference):
+    again = derivation.check_text(REFERENCE.read_text(encoding="utf-8"), source="reference.txt")
+    assert reference.to_json() == again.to_json()
+    doc = json.loads(reference.to_json())
+    assert doc["schema"] == "softmax-ce.check/1" and doc["holds"] is False
+    assert set(doc["steps"][0]) == {"index", "line", "text", "status", "check", "assumptions",
+                                    "counterexample", "hint", "holds_if", "detail"}
+    assert doc["summary"] == {"steps": 11, "holds": 7, "fails": 3, "unchecked": 1}
+
+
+def test_text_report_marks_every_step(reference):
+    text = reference.to_text()
+    assert text.count("✓ step") == 7 and text.count("✗ step") == 3 and text.count("? step") == 1
+    assert "reference.txt:44" in text
+
+
+def test_check_text_refuses_what_is_not_text():
+    with pytest.raises(TypeError, match="text: expected a string, got bytes"):
+        derivation.check_text(b"$x$")
+    with pytest.raises(derivation.NoMath, match="no mathematics found"):
+        derivation.check_text("prose only")
