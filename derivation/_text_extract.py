@@ -86,8 +86,8 @@ def _closing(opener: re.Match[str]) -> re.Pattern[str]:
     token = opener.group(0)
     if token == "$$":
         return re.compile(r"(?<!\\)\$\$")
-    if token == "$":
-        return re.compile(r"(?<!\\)\$")
+    if token == "$":  # as Pandoc: no space before the closing $, and no digit after it
+        return re.compile(r"(?<![\s\\$])\$(?![$\d])")
     if token == r"\[":
         return re.compile(r"\\\]")
     if token == r"\(":
@@ -112,8 +112,10 @@ def extract(text: str) -> Extracted:
         if opener is None:
             break
         closer = _closing(opener).search(work, opener.end())
-        if closer is None:
-            break
+        if closer is None or (opener.group(0) == "$" and work[opener.end():opener.end() + 1]
+                              .isspace()):
+            position = opener.end()  # a dollar sign in prose, or an opener never closed
+            continue
         inline = opener.group(0) in ("$", r"\(")
         if inline and "\n\n" in work[opener.end():closer.start()]:
             position = opener.end()  # a lone dollar sign in prose, not math
