@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-class OverBudget(Exception):
-    """The check took longer than its budget."""
+class OverBudget(BaseException):
+    """The check took longer than its budget. A ``BaseException``, as ``KeyboardInterrupt``
+    is, so that no ``except Exception`` on the way (SymPy has many) swallows it."""
 
 
 @contextmanager

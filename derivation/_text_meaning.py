@@ -64,8 +64,13 @@ class _State:
 
 
 def _names(expr: sp.Basic) -> set[str]:
+    """The names ``expr`` uses: symbols, functions, vectors (``y`` for ``y_i``, and
+    ``vector:y`` when an index is not a number) and named entries (``C[0]`` for ``C_0``)."""
     out = {s.name for s in expr.free_symbols if isinstance(s, sp.Symbol)}
-    out |= {str(e.base) for e in expr.atoms(sp.Indexed)}
+    for e in expr.atoms(sp.Indexed):
+        out |= {str(e.base), str(e)}
+        if not all(x.is_Integer for x in e.indices):
+            out.add(f"vector:{e.base}")
     out |= {str(f.func) for f in expr.atoms(sp.core.function.AppliedUndef)}
     return out
 
@@ -114,6 +119,8 @@ def _definable(lhs: sp.Basic, state: _State, rhs: sp.Basic) -> sp.Basic | None:
     names = {lhs.name} if isinstance(lhs, sp.Symbol) else _names(lhs)
     if isinstance(lhs, sp.core.function.AppliedUndef):
         names = {str(lhs.func)}
+    elif isinstance(lhs, sp.Indexed) and all(x.is_Integer for x in lhs.indices):
+        names = {str(lhs), f"vector:{lhs.base}"}  # C_0: a name, unless C is a vector in use
     elif isinstance(lhs, sp.Indexed):
         names = {str(lhs.base)}
     if names & state.used or names & _names(rhs):

@@ -247,3 +247,17 @@ def test_check_text_refuses_what_is_not_text():
         derivation.check_text(b"$x$")
     with pytest.raises(derivation.NoMath, match="no mathematics found"):
         derivation.check_text("prose only")
+
+
+def test_check_never_imports_jax_and_the_grammar_ships_with_the_package():
+    import subprocess
+    import sys
+    from importlib import resources
+
+    probe = ("import sys; from verify._cli import main; code = main(['check', sys.argv[1]]); "
+             "print(code, 'jax' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe, str(EXAMPLES / "course.md")],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "0 False"
+    assert resources.files("derivation").joinpath("latex.lark").is_file()
+    assert '"*.lark"' in (ROOT / "pyproject.toml").read_text()
