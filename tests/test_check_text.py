@@ -261,3 +261,23 @@ def test_check_never_imports_jax_and_the_grammar_ships_with_the_package():
     assert out.splitlines()[-1] == "0 False"
     assert resources.files("derivation").joinpath("latex.lark").is_file()
     assert '"*.lark"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_inline_prose_math_redefines_nothing():
+    text = r"""
+$L = -\sum_{i=1}^{c} y_i \log s_i$ is the loss. As $y_p = 1$ and $i = j$ here, and $L = 0$ too:
+
+$$L = -\sum_{i=1}^{c} y_i \log s_i$$
+"""
+    (step,) = derivation.check_text(text).steps
+    assert step.status == "holds" and step.line == 4
+
+
+@pytest.mark.parametrize("text, suggestion", [
+    (r"$$G = s_k \sum_{i=1}^{c} y_i - y_k = s_k - y_k$$", r"\sum_{i=1}^{c} y_i = 1"),
+    (r"$$\sqrt{T^2} = T$$", "T > 0"),
+    (r"$$\delta_{kq} s_k = s_q$$", "k = q"),
+])
+def test_the_catalogue_suggests_what_makes_a_step_hold(text, suggestion):
+    (step,) = derivation.check_text(text).steps
+    assert step.status == "fails" and suggestion in step.holds_if

@@ -57,6 +57,26 @@ def _read(file: str) -> tuple[str, str]:
                               "expected a Markdown or LaTeX file in UTF-8") from None
 
 
+STYLES = {"✓": "green", "✗": "bold red", "?": "yellow"}
+
+
+def _coloured(rendered: str) -> None:
+    """The text report on a terminal, each step's mark line coloured by its status (Rich)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    text = Text(rendered)
+    offset = 0
+    for line in rendered.splitlines(keepends=True):
+        style = STYLES.get(line[:1])
+        if style:
+            text.stylize(style, offset, offset + len(line.rstrip("\n")))
+        elif line.startswith("    hint:") or line.startswith("    holds if"):
+            text.stylize("cyan", offset, offset + len(line.rstrip("\n")))
+        offset += len(line)
+    Console(highlight=False, soft_wrap=True).print(text, end="")
+
+
 def run(file: str, assume: list[str], fmt: str, out: Path | None) -> int:
     """Check ``file`` and write the report; the exit code (0 holds, 1 not). Raises
     :class:`CheckInputError` for bad input, before anything is written."""
@@ -76,7 +96,9 @@ def run(file: str, assume: list[str], fmt: str, out: Path | None) -> int:
             raise CheckInputError(step.detail)
     rendered = {"text": result.to_text, "markdown": result.to_markdown,
                 "json": result.to_json}[fmt]()
-    if out is None:
+    if out is None and fmt == "text" and sys.stdout.isatty():
+        _coloured(rendered)
+    elif out is None:
         sys.stdout.write(rendered if rendered.endswith("\n") else rendered + "\n")
     else:
         write_atomically(out, rendered)
