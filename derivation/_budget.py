@@ -26,8 +26,12 @@ def budget(seconds: float | None) -> Iterator[None]:
         yield
         return
 
+    message = f"over the time budget of {seconds:g} s"
+    expired: list[bool] = []
+
     def expire(signum: int, frame: object) -> None:
-        raise OverBudget(f"over the time budget of {seconds:g} s")
+        expired.append(True)
+        raise OverBudget(message)
 
     previous = signal.signal(signal.SIGALRM, expire)
     outer, _ = signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-3))
@@ -38,3 +42,5 @@ def budget(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
         if outer:
             signal.setitimer(signal.ITIMER_REAL, outer)
+    if expired:  # the alarm's exception was swallowed on the way (e.g. in a finaliser)
+        raise OverBudget(message)

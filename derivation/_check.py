@@ -15,7 +15,8 @@ import sympy as sp
 
 from ._assumptions import Assumption
 from ._numeric import (DIGITS, TOLERANCE, NoValue, Point, Undefined, Unsupported, close,
-                       direction, directional_derivative, points)
+                       direction, directional_derivative)
+from ._points import points
 from ._rules import reduce_to_canonical
 from ._symbols import Classes, partial
 

@@ -18,18 +18,7 @@ import lark
 import sympy as sp
 
 from ._text_extract import MAX_ROW, Row
-
-MAX_DEPTH = 60
-"""Brackets nested deeper than this are not read."""
-
-
-class ReadError(ValueError):
-    """A row that cannot be read; ``column`` (0-based offset in the row) says where."""
-
-    def __init__(self, message: str, offset: int = 0) -> None:
-        super().__init__(message)
-        self.offset = offset
-
+from ._text_prepare import ReadError, brackets, prepare
 
 @dataclass(frozen=True, slots=True)
 class Relation:
@@ -56,86 +45,6 @@ class Parsed:
 def _parser() -> lark.Lark:
     grammar = resources.files("derivation").joinpath("latex.lark").read_text(encoding="utf-8")
     return lark.Lark(grammar, parser="lalr", maybe_placeholders=False, propagate_positions=True)
-
-
-# ---- blanking what carries no mathematics (offsets kept) ----------------------------------
-
-_SPACING = re.compile(r"\\(quad|qquad|displaystyle|textstyle|limits|nolimits|,|;|:|!| )"
-                      r"(?![a-zA-Z])|~|&")
-_SIZERS = re.compile(r"\\(left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)"
-                     r"(?![a-zA-Z])(\.)?")
-_TEXT = re.compile(r"\\(text|textrm|textit|textbf|mbox|label|operatorname\*?|tag\*?)\s*\{")
-_TRAILING_TAG = re.compile(r"(?:\s{2,}|^)\(([0-9]+[a-z]?)\)\s*$")
-_TRAILING_PUNCT = re.compile(r"[,.;:]\s*$")
-_UNICODE = str.maketrans({"−": "-", "·": "*", "×": "*", "≠": "=", "≤": "<", "≥": ">"})
-
-
-def _matching_brace(text: str, start: int) -> int:
-    """Offset just past the ``}`` that closes the ``{`` at ``start`` (or the end)."""
-    depth = 0
-    for pos in range(start, len(text)):
-        if text[pos] == "{" and text[pos - 1] != "\\":
-            depth += 1
-        elif text[pos] == "}" and text[pos - 1] != "\\":
-            depth -= 1
-            if depth == 0:
-                return pos + 1
-    return len(text)
-
-
-def prepare(text: str) -> tuple[str, str]:
-    """The row with spacing, sizing, ``\\text{…}`` and its tag blanked out; and the tag."""
-    if "≠" in text or "≤" in text or "≥" in text:
-        text = text.replace("≠", r"\ne").replace("≤", r"\le").replace("≥", r"\ge")
-    text = text.translate(_UNICODE)
-    tag = ""
-    out = list(text)
-
-    def blank(a: int, b: int) -> None:
-        out[a:b] = [" " if ch != "\n" else ch for ch in out[a:b]]
-
-    for m in _TEXT.finditer(text):
-        end = _matching_brace(text, m.end() - 1)
-        if m.group(1).startswith("tag"):
-            tag = f"({text[m.end():end - 1].strip()})"
-        if m.group(1).startswith("operatorname"):
-            blank(m.start(), m.end())
-            blank(end - 1, end)
-        else:
-            blank(m.start(), end)
-    text = "".join(out)
-    text = _SPACING.sub(lambda m: " " * len(m.group(0)), text)
-    text = _SIZERS.sub(lambda m: " " * len(m.group(0)), text)
-    if not tag:
-        found = _TRAILING_TAG.search(text)
-        if found:
-            tag = f"({found.group(1)})"
-            text = text[:found.start()] + " " * (len(text) - found.start())
-    text = _TRAILING_PUNCT.sub(lambda m: " " * len(m.group(0)), text)
-    return text, tag
-
-
-def _brackets(text: str) -> None:
-    """Unbalanced or too deeply nested brackets, as a compiler reports them."""
-    pairs = {"(": ")", "[": "]", "{": "}"}
-    stack: list[tuple[str, int]] = []
-    for pos, ch in enumerate(text):
-        if ch in pairs and (ch != "{" or text[pos - 1:pos] != "\\"):
-            stack.append((ch, pos))
-            if len(stack) > MAX_DEPTH:
-                raise ReadError(f"brackets nested more than {MAX_DEPTH} deep", pos)
-        elif ch in pairs.values() and (ch != "}" or text[pos - 1:pos] != "\\"):
-            if not stack:
-                raise ReadError(f"unexpected '{ch}' with no bracket open", pos)
-            opener, at = stack.pop()
-            if pairs[opener] != ch:
-                raise ReadError(f"expected '{pairs[opener]}' to close '{opener}' (opened at "
-                                f"{{at:{at}}}), found '{ch}'", pos)
-    if stack:
-        opener, at = stack[-1]
-        before = text[max(at - 12, 0):].strip()[:24]
-        raise ReadError(f"expected '{pairs[opener]}' after '{before}' (opened at {{at:{at}}})",
-                        len(text.rstrip()))
 
 
 def _where(row: Row, offset: int) -> tuple[int, int]:
@@ -177,7 +86,7 @@ def parse_row(row: Row) -> Parsed:
             raise ReadError(f"the row is {len(row.text)} characters long (at most {MAX_ROW} "
                             "are read)")
         text, tag = prepare(row.text)
-        _brackets(text)
+        brackets(text)
         if not text.strip():
             raise ReadError("no mathematics in the row")
         try:

@@ -281,3 +281,18 @@ $$L = -\sum_{i=1}^{c} y_i \log s_i$$
 def test_the_catalogue_suggests_what_makes_a_step_hold(text, suggestion):
     (step,) = derivation.check_text(text).steps
     assert step.status == "fails" and suggestion in step.holds_if
+
+
+def test_the_budget_holds_even_when_the_code_it_interrupts_swallows_the_alarm():
+    import time
+
+    from derivation._budget import OverBudget, budget
+
+    with pytest.raises(OverBudget, match="over the time budget of 0.01 s"):
+        with budget(0.01):
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                try:
+                    sum(range(1000))
+                except BaseException:  # noqa: BLE001 - what careless code does
+                    pass
