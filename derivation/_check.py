@@ -199,6 +199,7 @@ def derivative(of: sp.Basic, claimed: sp.Basic, wrt: sp.Basic, classes: Classes,
         return Outcome(outcome.status,
                        outcome.detail.replace("the previous line", f"the derivative by {wrt}"),
                        outcome.counterexample)
+    of, claimed = _evaluated(of), _evaluated(claimed)
     try:
         proved = _proved_zero(partial(of, wrt, classes) - claimed, classes, assumptions)
     except Exception:  # noqa: BLE001 - differentiation failed symbolically; numeric decides

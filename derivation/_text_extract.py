@@ -63,7 +63,9 @@ _TAG_AFTER = re.compile(r"[ \t]*\(([0-9]+[a-z]?)\)")
 _FENCE = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
 _LATEX_COMMENT = re.compile(r"(?<!\\)%.*$", re.MULTILINE)
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_ROW_BREAK = re.compile(r"\\\\(\[[^\]]*\])?")
+_ROW_BREAK = re.compile(r"\\\\(\[[^\]]*\])?|,(?=\s*\\q?quad\b)")
+"""A row ends at ``\\\\`` (with an optional spacing ``[2pt]``), or at a comma before ``\\quad``
+(``a = b, \\quad c = d``: two equations on one line)."""
 
 
 def _blank(text: str, pattern: re.Pattern[str]) -> str:
@@ -132,6 +134,8 @@ def extract(text: str) -> Extracted:
         for piece in [*_ROW_BREAK.finditer(body), None]:
             end = len(body) if piece is None else piece.start()
             chunk = body[start:end]
+            spacing = re.match(r"\s*(\\q?quad\b)?", chunk).end()  # after ", \quad"
+            start, chunk = start + spacing, chunk[spacing:]
             if chunk.strip():
                 lead = len(chunk) - len(chunk.lstrip())
                 line, column = lines.at(body_start + start + lead)

@@ -140,6 +140,8 @@ def _definable(lhs: sp.Basic, state: _State, rhs: sp.Basic) -> sp.Basic | None:
 def _define(key: sp.Basic, value: sp.Basic, state: _State, tag: str) -> None:
     if isinstance(key, sp.core.function.AppliedUndef):
         state.functions[str(key.func)] = (key.args[0], value, tag)
+        if isinstance(key.args[0], sp.Symbol):  # σ(x) = …: a bare σ is σ(x) (as in dσ/dx)
+            state.values[sp.Symbol(str(key.func), real=True)] = value
     elif isinstance(key, sp.Indexed) and key.indices[0].is_Symbol:
         state.entries[key.base] = (key.indices[0], value)
     else:
@@ -194,11 +196,12 @@ def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...],
 
     def claim(kind: str, before: sp.Basic, after: sp.Basic, wrt: sp.Basic | None = None,
               rel: str = "=") -> None:
+        text = relation.piece(row.text, len(relation.rest) - len(rest) - 1)
         if rel != "=":
-            out.append(Claim(line, row.text, UNSUPPORTED, reason=f"the relation '{rel}' is "
-                             "not checked (only '=' steps are)"))
+            out.append(Claim(line, text, UNSUPPORTED, reason=f"the relation '{rel}' is not "
+                             "checked (only '=' steps are)"))
             return
-        out.append(Claim(line, row.text, kind, expand(before, state), expand(after, state), wrt,
+        out.append(Claim(line, text, kind, expand(before, state), expand(after, state), wrt,
                          assumed, previous_tag=state.current_tag, functions=_functions(state)))
 
     if first is None:
@@ -235,7 +238,8 @@ def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...],
             state.current_tag = state.tags.get(first, "") if same else ""
         else:
             state.current, state.subject, state.current_tag = first, None, ""
-    for rel, value in rest:
+    while rest:
+        rel, value = rest.pop(0)
         claim(EQUAL, state.current, value, rel=rel)
         state.current = value
         state.current_tag = relation.tag
@@ -288,4 +292,4 @@ def _normalised(p: Parsed, mapping: dict) -> Parsed:
     r = p.relation
     first = None if r.first is None else r.first.xreplace(mapping)
     rest = tuple((rel, x.xreplace(mapping)) for rel, x in r.rest)
-    return Parsed(p.row, type(r)(first, rest, r.tag), p.error, p.line, p.column)
+    return Parsed(p.row, type(r)(first, rest, r.tag, r.cuts), p.error, p.line, p.column)

@@ -28,6 +28,17 @@ class Relation:
     first: sp.Basic | None
     rest: tuple[tuple[str, sp.Basic], ...]
     tag: str
+    cuts: tuple[int, ...] = ()
+    """Offsets in the row's text of each relation sign (to show each step as written)."""
+
+    def piece(self, text: str, number: int) -> str:
+        """The part of ``text`` that states relation ``number`` (0-based): ``A = B`` for the
+        first of ``A = B = C``, ``= C`` for the second."""
+        if len(self.cuts) <= 1:
+            return text
+        start = 0 if number == 0 and self.first is not None else self.cuts[number]
+        end = self.cuts[number + 1] if number + 1 < len(self.cuts) else len(text)
+        return text[start:end].strip().rstrip(",")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +105,16 @@ def parse_row(row: Row) -> Parsed:
         except lark.exceptions.LarkError as error:
             raise _describe(error, text) from None
         try:
-            first, rest = _ToSympy().transform(tree)
+            reader = _ToSympy()
+            first, rest = reader.transform(tree)
         except lark.exceptions.VisitError as error:
             inner = error.orig_exc
             if isinstance(inner, ReadError) and not inner.offset:
                 meta = getattr(error.obj, "meta", None)
                 inner.offset = getattr(meta, "start_pos", 0) if meta and not meta.empty else 0
             raise inner from None
-        return Parsed(row, Relation(first, tuple(rest), tag or row.tag))
+        cuts = getattr(reader, "cuts", ()) if rest else ()
+        return Parsed(row, Relation(first, tuple(rest), tag or row.tag, cuts))
     except ReadError as error:
         line, column = _where(row, error.offset)
         message = re.sub(r"\{at:(\d+)\}",
@@ -186,6 +199,7 @@ class _ToSympy(lark.Transformer):
         first = None if isinstance(items[0], lark.Token) and items[0].type == "REL" else value(items[0])
         start = 0 if first is None else 1
         rest = [(str(items[pos]), value(items[pos + 1])) for pos in range(start, len(items), 2)]
+        self.cuts = tuple(items[pos].start_pos for pos in range(start, len(items), 2))
         return first, rest
 
     def lone(self, items):

@@ -87,6 +87,12 @@ def test_the_planted_error_is_found_at_its_step(capsys):
     assert failing[0]["hint"] == "sign: this line is the negative of the previous one"
 
 
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.md")), ids=lambda p: p.stem)
+def test_every_example_holds_unless_it_has_a_planted_error(path, capsys):
+    code, out = run("check", path, capsys=capsys)
+    assert code == (1 if "planted" in path.stem else 0), out.out
+
+
 def test_the_reference_through_the_cli_exits_1(capsys):
     code, out = run("check", REFERENCE, capsys=capsys)
     assert code == 1 and "✗" in out.out and "holds if y_i = \\delta_{ip}" in out.out
