@@ -23,7 +23,7 @@ import sympy as sp
 from ._symbols import c as classes_symbol
 from ._text_assume import Assumed, directives_in_force, read_directive
 from ._text_extract import Extracted
-from ._text_parse import Parsed, parse_row
+from ._text_parse import IMPLICIT_BOUND, Parsed, parse_row
 
 EQUAL, DERIVATIVE, UNREADABLE, UNSUPPORTED = "equal", "derivative", "unreadable", "unsupported"
 _MAX_EXPANSIONS = 12
@@ -96,12 +96,14 @@ def _index_names(exprs: list[sp.Basic]) -> tuple[set[str], list[str]]:
 def normaliser(exprs: list[sp.Basic]) -> dict[sp.Symbol, sp.Basic]:
     """Document-wide: each plain symbol to what it means (see the module's docstring)."""
     indices, bounds = _index_names(exprs)
+    implicit = IMPLICIT_BOUND.name
+    bounds = [name for name in bounds if name != implicit] + [implicit]  # written ones first
     bases = {str(e.base) for x in exprs for e in x.atoms(sp.Indexed)}
     mapping: dict[sp.Symbol, sp.Basic] = {}
     for x in set().union(*(e.free_symbols for e in exprs)) if exprs else ():
         if not isinstance(x, sp.Symbol) or x.name in bases:
             continue
-        if bounds and x.name == bounds[0]:
+        if x.name == bounds[0] or x.name == implicit:
             mapping[x] = classes_symbol
         elif x.name in indices or x.name in bounds:
             mapping[x] = sp.Symbol(x.name, integer=True, positive=True)
@@ -215,7 +217,14 @@ def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...],
             return []
         (wrt, _), = first.variable_count
         rel, value = rest.pop(0)
-        claim(DERIVATIVE, first.expr, value, wrt, rel)
+        of = first.expr
+        if (isinstance(of, sp.Symbol) or (isinstance(of, sp.Indexed) and all(
+                x.is_Integer for x in of.indices))) and expand(of, state) == of:
+            out.append(Claim(line, relation.piece(row.text, 0), UNSUPPORTED,
+                             reason=f"{of} has no definition before this line to differentiate "
+                                    "(or it could not be read)"))
+        else:
+            claim(DERIVATIVE, of, value, wrt, rel)
         state.current, state.subject, state.current_tag = value, None, relation.tag
     else:
         key = _definable(first, state, rest[0][1]) if rest and rest[0][0] == "=" else None

@@ -128,6 +128,10 @@ def parse_row(row: Row) -> Parsed:
 
 # ---- the transformer: each rule to a SymPy constructor ------------------------------------
 
+IMPLICIT_BOUND = sp.Symbol("c_classes")
+"""The upper limit of a sum written without one (``\\sum_i``): the number of classes."""
+
+
 class _Dots:
     """``\\dots`` in a sum, resolved once the sum's terms are all known."""
 
@@ -257,7 +261,7 @@ class _ToSympy(lark.Transformer):
         if lower is None:
             raise ReadError(f"'{kind}' without an index below it (write {kind}_{{i=1}}^{{c}})")
         index, low = lower[1], lower[2]
-        high = upper[1] if upper is not None else sp.Symbol("c")
+        high = upper[1] if upper is not None else IMPLICIT_BOUND
         body = value(items[-1])
         cls = sp.Sum if kind == r"\sum" else sp.Product
         return cls(body, (index, low, high))

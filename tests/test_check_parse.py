@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import derivation
 from derivation._text_extract import Row, extract
-from derivation._text_parse import parse_row
+from derivation._text_parse import IMPLICIT_BOUND, parse_row
 
 x, a, b = sp.symbols("x a b")
 i, c = sp.symbols("i c")
@@ -61,7 +61,7 @@ def test_rows_of_an_aligned_block_keep_their_lines():
     (r"\frac{a}{b}", a / b), (r"\dfrac{a}{b}", a / b), (r"\left[ a + b \right]^2", (a + b) ** 2),
     (r"\left( a \right)", a), (r"\sqrt{x}", sp.sqrt(x)), (r"\log x", sp.log(x)),
     (r"\ln(x)", sp.log(x)), (r"\exp(x)", sp.exp(x)), ("e^{x}", sp.Symbol("e") ** x),
-    (r"\sum_{i=1}^{c} y_i", sp.Sum(Y[i], (i, 1, c))), (r"\sum_i y_i", sp.Sum(Y[i], (i, 1, c))),
+    (r"\sum_{i=1}^{c} y_i", sp.Sum(Y[i], (i, 1, c))), (r"\sum_i y_i", sp.Sum(Y[i], (i, 1, IMPLICIT_BOUND))),
     (r"\prod_{i=1}^{3} y_i", sp.Product(Y[i], (i, 1, 3))),
     (r"\delta_{ij}", sp.KroneckerDelta(i, sp.Symbol("j"))),
     (r"\hat{y}_i", sp.IndexedBase(r"\hat{y}")[i]), (r"\sigma_j", sp.IndexedBase("sigma")[sp.Symbol("j")]),

@@ -302,3 +302,20 @@ def test_the_budget_holds_even_when_the_code_it_interrupts_swallows_the_alarm():
                     sum(range(1000))
                 except BaseException:  # noqa: BLE001 - what careless code does
                     pass
+
+
+def test_lecture_note_habits():
+    text = r"""
+$$L = -\log \frac{e^{z_y}}{\sum_j e^{z_j}} = -z_y + \log \sum_j e^{z_j}$$
+
+$$\frac{\partial L}{\partial z_k} = -\delta_{ky} + \frac{e^{z_k}}{\sum_j e^{z_j}}$$
+
+\[ \frac{\partial}{\partial z_k} \log \left( \sum_{j=1}^{C} \exp(z_j) \right)
+   = \frac{\exp(z_k)}{\sum_{j=1}^{C} \exp(z_j)} \]
+
+$$\frac{\partial M}{\partial x} = 2x$$
+"""
+    r = derivation.check_text(text)
+    assert [s.status for s in r.steps] == ["holds", "holds", "holds", "unchecked"]
+    assert r.steps[0].text == r"= -z_y + \log \sum_j e^{z_j}"
+    assert r.steps[3].detail.startswith("M has no definition before this line")
