@@ -53,12 +53,16 @@ def _proved_zero(difference: sp.Basic, classes: Classes,
 
 
 def _evaluated(expr: sp.Basic) -> sp.Basic:
-    """Unevaluated derivatives and substitutions carried out; integrals and limits where SymPy
-    can (the rest are evaluated numerically)."""
+    """Unevaluated derivatives and substitutions carried out; integrals, limits and infinite
+    sums where SymPy can (the rest are evaluated numerically)."""
     kinds = (sp.Derivative, sp.Subs, sp.Integral, sp.Limit)
-    if not expr.has(*kinds):
+
+    def infinite(e: sp.Basic) -> bool:
+        return isinstance(e, (sp.Sum, sp.Product)) and e.has(sp.oo, -sp.oo)
+
+    if not expr.has(*kinds) and not any(infinite(e) for e in expr.atoms(sp.Sum, sp.Product)):
         return expr
-    return expr.replace(lambda e: isinstance(e, kinds), lambda e: e.doit())
+    return expr.replace(lambda e: isinstance(e, kinds) or infinite(e), lambda e: e.doit())
 
 
 def _not_checkable(expr: sp.Basic) -> str | None:

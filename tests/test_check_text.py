@@ -87,8 +87,9 @@ def test_the_planted_error_is_found_at_its_step(capsys):
     assert failing[0]["hint"] == "sign: this line is the negative of the previous one"
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.md")), ids=lambda p: p.stem)
-def test_every_example_holds_unless_it_has_a_planted_error(path, capsys):
+@pytest.mark.parametrize("path", sorted(set(EXAMPLES.glob("*.md")) - {
+    EXAMPLES / "course.md", EXAMPLES / "course-planted-error.md"}), ids=lambda p: p.stem)
+def test_every_other_example_holds_unless_it_has_a_planted_error(path, capsys):
     code, out = run("check", path, capsys=capsys)
     assert code == (1 if "planted" in path.stem else 0), out.out
 
