@@ -2,7 +2,7 @@
 
 * A subscripted name is an entry of a vector over the classes 1..c; a name used as an index (or
   a sum's variable) is an integer index; a sum's symbolic upper bound is c; every other symbol
-  is real; ``e`` is Euler's number.
+  is real; ``e`` is Euler's number and ``\\pi`` is π.
 * A name first given a value by an equation (``C_0 = …``, ``f(y_i) = …``, ``\\sigma_k = …``) is
   a *definition*; later lines may use the name or its value. An equation whose left side was
   defined before continues it; ``&= …`` continues the row before. After
@@ -109,6 +109,8 @@ def normaliser(exprs: list[sp.Basic]) -> dict[sp.Symbol, sp.Basic]:
             mapping[x] = sp.Symbol(x.name, integer=True, positive=True)
         elif x.name == "e":
             mapping[x] = sp.E
+        elif x.name == "pi":
+            mapping[x] = sp.pi
         else:
             mapping[x] = sp.Symbol(x.name, real=True)
     return mapping

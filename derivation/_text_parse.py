@@ -326,6 +326,8 @@ class _ToSympy(lark.Transformer):
 
     def frac(self, items):
         numerator, denominator = items[1], items[2]
+        if isinstance(numerator, lark.Token):  # \frac12
+            numerator = sp.Integer(int(str(numerator)))
         if isinstance(numerator, _Partial) and isinstance(denominator, _Partial):
             if denominator.of is None:
                 raise ReadError("'\\partial' in a denominator needs a variable after it")

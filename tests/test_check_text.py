@@ -320,3 +320,15 @@ $$\frac{\partial M}{\partial x} = 2x$$
     assert [s.status for s in r.steps] == ["holds", "holds", "holds", "unchecked"]
     assert r.steps[0].text == r"= -z_y + \log \sum_j e^{z_j}"
     assert r.steps[3].detail.startswith("M has no definition before this line")
+
+
+@pytest.mark.parametrize("text", [
+    r"$$\sin(\pi / 2) = 1$$",
+    r"$$\mathcal{L} = \ell^2$$ $$\frac{\partial \mathcal{L}}{\partial \ell} = 2 \ell$$",
+    r"$$\exp\left(\log x^2\right) = x \cdot x$$",
+    r"$$\frac12 + \dfrac{1}{2} = 1$$",
+    r"$$\sum\limits_{i=1}^{3} i = 6, \quad \prod_{i=1}^{3} i = 6$$",
+])
+def test_more_notation_holds(text):
+    r = derivation.check_text(text)
+    assert r.holds, r.first_failure
