@@ -89,11 +89,24 @@ def _subscripted(expr: sp.Basic) -> sp.Basic:
                         lambda e: sp.Symbol(f"{e.base}_{e.indices[0]}"))
 
 
+def _renamed_as_written(expr: sp.Basic) -> sp.Basic:
+    """:func:`_subscripted`, keeping the unevaluated sums, products and powers of a line kept
+    as written as they are (the leaves, sums and exponentials are renamed as usual)."""
+    if isinstance(expr, (sp.Mul, sp.Add, sp.Pow)):
+        args = [_renamed_as_written(a) for a in expr.args]
+        with sp.evaluate(False):
+            return expr.func(*args)
+    return _subscripted(expr)
+
+
 def _pretty(s: Step) -> str:
     lhs = sp.Symbol(s.lhs)
-    order = "none" if s.written is not None else None
-    return sp.pretty(sp.Eq(lhs, _subscripted(written_out(s.shown)), evaluate=False),
-                     use_unicode=True, wrap_line=False, order=order)
+    if s.written is None:
+        return sp.pretty(sp.Eq(lhs, _subscripted(written_out(s.expr)), evaluate=False),
+                         use_unicode=True, wrap_line=False)
+    shown = _renamed_as_written(s.written)
+    return sp.pretty(sp.Eq(lhs, shown, evaluate=False), use_unicode=True, wrap_line=False,
+                     order="none")
 
 
 def to_text(d: Derivation) -> str:

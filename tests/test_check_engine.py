@@ -126,5 +126,8 @@ def test_the_courses_quotient_rule_line_is_shown_as_written_and_checked():
     (step,) = [s for s in course.steps if s.written is not None]
     shown = step_latex(step)
     assert r"- \frac{1}{e^{{z}_{p}}" in shown and "2 {z}_{p}" not in shown  # not re-arranged
+    from derivation._render import _pretty
+
+    assert "2⋅zₚ" not in _pretty(step) and "-1" in _pretty(step)  # the terminal shows it too
     assert step.check == "symbolic"
     assert sp.cancel(sp.together(rebuilt(step.written) - step.expr)) == 0
