@@ -256,16 +256,22 @@ def test_check_text_refuses_what_is_not_text():
         derivation.check_text("prose only")
 
 
-def test_check_never_imports_jax_and_the_grammar_ships_with_the_package():
+def test_check_never_imports_jax_is_deterministic_and_ships_its_grammar():
+    import os
     import subprocess
     import sys
     from importlib import resources
 
-    probe = ("import sys; from verify._cli import main; code = main(['check', sys.argv[1]]); "
+    probe = ("import sys; from verify._cli import main; "
+             "code = main(['check', sys.argv[1], '--format', 'json']); "
              "print(code, 'jax' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", probe, str(EXAMPLES / "course.md")],
-                         capture_output=True, text=True, check=True).stdout
-    assert out.splitlines()[-1] == "0 False"
+    out = subprocess.run([sys.executable, "-c", probe, str(REFERENCE)], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "7"}).stdout
+    *report, flags = out.splitlines()
+    assert flags == "1 False"
+    # the same bytes in another process, under another hash seed
+    here = derivation.check_text(REFERENCE.read_text(encoding="utf-8"), source=str(REFERENCE))
+    assert "\n".join(report) + "\n" == here.to_json()
     assert resources.files("derivation").joinpath("latex.lark").is_file()
     assert '"*.lark"' in (ROOT / "pyproject.toml").read_text()
 
