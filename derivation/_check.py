@@ -52,7 +52,7 @@ def _proved_zero(difference: sp.Basic, classes: Classes,
     return reduced == 0
 
 
-def _evaluated(expr: sp.Basic) -> sp.Basic:
+def evaluated(expr: sp.Basic) -> sp.Basic:
     """Unevaluated derivatives and substitutions carried out; integrals, limits and infinite
     sums where SymPy can (the rest are evaluated numerically)."""
     kinds = (sp.Derivative, sp.Subs, sp.Integral, sp.Limit)
@@ -154,7 +154,7 @@ def equal(before: sp.Basic, after: sp.Basic, classes: Classes,
     if isinstance(before, sp.MatrixBase) or isinstance(after, sp.MatrixBase):
         return _matrices(before, after, classes, assumptions)
     try:
-        before, after = _evaluated(before), _evaluated(after)
+        before, after = evaluated(before), evaluated(after)
         proved = _proved_zero(after - before, classes, assumptions)
         undefined = _undefined_functions([before, after])
         if undefined and not proved:
@@ -199,11 +199,11 @@ def derivative(of: sp.Basic, claimed: sp.Basic, wrt: sp.Basic, classes: Classes,
     name the failing one. By a plain symbol: SymPy's derivative, compared with :func:`equal`.
     """
     if not isinstance(wrt, sp.Indexed) or not wrt.indices[0].is_Symbol:
-        outcome = equal(sp.diff(_evaluated(of), wrt), claimed, classes, assumptions)
+        outcome = equal(sp.diff(evaluated(of), wrt), claimed, classes, assumptions)
         return Outcome(outcome.status,
                        outcome.detail.replace("the previous line", f"the derivative by {wrt}"),
                        outcome.counterexample)
-    of, claimed = _evaluated(of), _evaluated(claimed)
+    of, claimed = evaluated(of), evaluated(claimed)
     try:
         proved = _proved_zero(partial(of, wrt, classes) - claimed, classes, assumptions)
     except Exception:  # noqa: BLE001 - differentiation failed symbolically; numeric decides
@@ -252,5 +252,5 @@ def _first_failing_partial(of, claimed, wrt, point, count) -> tuple:
     return point.readable([of, claimed]), mpmath.nan, mpmath.nan, count, None
 
 
-__all__ = ["Outcome", "equal", "derivative", "SYMBOLIC", "NUMERIC", "FAILED", "UNDEFINED",
-           "UNCHECKED", "HOLDS", "TOLERANCE"]
+__all__ = ["Outcome", "equal", "derivative", "evaluated", "SYMBOLIC", "NUMERIC", "FAILED",
+           "UNDEFINED", "UNCHECKED", "HOLDS", "TOLERANCE"]

@@ -147,13 +147,13 @@ def _explain(claim: Claim) -> tuple[str, tuple[str, ...]]:
         trial = _outcome(claim, claim.assumed + (candidate,))
         if trial.holds and trial.points and not trial.skipped:  # evaluated, and defined
             holds_if.append(candidate.text)
-    if claim.kind == DERIVATIVE:
-        return "", tuple(holds_if)
-
     def holds(a: sp.Basic, b: sp.Basic) -> bool:
         trial = Claim(claim.line, claim.text, EQUAL, a, b, None, claim.assumed)
         return _outcome(trial, claim.assumed).holds
 
+    if claim.kind == DERIVATIVE:  # compared with SymPy's derivative of what was defined
+        derived = sp.diff(_check.evaluated(claim.before), claim.wrt)
+        return hint(derived, claim.after, holds, what="the derivative"), tuple(holds_if)
     return hint(claim.before, claim.after, holds, claim.functions, claim.previous_tag), \
         tuple(holds_if)
 

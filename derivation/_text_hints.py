@@ -26,8 +26,8 @@ def _name(x: sp.Basic) -> str:
 
 
 def hint(before: sp.Basic, after: sp.Basic, holds: Callable[[sp.Basic, sp.Basic], bool],
-         functions: tuple = (), previous_tag: str = "") -> str:
-    """One line on how ``after`` differs from ``before``, or ``""``.
+         functions: tuple = (), previous_tag: str = "", what: str = "the previous one") -> str:
+    """One line on how ``after`` differs from ``before`` (``what`` names it), or ``""``.
 
     ``holds(a, b)`` checks a == b with the same engine and assumptions as the step.
     """
@@ -35,15 +35,14 @@ def hint(before: sp.Basic, after: sp.Basic, holds: Callable[[sp.Basic, sp.Basic]
     if reuse:
         return reuse
     if before != 0 and holds(-before, after):
-        return "sign: this line is the negative of the previous one"
+        return f"sign: this line is the negative of {what}"
     for factor in _FACTORS:
         for k in (factor, -factor):
             if holds(k * before, after):
-                return f"constant factor: this line is {k} times the previous one"
+                return f"constant factor: this line is {k} times {what}"
     difference = sp.expand(after - before)
-    if sp.count_ops(difference) <= 6 and difference.free_symbols:
-        return (f"missing term: this line differs from the previous one by "
-                f"${_latex(difference)}$")
+    if difference != 0 and sp.count_ops(difference) <= 6:
+        return f"missing term: this line differs from {what} by ${_latex(difference)}$"
     return ""
 
 

@@ -338,3 +338,13 @@ $$\frac{\partial M}{\partial x} = 2x$$
 def test_more_notation_holds(text):
     r = derivation.check_text(text)
     assert r.holds, r.first_failure
+
+
+@pytest.mark.parametrize("claimed, hint", [
+    ("-3x^2", "sign: this line is the negative of the derivative"),
+    ("6x^2", "constant factor: this line is 2 times the derivative"),
+    ("3x^2 + 1", "missing term: this line differs from the derivative by $1$"),
+])
+def test_a_wrong_derivative_gets_a_hint_too(claimed, hint):
+    (step,) = derivation.check_text(f"$$L = x^3$$ $$\\frac{{dL}}{{dx}} = {claimed}$$").steps
+    assert step.status == "fails" and step.hint == hint
