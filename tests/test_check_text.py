@@ -105,12 +105,16 @@ def test_the_reference_through_the_cli_exits_1(capsys):
     (["check", "{binary}"], "is not UTF-8 text"),
     (["check", "{course}", "--format", "jsno"], "did you mean 'json'?"),
     (["check", "{course}", "--assume", "n \\in p"], "error: given: could not read"),
+    (["check", "{definitions}"], "definitions.md: no step to check"),
 ])
 def test_unusable_input_exits_2_with_one_error_line(tmp_path, capsys, args, message):
     prose, binary = tmp_path / "prose.md", tmp_path / "binary.md"
     prose.write_text("Just words, no math.\n")
     binary.write_bytes(b"$$x = \xff$$")
-    paths = {"prose": prose, "binary": binary, "course": EXAMPLES / "course.md"}
+    definitions = tmp_path / "definitions.md"
+    definitions.write_text("Let $f(x) = x^2$ and $$g = 3$$\n")
+    paths = {"prose": prose, "binary": binary, "course": EXAMPLES / "course.md",
+             "definitions": definitions}
     code, out = run(*[a.format(**paths) for a in args], capsys=capsys)
     assert code == 2 and out.out == ""
     assert out.err.count("\n") == 1 and message in out.err

@@ -94,6 +94,10 @@ def run(file: str, assume: list[str], fmt: str, out: Path | None) -> int:
     for step in result.steps:
         if step.line == 0 and step.status == "unchecked" and "--assume" in step.detail:
             raise CheckInputError(step.detail)
+    if not result.steps:
+        raise CheckInputError(f"{name}: no step to check: its math defines names or states "
+                              "facts, but no line is claimed equal to another (write A = B, or "
+                              "continue a definition with '&= …')")
     rendered = {"text": result.to_text, "markdown": result.to_markdown,
                 "json": result.to_json}[fmt]()
     if out is None and fmt == "text" and sys.stdout.isatty():
