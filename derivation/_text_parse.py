@@ -20,6 +20,7 @@ import sympy as sp
 from ._text_extract import MAX_ROW, Row
 from ._text_prepare import ReadError, brackets, prepare
 
+
 @dataclass(frozen=True, slots=True)
 class Relation:
     """A row read: ``first`` (``None`` when the row continues the one before, ``&= …``) and
@@ -172,7 +173,6 @@ def value(x: object) -> sp.Basic:
 _FUNCTIONS = {"log": sp.log, "ln": sp.log, "exp": sp.exp, "sin": sp.sin, "cos": sp.cos,
               "tan": sp.tan, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh,
               "arctan": sp.atan}
-_CONSTANT_NAMES = {"d"}
 
 
 def _name_of(x: sp.Basic) -> str:
@@ -299,10 +299,11 @@ class _ToSympy(lark.Transformer):
 
     def indices(self, items):
         parts = [value(x) for x in items]
-        if len(parts) == 1 and parts[0].is_Mul and all(a.is_Symbol for a in parts[0].args):
-            # {ij}: two single-letter indices, in the order written
-            ordered = sorted(parts[0].args, key=lambda a: str(a))
-            return tuple(ordered) if len(ordered) == 2 else tuple(parts)
+        if len(parts) == 1 and parts[0].is_Mul and len(parts[0].args) == 2 and all(
+                a.is_Symbol for a in parts[0].args):
+            # {ij}: two single-letter indices (read as a product, so in SymPy's order: only
+            # \delta, which is symmetric, takes two; an entry with two is left unchecked)
+            return tuple(parts[0].args)
         return tuple(parts)
 
     def name(self, items):

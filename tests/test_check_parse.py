@@ -163,3 +163,19 @@ def test_the_parser_builds_by_constructors_only():
         source = (Path(derivation.__file__).parent / name).read_text()
         for banned in ("sympify(", "parse_expr(", "eval(", "exec(", "parse_latex("):
             assert banned not in source, (name, banned)
+
+
+TEMPLATES = {"y_{}": Y[i], r"y_{} \log y_{}": Y[i] * sp.log(Y[i]), "2 y_{}^2": 2 * Y[i] ** 2,
+             r"e^{{y_{}}}": sp.Symbol("e") ** Y[i]}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(sorted(TEMPLATES)), st.integers(1, 3), st.sampled_from([r"\dots", r"\cdots", r"\ldots"]))
+def test_an_ellipsis_sum_with_a_clear_pattern_is_the_sum(template, lead, dots):
+    def term(index):
+        return template.replace("{}", "{" + index + "}")
+
+    written = " + ".join([term(str(v)) for v in range(1, lead + 1)] + [dots, term("c")])
+    assert value(written) == sp.Sum(TEMPLATES[template], (i, 1, c))
+    skipped = " + ".join([term("1"), term("3"), dots, term("c")])  # 1, 3: not consecutive
+    assert parse_row(Row(1, 1, skipped, True, 1)).relation is None
