@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 
 from ._model import Derivation
-from ._routes import CLOSED_FORM, course_route, hessian_route, jacobian_route, log_sum_exp_route
+from ._routes import (CLOSED_FORM, STEPS, course_route, hessian_route, jacobian_route,
+                      log_sum_exp_route)
 from ._symbols import c
 
 LABELS = ("onehot", "soft")
@@ -33,7 +35,8 @@ def validate_labels(labels: object) -> str:
     return str(labels)
 
 
-def derive(classes: int | None = None, labels: str = "onehot") -> Derivation:
+def derive(classes: int | None = None, labels: str = "onehot", *,
+           progress: Callable[[int, int], None] | None = None) -> Derivation:
     r"""Derive :math:`\partial C/\partial z_k` for :math:`C = -\sum_i y_i \log \sigma(z)_i`.
 
     Every route ends at :math:`\sigma_k - y_k`; every step is checked against the line before
@@ -45,6 +48,7 @@ def derive(classes: int | None = None, labels: str = "onehot") -> Derivation:
             checks instantiate c = 2, 3 and 7).
         labels: ``"onehot"`` (adds the course's route, a one-hot label at class p) or
             ``"soft"`` (any labels that sum to one).
+        progress: called as ``progress(done, total)`` after each step is checked.
 
     Returns:
         A frozen :class:`Derivation`; ``holds`` is true when every route and the Hessian hold.
@@ -61,6 +65,14 @@ def derive(classes: int | None = None, labels: str = "onehot") -> Derivation:
     size = validate_classes(classes)
     kind = validate_labels(labels)
     n = c if size is None else size
-    routes = (course_route(n),) if kind == "onehot" else ()
-    routes += (log_sum_exp_route(n, kind), jacobian_route(n, kind))
-    return Derivation(size, kind, routes, hessian_route(n, kind), CLOSED_FORM)
+    names = ("course",) * (kind == "onehot") + ("log-sum-exp", "jacobian", "hessian")
+    total, done = sum(STEPS[name] for name in names), [0]
+
+    def step() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(min(done[0], total), total)
+
+    routes = (course_route(n, step),) if kind == "onehot" else ()
+    routes += (log_sum_exp_route(n, kind, step), jacobian_route(n, kind, step))
+    return Derivation(size, kind, routes, hessian_route(n, kind, step), CLOSED_FORM)

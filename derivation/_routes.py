@@ -7,6 +7,8 @@ of how the line was produced.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sympy as sp
 
 from . import _check
@@ -21,6 +23,12 @@ from ._symbols import (Classes, i, j, k, locals_, loss, m, n, p, partial, sigma,
 LOSS = ("C", "C")
 GRAD = ("∂C/∂z_k", r"\frac{\partial C}{\partial z_k}")
 CLOSED_FORM = sigma[k] - y[k]
+
+Progress = Callable[[], None]
+"""Called once after each step is checked (for a progress bar)."""
+
+STEPS = {"course": 9, "log-sum-exp": 8, "jacobian": 7, "hessian": 6}
+"""Steps per route, whatever the number of classes (for a progress bar's total)."""
 
 
 def _as_printed(expr: sp.Basic) -> sp.Basic:
@@ -43,8 +51,8 @@ class _Builder:
     """Accumulates checked steps; ``standing`` assumptions hold for every step after they are
     introduced."""
 
-    def __init__(self, name: str, classes: Classes) -> None:
-        self.name, self.classes = name, classes
+    def __init__(self, name: str, classes: Classes, progress: Progress | None = None) -> None:
+        self.name, self.classes, self.progress = name, classes, progress
         self.standing: tuple[Assumption, ...] = ()
         self.steps: list[Step] = []
 
@@ -57,6 +65,8 @@ class _Builder:
         self.steps.append(Step(lhs[0], lhs[1], expr, rule, tuple(a.text for a in used),
                                outcome.status, outcome.detail, outcome.counterexample, tag,
                                written))
+        if self.progress is not None:
+            self.progress()
         return expr
 
     def _in_force(self, extra: tuple[Assumption, ...]) -> tuple[Assumption, ...]:
@@ -120,9 +130,9 @@ def _labels_sum_to_one_rule(labels: str) -> str:
     return f"labels sum to one ({why}): Σᵢ yᵢ = 1"
 
 
-def log_sum_exp_route(classes: Classes, labels: str) -> Route:
+def log_sum_exp_route(classes: Classes, labels: str, progress: Progress | None = None) -> Route:
     """log σᵢ = zᵢ − log Σ e^{z_m}; differentiate; sift the delta; then Σᵢ yᵢ = 1."""
-    b = _Builder("log-sum-exp", classes)
+    b = _Builder("log-sum-exp", classes, progress)
     b.start(LOSS, loss(classes), "definition of categorical cross-entropy", of=loss(classes))
     b.rewrite(unfold_softmax(b.last, classes), "definition of the softmax σᵢ = e^{zᵢ}/Σₘ e^{zₘ}")
     b.rewrite(log_of_quotient(b.last), "log of a quotient, and log e^{zᵢ} = zᵢ")
@@ -139,9 +149,9 @@ def log_sum_exp_route(classes: Classes, labels: str) -> Route:
     return b.route(CLOSED_FORM)
 
 
-def jacobian_route(classes: Classes, labels: str) -> Route:
+def jacobian_route(classes: Classes, labels: str, progress: Progress | None = None) -> Route:
     """∂C/∂σᵢ = −yᵢ/σᵢ and ∂σᵢ/∂z_k = σᵢ(δᵢₖ − σ_k), contracted over i."""
-    b = _Builder("chain rule through the softmax Jacobian", classes)
+    b = _Builder("chain rule through the softmax Jacobian", classes, progress)
     b.start(LOSS, loss(classes), "definition of categorical cross-entropy", of=loss(classes))
     by_probability = -y[n] / sigma[n]
     b.differentiate(("∂C/∂σ_n", r"\frac{\partial C}{\partial \sigma_n}"), by_probability,
@@ -178,14 +188,14 @@ def _quotient_rule_as_written(total_exp: sp.Expr, e_p: sp.Expr) -> sp.Expr:
         return sp.Mul(sp.Mul(-1, sp.Pow(u, -1)), sp.Mul(numerator, sp.Pow(sp.Pow(total_exp, 2), -1)))
 
 
-def course_route(classes: Classes) -> Route:
+def course_route(classes: Classes, progress: Progress | None = None) -> Route:
     """The course's route for a one-hot label at p: C = −log σ_p, the quotient rule, two cases.
 
     Its lines are the reference's equations (1)–(4) and the lines between them. The reference
     writes ŷ for the logits when it differentiates (its name for the softmax output a few lines
     earlier); here the logits are z and the softmax output σ.
     """
-    b = _Builder("the course's derivation (one-hot label at p)", classes)
+    b = _Builder("the course's derivation (one-hot label at p)", classes, progress)
     b.standing = (ONE_HOT,)
     total_exp = total(sp.exp(z[m]), m, classes)
     b.start(LOSS, loss(classes), "categorical cross-entropy (the course's C₀; its ŷᵢ is σᵢ)",
@@ -217,9 +227,9 @@ def course_route(classes: Classes) -> Route:
     return b.route(CLOSED_FORM)
 
 
-def hessian_route(classes: Classes, labels: str) -> Route:
+def hessian_route(classes: Classes, labels: str, progress: Progress | None = None) -> Route:
     """∂²C/∂z_j∂z_k = (Σᵢ yᵢ)(σ_k δ_jk − σ_j σ_k), from the gradient for any labels."""
-    b = _Builder("Hessian", classes)
+    b = _Builder("Hessian", classes, progress)
     b.start(GRAD, general_gradient(classes),
             "the gradient for any labels (the log-sum-exp route)", of=loss(classes), wrt=z[k])
     b.rewrite(unfold_softmax(b.last, classes), "definition of the softmax")

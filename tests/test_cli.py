@@ -56,8 +56,8 @@ def test_derive_exits_1_when_a_route_fails(capsys, monkeypatch):
 
     real = derivation.derive
 
-    def broken(classes=None, labels="onehot"):
-        d = real(classes, labels)
+    def broken(classes=None, labels="onehot", **keywords):
+        d = real(classes, labels, **keywords)
         return type(d)(d.classes, d.labels, d.routes, d.hessian, d.result + y[k])
 
     monkeypatch.setattr(derivation, "derive", broken)

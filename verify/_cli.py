@@ -18,8 +18,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import _options
-from ._files import write_atomically
+from . import _limits, _options
+from ._files import check_writable, staged
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Derive the softmax cross-entropy gradient step by step, and verify a "
@@ -27,6 +27,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 DERIVE_FORMATS = ("text", "markdown", "latex", "json")
 VERIFY_FORMATS = ("text", "markdown", "json")
+INTERRUPTED = 130
+"""The exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it)."""
 
 
 class InputError(Exception):
@@ -69,30 +71,45 @@ def _choice(flag: str, value: str, accepted: tuple[str, ...]) -> str:
 
 
 def _writable(flag: str, path: Path | None, *, directory: bool = False) -> Path | None:
-    """Fail before any work if ``path`` cannot be written."""
+    """Fail before any work if ``path`` cannot be written as it will be (:func:`check_writable`);
+    every command that writes a file checks it this way."""
     if path is None:
         return None
-    parent = path if directory and path.is_dir() else path.parent
-    if directory and path.exists() and not path.is_dir():
-        raise InputError(f"--{flag}: {str(path)!r} exists and is not a directory")
-    if not directory and path.is_dir():
-        raise InputError(f"--{flag}: {str(path)!r} is a directory; expected a file path")
-    if not parent.exists():
-        if directory and parent.parent.is_dir() and os.access(parent.parent, os.W_OK):
-            return path
-        raise InputError(f"--{flag}: cannot write {str(path)!r}: directory "
-                         f"{str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"--{flag}: cannot write {str(path)!r}: directory {str(parent)!r} is not "
-                         f"writable")
+    try:
+        check_writable(path, directory=directory)
+    except ValueError as error:
+        raise InputError(f"--{flag}: {error}") from None
     return path
+
+
+Content = str | bytes | Callable[[Path], object]
+"""What an output file holds: text, bytes, or a writer given the (temporary) path to write."""
+
+
+def _save(files: list[tuple[str, Path, Content]], folder: tuple[str, Path] | None = None) -> None:
+    """Writes every ``(flag, path, content)`` whole, or none of them: a full disk, a vanished
+    directory or a Ctrl-C leaves no partial file (``error: --flag: cannot write ...``, exit 2)."""
+    flag, target = folder if folder is not None else files[0][:2]
+    try:
+        with staged() as stage:
+            if folder is not None:
+                stage.directory(folder[1])
+            for flag, target, content in files:
+                if callable(content):
+                    content(stage.temporary(target))
+                else:
+                    stage.write(target, content)
+    except OSError as error:
+        why = error.strerror or str(error) or type(error).__name__
+        raise InputError(f"--{flag}: cannot write {str(target)!r}: {why}; nothing was "
+                         "written") from None
 
 
 def _emit(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        write_atomically(out, text)
+        _save([("out", out, text)])
 
 
 def _derive_classes(value: str | None) -> int | None:
@@ -115,17 +132,20 @@ def derive(
         "text"),
     out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = (  # noqa: UP007
         None),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Derive ∂C/∂z step by step, by several routes, every step machine-checked."""
     from derivation._derive import validate_labels
 
     size = _derive_classes(classes)
+    _flag(_limits.check_derive_classes, size)
     kind = _flag(validate_labels, labels)
     fmt = _choice("format", format, DERIVE_FORMATS)
     target = _writable("out", out)
     import derivation
 
-    d = derivation.derive(classes=size, labels=kind)
+    with progress_bar(quiet, "checking steps") as progress:
+        d = derivation.derive(classes=size, labels=kind, progress=progress)
     render = {"text": d.to_text, "markdown": d.to_markdown, "latex": d.to_latex,
               "json": d.to_json}[fmt]
     _emit(render(), target)
@@ -187,10 +207,44 @@ def _import_closed_form(spec: str | None) -> Callable[..., object] | None:
         raise InputError(f"--closed-form: cannot import {module_name!r}: {error}") from None
     finally:
         sys.path.pop(0)
-    function = getattr(module, attribute, None)
-    if not callable(function):
+    if not hasattr(module, attribute):
         raise InputError(f"--closed-form: {module_name!r} has no function {attribute!r}")
+    function = getattr(module, attribute)
+    if not callable(function):
+        raise InputError(f"--closed-form: {spec!r} is not callable (it is a "
+                         f"{type(function).__name__}); expected a function (z, y) -> gradient")
     return function
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """An allocation that failed: Python's MemoryError, or XLA's RESOURCE_EXHAUSTED."""
+    text = str(error)
+    return isinstance(error, MemoryError) or (
+        type(error).__name__ in {"JaxRuntimeError", "XlaRuntimeError"}
+        and ("RESOURCE_EXHAUSTED" in text or "Out of memory" in text))
+
+
+_TRACED_CONTROL_FLOW = (
+    "ConcretizationTypeError", "TracerBoolConversionError", "TracerIntegerConversionError",
+)
+
+
+def _closed_form_error(spec: str | None, error: Exception) -> InputError:
+    """The engine's ``closed_form: ...`` error as one line; JAX's own multi-paragraph errors
+    about traced values become what to do instead."""
+    cause = error.__cause__
+    names = {klass.__name__ for klass in type(cause).__mro__} if cause is not None else set()
+    if names & set(_TRACED_CONTROL_FLOW):
+        return InputError(f"--closed-form: {spec} uses Python control flow (if, while, and/or, "
+                          "int(), bool()) on a traced value; use jnp.where(condition, a, b) "
+                          "instead")
+    if "TracerArrayConversionError" in names:
+        return InputError(f"--closed-form: {spec} passes a traced value to NumPy; use jax.numpy "
+                          "(jnp) functions instead")
+    message = str(error).removeprefix("closed_form:")
+    if cause is not None and "\n" in str(cause):
+        message = message.replace(str(cause), str(cause).strip().splitlines()[0])
+    return InputError(f"--closed-form: {' '.join(message.split())}")
 
 
 _CLASSES = ",".join(map(str, _options.DEFAULT_CLASSES))
@@ -234,6 +288,7 @@ def verify(
     """Check σ(z) − y (or your closed form) against jax.grad over a grid of class counts,
     dtypes, scales and labels."""
     options = _verify_options(classes, dtypes, scales, labels, samples, seed, rtol, atol)
+    _flag(_limits.check_grid, options["classes"], options["samples"], options["dtypes"])
     function = _import_closed_form(closed_form)
     fmt = _choice("format", format, VERIFY_FORMATS)
     target = _writable("out", out)
@@ -249,11 +304,21 @@ def verify(
         except (ValueError, TypeError) as error:
             if not str(error).startswith("closed_form:"):  # every other argument was validated
                 raise
-            raise InputError(f"--closed-form:{str(error).removeprefix('closed_form:')}") from None
+            raise _closed_form_error(closed_form, error) from None
+        except Exception as error:  # noqa: BLE001 - the estimate's last line of defence
+            if not _out_of_memory(error):
+                raise
+            raise InputError(f"--classes: the grid ran out of memory ({type(error).__name__}) "
+                             "although its estimate fit; lower --classes or --samples") from None
     render = {"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}[fmt]
-    _emit(render(), target)
+    text = render()
+    files: list[tuple[str, Path, Content]] = [] if target is None else [("out", target, text)]
     if picture is not None:
-        checker.plot(report, picture)
+        files.append(("plot", picture, lambda path: checker.plot(report, path)))
+    if files:
+        _save(files)
+    if target is None:
+        _emit(text, None)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -273,9 +338,7 @@ def report(
     general, three = derivation.derive(), derivation.derive(classes=3)
     with progress_bar(quiet, "verifying cells") as progress:
         agreement = checker.check(None, progress=progress)
-    folder.mkdir(exist_ok=True)
     picture = folder / "agreement.png"
-    checker.plot(agreement, picture)
     text = "\n".join([
         "# softmax-ce report", "",
         f"softmax-ce {_version()}: the gradient of categorical cross-entropy through a softmax, "
@@ -285,7 +348,8 @@ def report(
         f"![max ULP error per cell]({picture.name})", "",
         agreement.to_markdown(),
     ])
-    write_atomically(folder / "report.md", text)
+    _save([("out", picture, lambda path: checker.plot(agreement, path)),
+           ("out", folder / "report.md", text)], folder=("out", folder))
     typer.echo(str(folder / "report.md"))
     raise typer.Exit(0 if general.holds and three.holds and agreement.ok else 1)
 
@@ -324,10 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {message}\n")
         return 2
     except typer.Exit as done:
-        return done.exit_code
+        code = done.exit_code
     except typer.Abort:
+        code = INTERRUPTED
+    if code == INTERRUPTED:  # typer turns Ctrl-C into exit code 130, silently
         sys.stderr.write("error: interrupted; nothing was written\n")
-        return 130
     return code if isinstance(code, int) else 0
 
 

@@ -1,10 +1,18 @@
-"""Writing a file whole or not at all (no JAX here: the CLI uses it too)."""
+"""Output files: checked before any work, written whole or not at all (no JAX here: the CLI uses
+it too).
+
+:func:`check_writable` answers, before anything is computed, whether a path can be written the
+way it will be: a temporary file created beside it, then renamed over it. :class:`Staged` writes
+every output of a command to temporary files first and renames them only when all of them are
+complete, so a full disk or a Ctrl-C leaves no partial file and no half of a set of files.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -14,19 +22,140 @@ def _umask() -> int:
     return mask
 
 
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest ancestor of ``path`` (itself excluded) that exists (``.`` at worst)."""
+    for parent in path.parents:
+        if parent.exists() or parent == parent.parent:
+            return parent
+    return Path(".")
+
+
+def _probe(directory: Path) -> str | None:
+    """Why a file cannot be created in ``directory`` (created and removed at once), or None.
+
+    Asking is the only answer that holds for every case: ``os.access`` says yes to root on a
+    read-only directory, and cannot see a read-only file system mounted with ACLs or quotas.
+    """
+    try:
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".softmax-ce-probe-")
+    except OSError as error:
+        return error.strerror or type(error).__name__
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return None
+
+
+def check_writable(path: str | os.PathLike[str], *, directory: bool = False) -> None:
+    """Checks, before any work, that ``path`` can be written as it will be.
+
+    A file is written to a temporary file in its directory and renamed over ``path``: the
+    directory must exist, be a directory, and take a new file; ``path`` must not be a directory.
+    A directory (``directory=True``) is created if it is missing (its parent must take it) and
+    then takes new files.
+
+    Raises:
+        ValueError: why not, naming the path, e.g. ``cannot write 'f.txt/r.json': 'f.txt' is a
+            file, not a directory``.
+    """
+    target = Path(path)
+    shown = str(target)
+    if directory and target.exists() and not target.is_dir():
+        raise ValueError(f"{shown!r} exists and is not a directory")
+    if not directory and target.is_dir():
+        raise ValueError(f"{shown!r} is a directory; expected a file path")
+    home = target if directory and target.is_dir() else target.parent
+    if not home.exists():
+        ancestor = _existing_ancestor(home)
+        if not ancestor.is_dir():
+            raise ValueError(f"cannot write {shown!r}: {str(ancestor)!r} is a file, not a "
+                             "directory")
+        raise ValueError(f"cannot write {shown!r}: directory {str(home)!r} does not exist")
+    if not home.is_dir():
+        raise ValueError(f"cannot write {shown!r}: {str(home)!r} is a file, not a directory")
+    why = _probe(home)
+    if why is not None:
+        raise ValueError(f"cannot write {shown!r}: directory {str(home)!r} is not writable "
+                         f"({why})")
+
+
+class Staged:
+    """Files written together: each to a temporary file beside its target, all renamed over
+    their targets by :meth:`commit`, or all removed by :meth:`discard`.
+
+    Use :func:`staged`, which commits when its block ends and discards when it raises (a
+    ``KeyboardInterrupt`` included).
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+        self._created: list[Path] = []
+
+    def directory(self, path: str | os.PathLike[str]) -> Path:
+        """``path`` as a directory, created now if missing and removed again on discard."""
+        folder = Path(path)
+        if not folder.is_dir():
+            folder.mkdir()
+            self._created.append(folder)
+        return folder
+
+    def temporary(self, target: str | os.PathLike[str]) -> Path:
+        """A new, empty temporary file beside ``target``, renamed over it on commit; for
+        writers that take a path."""
+        final = Path(target)
+        fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+        os.close(fd)
+        self._pending.append((Path(name), final))
+        return Path(name)
+
+    def write(self, target: str | os.PathLike[str], data: str | bytes) -> None:
+        """Writes ``data`` (text as UTF-8) to the temporary file of ``target``."""
+        raw = data.encode() if isinstance(data, str) else data
+        temporary = self.temporary(target)
+        with open(temporary, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def commit(self) -> None:
+        """Renames every temporary file over its target, with the permissions a plain
+        ``open(path, "w")`` gives (0666 less the umask), not the temporary file's 0600."""
+        mode = 0o666 & ~_umask()
+        for temporary, final in self._pending:
+            os.chmod(temporary, mode)
+        while self._pending:
+            temporary, final = self._pending[0]
+            os.replace(temporary, final)
+            self._pending.pop(0)
+        self._created.clear()
+
+    def discard(self) -> None:
+        """Removes every temporary file, and the directories this stage created if empty."""
+        for temporary, _ in self._pending:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        self._pending.clear()
+        for folder in reversed(self._created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        self._created.clear()
+
+
+@contextlib.contextmanager
+def staged() -> Iterator[Staged]:
+    """A :class:`Staged` set of files: committed when the block ends, discarded if it raises."""
+    stage = Staged()
+    try:
+        yield stage
+        stage.commit()
+    except BaseException:
+        stage.discard()
+        raise
+
+
 def write_atomically(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write to a temporary file in the same directory, then rename it over ``path``: a reader
     sees the old file or the new one, never half of it. The file gets the permissions a plain
     ``open(path, "w")`` would (0666 less the umask), not the temporary file's 0600."""
-    target = Path(path)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    with staged() as stage:
+        stage.write(path, data)

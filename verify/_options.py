@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from ._limits import check_grid
+
 DTYPES: tuple[str, ...] = ("float64", "float32", "bfloat16", "float16")
 """The dtypes a cell can be evaluated in, widest first."""
 
@@ -225,11 +227,12 @@ def validate(
     """Validates every argument of :func:`verify.check` before anything is computed.
 
     Raises:
-        ValueError: a value out of range or an unknown name; the message starts with the
+        ValueError: a value out of range or an unknown name, or a grid larger than the memory
+            available (:func:`verify._limits.check_grid`); the message starts with the
             parameter's name, e.g. ``samples: expected an integer >= 1, got -3``.
         TypeError: ``closed_form`` is not callable, or a name is not a string.
     """
-    return Options(
+    options = Options(
         closed_form=validate_closed_form(closed_form),
         classes=validate_classes(classes),
         dtypes=validate_dtypes(dtypes),
@@ -240,3 +243,5 @@ def validate(
         rtol=validate_tolerance("rtol", rtol),
         atol=validate_tolerance("atol", atol),
     )
+    check_grid(options.classes, options.samples, options.dtypes)
+    return options

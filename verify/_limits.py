@@ -1,0 +1,193 @@
+r"""Sizes refused before any work: the memory a verify grid needs, and the class counts a
+derivation can write out in minutes (no JAX here: the CLI checks both before importing it).
+
+**Memory.** ``verify`` holds the draws of one (class count, label kind) at a time — ``rows × c``
+float32 noise and float64 labels, with their temporaries — and measures them in chunks of about
+:data:`CHUNK_ELEMENTS` elements (one row when a row is longer). So the peak is
+
+.. math::
+
+    \text{bytes} \approx B + b_{\text{draws}}\cdot\text{rows}\cdot c_{\max}
+        + b_{\text{chunk}}\cdot\max(c_{\max}, 2^{20})
+
+with ``rows = samples + 4`` and :math:`c_{\max}` the largest class count of the grid; the
+number of dtypes, scales and label kinds does not enter (their cells run one after another),
+and a dtype only changes the chunk's share, which :data:`CHUNK_BYTES` takes at its widest.
+The constants are upper bounds of peak resident memory measured on CPU (``ru_maxrss``,
+``benchmarks/bench_limits.py`` prints the table; a test checks the bound in a subprocess).
+
+**Derivations.** ``derive --classes N`` writes the sums out over N classes and checks every
+step; its time grows about as :math:`N^{2.4}` (``benchmarks/bench_derivation.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+ADVERSARIAL_ROWS = 4
+"""Rows every cell adds to ``samples`` (``verify._inputs.ADVERSARIAL_ROWS``)."""
+
+CHUNK_ELEMENTS = 2**20
+"""Elements measured at a time (``verify._check.MAX_CHUNK_ELEMENTS``)."""
+
+BASE_BYTES = 512 * 2**20
+"""The runtime (Python, JAX, XLA, compiled programs): measured 360 MiB for a one-cell grid."""
+
+DRAW_BYTES = 32
+"""Bytes per ``rows × c`` element of the draws: measured 23–28 (float32 noise, float64 labels
+and the temporaries of drawing them)."""
+
+CHUNK_BYTES = 96
+"""Bytes per element of the chunk being measured: measured about 82 for one row of 2²² classes
+(the opinions, their differences and the judge's temporaries)."""
+
+MAX_DERIVE_CLASSES = 1024
+"""The largest ``derive --classes``: measured 20 s at 512 classes, 45 s at 768, 118 s at
+1024 (2 shared cores), growing about as c^2.4 — about 10 minutes at 2048."""
+
+
+def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] = ()) -> int:
+    """An upper bound of the peak memory of ``verify.check`` on a grid.
+
+    Args:
+        rows: rows per cell, ``samples + 4``.
+        classes: the grid's class counts (the largest one decides).
+        dtypes: the grid's dtypes; they run one after another, so they do not add up, and the
+            chunk's share is taken at the widest (float64).
+
+    Returns:
+        Bytes, as an integer.
+
+    Example:
+        >>> verify_bytes(260, [2, 10, 1000]) // 2**20
+        615
+    """
+    del dtypes  # documented: the chunk's share is already that of the widest dtype
+    largest = max(classes)
+    return BASE_BYTES + DRAW_BYTES * rows * largest + CHUNK_BYTES * max(largest, CHUNK_ELEMENTS)
+
+
+def largest_classes(samples: int, memory: int) -> int:
+    """The largest class count whose grid, at ``samples`` rows per cell, fits in ``memory``
+    bytes (0 if none does)."""
+    rows = samples + ADVERSARIAL_ROWS
+    room = memory - BASE_BYTES
+    if room <= 0:
+        return 0
+    # Within one chunk, then beyond: the chunk's share grows with c past CHUNK_ELEMENTS.
+    within = (room - CHUNK_BYTES * CHUNK_ELEMENTS) // (DRAW_BYTES * rows)
+    if within <= CHUNK_ELEMENTS:
+        return max(int(within), 0)
+    return int(room // (DRAW_BYTES * rows + CHUNK_BYTES))
+
+
+def largest_samples(classes: int, memory: int) -> int:
+    """The largest ``samples`` whose grid with ``classes`` classes fits in ``memory`` bytes
+    (0 if none does)."""
+    room = memory - BASE_BYTES - CHUNK_BYTES * max(classes, CHUNK_ELEMENTS)
+    return max(int(room // (DRAW_BYTES * classes)) - ADVERSARIAL_ROWS, 0)
+
+
+def _meminfo_available(path: Path = Path("/proc/meminfo")) -> int | None:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """What the process's cgroup still allows (v2, then v1), or None without a limit."""
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
+        try:
+            limit_text = Path(limit_file).read_text().strip()
+            if limit_text == "max":
+                return None
+            limit, usage = int(limit_text), int(Path(usage_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit >= 2**60:  # v1's "no limit" is a huge number
+            return None
+        return max(limit - usage, 0)
+    return None
+
+
+def available_bytes() -> int | None:
+    """Memory this process can still take: ``MemAvailable`` of ``/proc/meminfo`` (free memory
+    plus what the kernel can reclaim), within the cgroup's limit when there is one; elsewhere
+    ``os.sysconf`` free pages; ``None`` when the platform says nothing."""
+    found = _meminfo_available()
+    if found is None:
+        try:
+            found = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            found = None
+    room = _cgroup_room()
+    if room is not None:
+        found = room if found is None else min(found, room)
+    return found
+
+
+def size(n: float) -> str:
+    """Bytes for people: ``1.5 GB`` (powers of 1000, as memory is sold and shown by ``free -h``
+    in SI mode)."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n / 1e3:.3g} kB"
+
+
+def check_grid(classes: Iterable[int], samples: int, dtypes: Iterable[str] = (),
+               available: int | None = None) -> None:
+    """Refuses, before any work, a grid whose memory estimate exceeds what is available.
+
+    Args:
+        classes: the grid's class counts.
+        samples: rows drawn per cell.
+        dtypes: the grid's dtypes.
+        available: bytes available; by default :func:`available_bytes` (no check when unknown).
+
+    Raises:
+        ValueError: ``classes: ...`` or ``samples: ...`` (whichever is the larger factor), with
+            what the grid needs, what the machine has, and what to lower to.
+    """
+    counts = tuple(classes)
+    memory = available_bytes() if available is None else available
+    needed = verify_bytes(samples + ADVERSARIAL_ROWS, counts, dtypes)
+    if memory is None or needed <= memory:
+        return
+    largest = max(counts)
+    name = "classes" if largest >= samples else "samples"
+    shown = f"classes {largest:,} with samples {samples:,}"
+    fixes = []
+    if (c := largest_classes(samples, memory)) >= 1:
+        fixes.append(f"classes to at most {c:,}")
+    if (s := largest_samples(largest, memory)) >= 1:
+        fixes.append(f"samples to at most {s:,}")
+    fix = " or ".join(fixes) if fixes else "the grid (not even one row fits)"
+    raise ValueError(
+        f"{name}: {shown} needs about {size(needed)} of memory ({samples + ADVERSARIAL_ROWS:,} "
+        f"rows × {largest:,} classes); {size(memory)} is available: lower {fix}"
+    )
+
+
+def check_derive_classes(classes: int | None) -> None:
+    """Refuses a class count whose written-out derivation cannot finish in minutes.
+
+    Raises:
+        ValueError: ``classes: ...``, naming the limit and the symbolic alternative.
+    """
+    if classes is not None and classes > MAX_DERIVE_CLASSES:
+        raise ValueError(
+            f"classes: {classes:,} is above {MAX_DERIVE_CLASSES:,}, the most a derivation "
+            "written out class by class finishes in minutes (1,024 takes about 2 minutes and the "
+            "time grows about as c^2.4); leave out --classes to derive for a symbolic number of "
+            "classes c, which covers every c"
+        )
