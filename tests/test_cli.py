@@ -280,3 +280,33 @@ def test_progress_bar_appears_on_a_terminal_after_about_a_second(capsys, monkeyp
         update(1, 4)
         update(4, 4)
     assert capsys.readouterr().err == ""
+
+
+def test_a_non_callable_attribute_is_called_not_callable(tmp_path, monkeypatch, capsys):
+    (tmp_path / "notafunction.py").write_text("gradient = 3.0\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "verify", *SMALL, "--closed-form", "notafunction:gradient")
+    assert code == 2 and out == ""
+    assert err == ("error: --closed-form: 'notafunction:gradient' is not callable (it is a "
+                   "float); expected a function (z, y) -> gradient\n")
+
+
+@pytest.mark.parametrize("body, message", [
+    ("return jax.nn.softmax(z, axis=-1) - y if z.sum() > 0 else y",
+     r"uses Python control flow \(if, while, and/or, int\(\), bool\(\)\) on a traced value; use "
+     r"jnp.where\(condition, a, b\) instead$"),
+    ("return jnp.zeros_like(z) + int(z[0, 0])", r"on a traced value; use jnp.where"),
+    ("import numpy; return numpy.asarray(z) - y", r"passes a traced value to NumPy; use jax.numpy"),
+])
+def test_jax_tracing_errors_are_one_line_saying_what_to_do(body, message, tmp_path, monkeypatch,
+                                                          capsys):
+    import re
+
+    module = f"traced_{abs(hash(body))}"
+    (tmp_path / f"{module}.py").write_text(
+        f"import jax, jax.numpy as jnp\ndef g(z, y):\n    {body}\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "verify", *SMALL, "--closed-form", f"{module}:g")
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: --closed-form: {module}:g ") and err.count("\n") == 1
+    assert re.search(message, err.rstrip("\n")), err

@@ -79,6 +79,23 @@ def check_writable(path: str | os.PathLike[str], *, directory: bool = False) -> 
                          f"({why})")
 
 
+def _keep(path: Path) -> Path | None:
+    """A hard link to the file at ``path`` under a temporary name, to restore it from; None
+    when there is no file or the file system cannot link."""
+    if not path.is_file():
+        return None
+    for attempt in range(100):
+        kept = path.with_name(f".{path.name}.{os.getpid()}.{attempt}.old")
+        try:
+            os.link(path, kept)
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+        return kept
+    return None
+
+
 class Staged:
     """Files written together: each to a temporary file beside its target, all renamed over
     their targets by :meth:`commit`, or all removed by :meth:`discard`.
@@ -119,14 +136,36 @@ class Staged:
 
     def commit(self) -> None:
         """Renames every temporary file over its target, with the permissions a plain
-        ``open(path, "w")`` gives (0666 less the umask), not the temporary file's 0600."""
+        ``open(path, "w")`` gives (0666 less the umask), not the temporary file's 0600.
+
+        If a rename fails, those already done are undone: a new target is removed, an old one
+        comes back from the hard link kept of it (where the file system has hard links).
+        """
         mode = 0o666 & ~_umask()
-        for temporary, final in self._pending:
+        for temporary, _ in self._pending:
             os.chmod(temporary, mode)
-        while self._pending:
-            temporary, final = self._pending[0]
-            os.replace(temporary, final)
-            self._pending.pop(0)
+        done: list[tuple[Path, Path | None]] = []
+        links: list[Path] = []
+        try:
+            while self._pending:
+                temporary, final = self._pending[0]
+                kept = _keep(final)
+                links += [kept] if kept is not None else []
+                os.replace(temporary, final)
+                done.append((final, kept))
+                self._pending.pop(0)
+        except BaseException:
+            for final, kept in reversed(done):
+                with contextlib.suppress(BaseException):  # undo all, whatever interrupts one
+                    if kept is None:
+                        os.unlink(final)
+                    else:
+                        os.replace(kept, final)
+            raise
+        finally:
+            for kept in links:
+                with contextlib.suppress(BaseException):
+                    os.unlink(kept)
         self._created.clear()
 
     def discard(self) -> None:
