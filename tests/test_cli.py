@@ -310,3 +310,30 @@ def test_jax_tracing_errors_are_one_line_saying_what_to_do(body, message, tmp_pa
     assert code == 2 and out == ""
     assert err.startswith(f"error: --closed-form: {module}:g ") and err.count("\n") == 1
     assert re.search(message, err.rstrip("\n")), err
+
+
+def test_every_reproduce_line_gives_back_its_cell_byte_for_byte(tmp_path, monkeypatch, capsys):
+    """Every option that shaped a cell is in its reproduce line: run in-process, each line gives
+    the same cell, JSON byte for byte — the closed form, tolerances, samples and seed included."""
+    import shlex
+
+    (tmp_path / "signflip.py").write_text(textwrap.dedent("""
+        import jax
+        def bug_sign(z, y):
+            return y - jax.nn.softmax(z, axis=-1)
+    """))
+    monkeypatch.chdir(tmp_path)
+    grid = ["--classes", "3", "--dtypes", "float32,bfloat16", "--scales", "0.3", "--labels",
+            "onehot,unnormalized", "--samples", "5", "--seed", "7", "--rtol", "0.002",
+            "--atol", "3e-06", "--closed-form", "signflip:bug_sign", "--quiet"]
+    code, out, _ = run(capsys, "verify", *grid, "--format", "json")
+    assert code == 1
+    cells = json.loads(out)["cells"]
+    assert len(cells) == 4 and {c["verdict"] for c in cells} == {"disagree"}
+    for cell in cells:
+        argv = shlex.split(cell["reproduce"])
+        assert argv[:2] == ["softmax-ce", "verify"] and "--closed-form" in argv
+        code, again, _ = run(capsys, *argv[1:], "--quiet", "--format", "json")
+        assert code == 1
+        (alone,) = json.loads(again)["cells"]
+        assert json.dumps(alone) == json.dumps(cell)

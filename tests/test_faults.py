@@ -482,3 +482,18 @@ def test_derive_shows_a_progress_bar_past_a_second(capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert json.loads(out)["holds"] is True
     assert "checking steps" in err
+
+
+def test_the_readme_states_the_limits_the_code_computes():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    text = " ".join(readme[readme.index("## Limits"):readme.index("## Layout")].split())
+    sixteen = 16 * GB
+    assert (f"With 16 GB available, the default 256 samples go up to c = "
+            f"{_limits.largest_classes(256, sixteen):,} classes, and the default c = 1,000 up to "
+            f"{_limits.largest_samples(1000, sixteen):,} samples.") in text
+    mib = _limits.verify_bytes(512, [65536]) / 2**20
+    assert f"65,536 classes × 512 rows (every dtype, three label kinds) peaked at 1,343 MiB " \
+           f"against an estimate of {mib:,.0f} MiB" in text
+    assert (_limits.BASE_BYTES, _limits.DRAW_BYTES, _limits.CHUNK_BYTES) == (512 * 2**20, 32, 96)
+    assert "512 MiB + 32 bytes × rows × c + 96 bytes × max(c, 2²⁰)" in text
+    assert f"N above {_limits.MAX_DERIVE_CLASSES:,} is refused" in text

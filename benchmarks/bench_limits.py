@@ -1,0 +1,53 @@
+"""The memory estimate of ``verify`` (``verify._limits.verify_bytes``) against the measured peak.
+
+Each grid runs in a fresh process; its peak resident memory (``ru_maxrss``) is the measurement.
+The baseline is a one-cell grid (c = 2, one sample) measured in the same run: it is the
+runtime's own share. Prints a table; exits 1 if some estimate is below its measurement (the
+estimate must bound the peak).
+
+    python benchmarks/bench_limits.py [--sizes 2x1,32768x124,65536x508,262144x252,4194304x1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from verify import _limits
+
+MEASURE = """
+import resource, verify
+verify.check(classes={c}, dtypes="float64,float32,bfloat16,float16", scales=1,
+             labels="onehot,soft,unnormalized", samples={samples})
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def peak(c: int, samples: int) -> int:
+    done = subprocess.run([sys.executable, "-c", MEASURE.format(c=c, samples=samples)],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="2x1,32768x124,65536x508,262144x252,4194304x1")
+    args = parser.parse_args()
+    sizes = [tuple(int(n) for n in size.split("x")) for size in args.sizes.split(",")]
+    mib = 2**20
+    print(f"{'classes':>9} | {'samples':>7} | {'rows×c':>11} | {'estimate MiB':>12} | "
+          f"{'peak MiB':>8} | {'estimate/peak':>13}")
+    print("-" * 76)
+    ok = True
+    for c, samples in sizes:
+        estimate = _limits.verify_bytes(samples + _limits.ADVERSARIAL_ROWS, [c])
+        measured = peak(c, samples)
+        ok &= estimate >= measured
+        print(f"{c:>9,} | {samples:>7,} | {(samples + 4) * c:>11,} | {estimate / mib:>12.0f} | "
+              f"{measured / mib:>8.0f} | {estimate / measured:>13.2f}", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
