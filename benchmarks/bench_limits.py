@@ -1,6 +1,7 @@
 """The memory estimate of ``verify`` (``verify._limits.verify_bytes``) against the measured peak.
 
-Each grid runs in a fresh process; its peak resident memory (``ru_maxrss``) is the measurement.
+Each grid runs in a fresh process; its peak resident memory (``VmHWM``, Linux) is the
+measurement.
 The baseline is a one-cell grid (c = 2, one sample) measured in the same run: it is the
 runtime's own share. Prints a table; exits 1 if some estimate is below its measurement (the
 estimate must bound the peak).
@@ -17,10 +18,11 @@ import sys
 from verify import _limits
 
 MEASURE = """
-import resource, verify
+import verify
 verify.check(classes={c}, dtypes="float64,float32,bfloat16,float16", scales=1,
              labels="onehot,soft,unnormalized", samples={samples})
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+with open("/proc/self/status") as status:  # VmHWM: the peak since exec (Linux)
+    print(next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:")))
 """
 
 

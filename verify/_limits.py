@@ -13,7 +13,7 @@ float32 noise and float64 labels, with their temporaries — and measures them i
 with ``rows = samples + 4`` and :math:`c_{\max}` the largest class count of the grid; the
 number of dtypes, scales and label kinds does not enter (their cells run one after another),
 and a dtype only changes the chunk's share, which :data:`CHUNK_BYTES` takes at its widest.
-The constants are upper bounds of peak resident memory measured on CPU (``ru_maxrss``,
+The constants are upper bounds of peak resident memory measured on CPU (``VmHWM``,
 ``benchmarks/bench_limits.py`` prints the table; a test checks the bound in a subprocess).
 
 **Derivations.** ``derive --classes N`` writes the sums out over N classes and checks every
