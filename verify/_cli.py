@@ -192,7 +192,8 @@ def _verify_options(classes: str, dtypes: str, scales: str, labels: str, samples
 
 
 def _import_closed_form(spec: str | None) -> Callable[..., object] | None:
-    """``package.module:function`` → the function (imported by name; never evaluated as code)."""
+    """``package.module:function`` (or ``module:Class.function``) → the function, imported and
+    looked up by name, never evaluated as code."""
     if spec is None:
         return None
     module_name, _, attribute = spec.partition(":")
@@ -207,9 +208,11 @@ def _import_closed_form(spec: str | None) -> Callable[..., object] | None:
         raise InputError(f"--closed-form: cannot import {module_name!r}: {error}") from None
     finally:
         sys.path.pop(0)
-    if not hasattr(module, attribute):
-        raise InputError(f"--closed-form: {module_name!r} has no function {attribute!r}")
-    function = getattr(module, attribute)
+    function: object = module
+    for name in attribute.split("."):  # a dotted path reaches a class's static method
+        if not hasattr(function, name):
+            raise InputError(f"--closed-form: {module_name!r} has no function {attribute!r}")
+        function = getattr(function, name)
     if not callable(function):
         raise InputError(f"--closed-form: {spec!r} is not callable (it is a "
                          f"{type(function).__name__}); expected a function (z, y) -> gradient")
