@@ -440,9 +440,9 @@ print(small, peak())
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory read from /proc")
 def test_the_memory_estimate_bounds_the_measured_peak():
-    """In a fresh process: the peak of a one-cell grid is under the estimate's base, and the
-    peak of a grid of 128 × 32,768 draws (soft labels, the costliest) under its estimate; both
-    estimates are within a factor 2.5 of what is measured, so the bound says something."""
+    """In a fresh process: the peak of a one-cell grid is under its estimate, and the peak of a
+    grid of 128 × 32,768 draws (soft labels, the costliest) under its estimate and above 40% of
+    it, so the bound says something."""
     c, samples = 2**15, 124
     proc = subprocess.run([sys.executable, "-c", PEAK.format(c=c, samples=samples)],
                           capture_output=True, text=True, timeout=300)
@@ -450,8 +450,8 @@ def test_the_memory_estimate_bounds_the_measured_peak():
     small, large = map(int, proc.stdout.split())
     small_estimate = _limits.verify_bytes(5, [2])
     large_estimate = _limits.verify_bytes(samples + 4, [c])
-    assert small <= small_estimate <= 2.5 * small
-    assert large <= large_estimate <= 2.5 * large
+    assert small <= small_estimate, (small, small_estimate)  # less with compiled programs cached
+    assert large <= large_estimate <= 2.5 * large, (large, large_estimate)
 
 
 # --- sizes: derive ------------------------------------------------------------------------------
