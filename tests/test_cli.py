@@ -235,6 +235,9 @@ def test_output_files_get_the_permissions_of_a_plain_write(tmp_path, capsys):
     ("return jnp.zeros((z.shape[0], 1))", r"expected an array of shape \(rows, c\) = \(\d+, 3\), "
                                           r"got \(\d+, 1\)"),
     ("raise RuntimeError('boom')", r"raised RuntimeError: boom"),
+    ("return (z > 0).astype(jnp.int32)", r"g returns int32 on float32 inputs; expected a real "
+                                         r"floating-point gradient"),
+    ("return z > 0", r"g returns bool on float32 inputs"),
 ])
 def test_a_bad_closed_form_is_one_error_line(body, message, tmp_path, monkeypatch, capsys):
     import re
@@ -337,3 +340,37 @@ def test_every_reproduce_line_gives_back_its_cell_byte_for_byte(tmp_path, monkey
         assert code == 1
         (alone,) = json.loads(again)["cells"]
         assert json.dumps(alone) == json.dumps(cell)
+
+
+def test_a_closed_form_that_cannot_be_imported_gets_a_reproduce_line_that_fails_loudly(capsys):
+    """A lambda cannot be named on a command line: its reproduce line names it anyway, and
+    running that line is an error — never a silent check of σ − y instead."""
+    import re
+    import shlex
+
+    import verify
+
+    report = verify.check(lambda z, y: y - z, classes=2, dtypes="float32", scales=1.0,
+                          labels="onehot", samples=1)
+    line = report.cells[0].reproduce
+    assert re.search(r" --closed-form '(tests\.)?test_cli:test_a_closed_form_that_cannot_be_"
+                     r"imported_gets_a_reproduce_line_that_fails_loudly\.<locals>\.<lambda>'$",
+                     line), line
+    code, out, err = run(capsys, *shlex.split(line)[1:])
+    assert code == 2 and out == "" and "--closed-form" in err and "has no function" in err
+
+
+def test_a_static_method_is_reproduced_by_its_dotted_name(tmp_path, monkeypatch, capsys):
+    (tmp_path / "grads.py").write_text(textwrap.dedent("""
+        import jax
+        class Grads:
+            @staticmethod
+            def plain(z, y):
+                return jax.nn.softmax(z, axis=-1) - y
+    """))
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "verify", *SMALL, "--closed-form", "grads:Grads.plain",
+                       "--format", "json")
+    assert code == 0
+    assert all(c["reproduce"].endswith(" --closed-form grads:Grads.plain")
+               for c in json.loads(out)["cells"])

@@ -224,8 +224,11 @@ def _check_closed_form(fn: Callable[..., Any], options: Options, sizes: dict[int
                 f"closed_form: expected an array of shape (rows, c) = {spec.shape}, "
                 f"got {tuple(out.shape)}"
             )
-        if jnp.issubdtype(out.dtype, jnp.complexfloating):
-            raise TypeError(f"closed_form: expected a real array, got {out.dtype}")
+        if not jnp.issubdtype(out.dtype, jnp.floating):  # ints, bools, complex numbers
+            raise TypeError(
+                f"closed_form: {claim_of(fn)} returns {out.dtype} on {dtype} inputs; expected a "
+                "real floating-point gradient (an integer, boolean or complex one is not judged)"
+            )
         _TRACEABLE.add((fn, dtype, sizes[c], c))
 
 

@@ -7,6 +7,7 @@ handed a ``first_failing`` that does, by the pipeline that calls this stage.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -21,8 +22,21 @@ from ._shrink import FirstFailing, shrink
 from ._snippet import snippet
 
 
+def closed_form_spec(closed_form: Callable[..., Any]) -> str:
+    """A closed form as ``--closed-form`` names it: ``module:qualified.name``.
+
+    A function that cannot be imported by that name (a lambda, a function defined in
+    ``__main__`` or inside another) still gets its name, so that its reproduce line fails with
+    an error rather than silently checking σ − y instead.
+    """
+    module = getattr(closed_form, "__module__", None) or "__main__"
+    name = getattr(closed_form, "__qualname__", None) or getattr(closed_form, "__name__", None)
+    return f"{module}:{name or type(closed_form).__name__}"
+
+
 def reproduce(options: Options, c: int, dtype: str, scale: float, kind: str) -> str:
-    """The ``softmax-ce verify`` line that recomputes one cell."""
+    """The ``softmax-ce verify`` line that recomputes one cell: every option that shapes it
+    (the closed form, the grid point, samples, seed, tolerances given)."""
     line = (
         f"softmax-ce verify --classes {c} --dtypes {dtype} --scales {format_number(scale)} "
         f"--labels {kind} --samples {options.samples} --seed {options.seed}"
@@ -31,6 +45,8 @@ def reproduce(options: Options, c: int, dtype: str, scale: float, kind: str) -> 
         line += f" --rtol {format_number(options.rtol)}"
     if options.atol is not None:
         line += f" --atol {format_number(options.atol)}"
+    if options.closed_form is not None:
+        line += f" --closed-form {shlex.quote(closed_form_spec(options.closed_form))}"
     return line
 
 
