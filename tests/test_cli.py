@@ -374,3 +374,18 @@ def test_a_static_method_is_reproduced_by_its_dotted_name(tmp_path, monkeypatch,
     assert code == 0
     assert all(c["reproduce"].endswith(" --closed-form grads:Grads.plain")
                for c in json.loads(out)["cells"])
+
+
+def test_the_api_says_to_use_jnp_where_in_one_line():
+    import jax
+
+    import verify
+
+    def branchy(z, y):
+        return jax.nn.softmax(z, axis=-1) - y if z.sum() > 0 else y
+
+    with pytest.raises(ValueError) as caught:
+        verify.check(branchy, classes=2, dtypes="float32", scales=1.0, labels="onehot", samples=1)
+    assert str(caught.value) == ("closed_form: branchy uses Python control flow (if, while, "
+                                 "and/or, bool()) on a traced value; use jnp.where(condition, a, "
+                                 "b) instead")

@@ -224,13 +224,93 @@ def test_agreement_beyond_tolerance_is_no_farther_than_autograd():
     )
 
 
+# Each explanation that names the predicted residual, against the cells that reach it: a ratio
+# is stated only where the data resolve the prediction (jax.grad's own rounding, fitted like the
+# residual, leaves it a standard error of at most 0.25); elsewhere the text says the labels'
+# rounding is below what the dtype can show. 99 · 0.3² = 8.91: a standard error of 0.3.
+UNRESOLVED = {"autograd_noise": 8.91, "residual_norm": 1.0}
+
+
+def test_the_resolution_is_the_standard_error_of_the_fitted_ratio():
+    m = dataclasses.replace(AGREEING, residual_norm=4.0, autograd_noise=99 * 4 * 0.25**2)
+    assert _judge.resolution(m) == 0.25 and _judge.resolved(m)
+    assert not _judge.resolved(dataclasses.replace(m, autograd_noise=99 * 4 * 0.26**2))
+    assert _judge.resolution(AGREEING) is None and not _judge.resolved(AGREEING)  # no residual
+
+
 def test_a_residual_the_dtype_does_not_resolve_is_said_so():
+    got = verdict(within=90.0, residual_dot=6.5, label_sum_miss=9.8e-4, **UNRESOLVED)
+    assert got.verdict == "agree"
+    assert got.explanation.endswith(
+        "; labels rounded to bfloat16 miss Σy = 1 by up to 0.00098, a residual (Σy − 1)·σ below "
+        "what bfloat16 can show here"
+    )
+
+
+def test_a_resolved_residual_in_an_agreeing_cell_is_measured():
     got = verdict(within=90.0, residual_dot=6.5, residual_norm=1.0, label_sum_miss=9.8e-4)
     assert got.verdict == "agree"
     assert got.explanation.endswith(
-        "; labels rounded to bfloat16 miss Σy = 1 by up to 0.00098, a residual bfloat16 does not "
-        "resolve here (measured/predicted 6.5)"
+        "; labels rounded to bfloat16 miss Σy = 1 by up to 0.00098, a residual no larger than "
+        "bfloat16 jax.grad's own error, up to rounding (measured/predicted 6.5)"
     )
+
+
+def test_an_expected_cell_whose_residual_is_too_small_to_measure_states_no_ratio():
+    got = verdict(within=87.0, agree=90.0, residual_dot=0.98, label_sum_miss=2.1e-3, **UNRESOLVED)
+    assert got == _judge.Judgement(
+        "expected",
+        "labels rounded to bfloat16 miss Σy = 1 by up to 0.0021; the closed form misses the "
+        "gradient by (Σy − 1)·σ as derived: with it added back every element agrees (a residual "
+        "below what bfloat16 resolves here, too small to measure)",
+    )
+
+
+def test_a_disagreement_the_labels_rounding_cannot_show_says_so_without_a_ratio():
+    """The issue's example: labels that sum to one up to rounding, a wrong closed form, and a
+    'measured/predicted residual -8e+06' that meant nothing."""
+    got = verdict(within=87.0, agree=87.0, residual_dot=-8e6, label_sum_miss=2.1e-3,
+                  **UNRESOLVED)
+    assert got == _judge.Judgement(
+        "disagree",
+        "13 of 100 elements disagree, not because of the labels: labels rounded to bfloat16 miss "
+        "Σy = 1 by up to 0.0021, a residual (Σy − 1)·σ below what bfloat16 can show here",
+    )
+
+
+def test_a_disagreement_far_beyond_a_resolved_prediction_is_not_given_as_a_ratio():
+    got = verdict(within=87.0, agree=87.0, residual_dot=-8e6, residual_norm=1.0,
+                  label_sum_miss=2.1e-3)
+    assert got == _judge.Judgement(
+        "disagree",
+        "13 of 100 elements disagree, far more than the labels explain (labels rounded to bfloat16"
+        " miss Σy = 1 by up to 0.0021: the closed form misses the gradient by over 10 times "
+        "(Σy − 1)·σ)",
+    )
+
+
+def test_labels_that_miss_their_sum_within_tolerance_are_said_so():
+    assert verdict(label_sum_miss=2.1e-3).explanation == (
+        "every element within rtol 0.016, atol 1e-05 of jax.grad; labels rounded to bfloat16 miss "
+        "Σy = 1 by up to 0.0021, within tolerance here"
+    )
+
+
+def test_no_explanation_of_a_wrong_closed_form_gives_a_ratio_that_means_nothing():
+    """Real cells: a sign error on labels that sum to one up to rounding — every explanation
+    that states a measured/predicted ratio states one the data resolve, within 10 of the
+    prediction."""
+    import re
+
+    import verify
+
+    report = verify.check(lambda z, y: y - jax.nn.softmax(z, axis=-1), classes=(10, 1000),
+                          dtypes=("float32", "bfloat16", "float16"), scales=1.0,
+                          labels=("smoothed", "soft"), samples=16)
+    assert {c.verdict for c in report.cells} == {"disagree"}
+    for cell in report.cells:
+        for ratio in re.findall(r"measured/predicted(?: residual)? (\S+?)[;)]", cell.explanation):
+            assert abs(float(ratio)) <= _judge.FAR_BEYOND, cell.explanation
 
 
 def test_anything_else_disagrees():

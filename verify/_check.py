@@ -208,9 +208,15 @@ def _check_closed_form(fn: Callable[..., Any], options: Options, sizes: dict[int
         spec = jax.ShapeDtypeStruct((sizes[c], c), _dtypes.facts(dtype).dtype)
         try:
             out = jax.eval_shape(fn, spec, spec)
-        except Exception as error:  # the user's code: any exception is a bad closed form
+        except jax.errors.ConcretizationTypeError as error:  # bool(), if, while on a tracer
             raise ValueError(
-                f"closed_form: {claim_of(fn)} raised {type(error).__name__}: {error} on "
+                f"closed_form: {claim_of(fn)} uses Python control flow (if, while, and/or, "
+                "bool()) on a traced value; use jnp.where(condition, a, b) instead"
+            ) from error
+        except Exception as error:  # the user's code: any exception is a bad closed form
+            first = (str(error).strip().splitlines() or [""])[0]  # JAX's errors run on for lines
+            raise ValueError(
+                f"closed_form: {claim_of(fn)} raised {type(error).__name__}: {first} on "
                 f"{dtype} arrays of shape {spec.shape}; expected a JAX-traceable (z, y) -> "
                 "gradient"
             ) from error

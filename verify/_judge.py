@@ -19,6 +19,13 @@ In this order:
 
 Step 3 comes before 4 so that a residual below the tolerance is not reported; step 4 before 5 so
 that a residual the data resolve is reported even where it is smaller than a rounding unit.
+
+An explanation states the measured/predicted ratio only where the data resolve the predicted
+residual in the cell's dtype (:func:`resolved`): fitted against the rounding of one honest
+evaluation in that dtype (``jax.grad``'s own error), the ratio has a standard error of at most
+:data:`RESOLVED_SE`. Elsewhere — labels that sum to one up to a rounding the dtype cannot show —
+it says so, with no ratio; and a disagreement many times the predicted residual is said to be
+more than the labels explain, not given as a ratio.
 """
 
 from __future__ import annotations
@@ -34,6 +41,13 @@ VERDICTS: tuple[str, ...] = ("agree", "expected", "undefined", "disagree")
 RESIDUAL_MATCH = (0.5, 1.5)
 """The fitted fraction of the predicted residual within which a cell can be ``expected``."""
 
+RESOLVED_SE = 0.25
+"""The largest standard error of a stated measured/predicted ratio: two of them tell the
+prediction (1) from no residual (0) and from twice it (2)."""
+
+FAR_BEYOND = 10.0
+"""A measured residual more than this many times the predicted one is not a fit of it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
@@ -47,6 +61,27 @@ def residual_match(m: Measurement) -> float | None:
     """The least-squares fraction of the predicted residual that the closed form shows."""
     norm = float(m.residual_norm)
     return float(m.residual_dot) / norm if norm > 0 else None
+
+
+def resolution(m: Measurement) -> float | None:
+    r"""The standard error of :func:`residual_match` were the closed form off by no more than
+    ``jax.grad``'s own rounding: :math:`\sqrt{\lVert ag - ex \rVert^2 / ((n - 1)\,
+    \lVert p \rVert^2)}` for the predicted residual p over n elements; None without one."""
+    norm, n = float(m.residual_norm), int(m.elements)
+    if norm <= 0 or n < 2:
+        return None
+    return (float(m.autograd_noise) / ((n - 1) * norm)) ** 0.5
+
+
+def resolved(m: Measurement) -> bool:
+    """Whether the data resolve the predicted residual in the cell's dtype."""
+    se = resolution(m)
+    return se is not None and se <= RESOLVED_SE
+
+
+def _below(m: Measurement, dtype: str, normalized_labels: bool) -> str:
+    return (f"{_label_sums(m, dtype, normalized_labels)}, a residual (Σy − 1)·σ below what "
+            f"{dtype} can show here")
 
 
 def autograd_ok(m: Measurement) -> bool:
@@ -109,11 +144,15 @@ def judge(
     match = residual_match(m)
     low, high = RESIDUAL_MATCH
     matches = match is not None and low <= match <= high
+    shown = resolved(m)
     if matches and int(m.agree_corrected) == n:
+        how = (f"as derived (measured/predicted residual {match:.2f})" if shown else
+               f"as derived: with it added back every element agrees (a residual below what "
+               f"{dtype} resolves here, too small to measure)")
         return Judgement(
             "expected",
             f"{_label_sums(m, dtype, normalized_labels)}; the closed form misses the gradient by "
-            f"(Σy − 1)·σ as derived (measured/predicted residual {match:.2f})",
+            f"(Σy − 1)·σ {how}",
         )
     if int(m.agree) == n:
         explanation = (
@@ -121,15 +160,24 @@ def judge(
             f"farther from the float64 gradient than {dtype} jax.grad"
         )
         if match is not None and float(m.label_sum_miss) > 0:
-            explanation += (
-                f"; {_label_sums(m, dtype, normalized_labels)}, a residual {dtype} does not "
-                f"resolve here (measured/predicted {match:.2g})"
+            explanation += "; " + (
+                f"{_label_sums(m, dtype, normalized_labels)}, a residual no larger than {dtype} "
+                f"jax.grad's own error, up to rounding (measured/predicted {match:.2g})" if shown else
+                _below(m, dtype, normalized_labels)
             )
         return Judgement("agree", explanation)
     explanation = f"{n - int(m.agree)} of {n} elements disagree"
     if match is not None and float(m.label_sum_miss) > 0:
-        explanation += (
-            f", not as (Σy − 1)·σ predicts (measured/predicted residual {match:.2g}; "
-            f"{_percent(int(m.agree_corrected), n)} agree with it added back)"
-        )
+        if not shown:
+            explanation += f", not because of the labels: {_below(m, dtype, normalized_labels)}"
+        elif abs(match) > FAR_BEYOND:
+            explanation += (
+                f", far more than the labels explain ({_label_sums(m, dtype, normalized_labels)}:"
+                f" the closed form misses the gradient by over {FAR_BEYOND:g} times (Σy − 1)·σ)"
+            )
+        else:
+            explanation += (
+                f", not as (Σy − 1)·σ predicts (measured/predicted residual {match:.2g}; "
+                f"{_percent(int(m.agree_corrected), n)} agree with it added back)"
+            )
     return Judgement("disagree", explanation)

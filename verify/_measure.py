@@ -25,7 +25,7 @@ _COUNTS = (
     "elements", "unjudged", "overflow", "nonfinite_cf", "nonfinite_ag", "within", "agree",
     "agree_corrected", "checked_rows",
 )  # fmt: skip
-_SUMS = ("residual_dot", "residual_norm")
+_SUMS = ("residual_dot", "residual_norm", "autograd_noise")
 _MAXIMA = (
     "max_abs_input", "max_abs_err", "max_rel_err", "max_ulp", "autograd_max_ulp",
     "label_sum_max", "label_sum_miss", "forward_mode", "finite_difference",
@@ -48,6 +48,8 @@ class Measurement:
             agreeing, and agreeing once the predicted residual is added back.
         checked_rows: rows whose float64 autograd was checked.
         residual_dot, residual_norm: ⟨measured residual, predicted⟩, ⟨predicted, predicted⟩.
+        autograd_noise: ⟨ag − ex, ag − ex⟩ where a residual is predicted: how far one honest
+            evaluation in the dtype strays, the noise a fitted residual must stand out of.
         max_abs_input: the largest finite |input| in float64.
         max_abs_err, max_rel_err, max_ulp: the closed form's largest errors.
         autograd_max_ulp: ``jax.grad``'s largest error, in ULPs.
@@ -86,6 +88,7 @@ class Measurement:
     worst_cf: float
     worst_ag: float
     worst_ex: float
+    autograd_noise: float = 0.0
 
     @staticmethod
     def combine(parts: list[Measurement]) -> Measurement:
@@ -240,10 +243,14 @@ def measure(
         if not clean:
             product = np.where(err_mask, product, 0.0)
             squares = np.where(judged, squares, 0.0)
+        noise = np.subtract(ag, ex) ** 2
+        if not clean:
+            noise = np.where(ag_finite, noise, 0.0)
         values["residual_dot"] = float(np.sum(product))
         values["residual_norm"] = float(np.sum(squares))
+        values["autograd_noise"] = float(np.sum(noise))
     else:
-        values["residual_dot"] = values["residual_norm"] = 0.0
+        values["residual_dot"] = values["residual_norm"] = values["autograd_noise"] = 0.0
 
     # The worst element, the first in row-major order on ties.
     if clean and count(agree) == elements:
