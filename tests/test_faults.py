@@ -368,18 +368,21 @@ def test_a_grid_that_cannot_fit_is_refused_with_what_it_needs_and_what_to_lower(
     monkeypatch.setattr(_limits, "available_bytes", lambda: 2 * GB)
     code, out, err = run(capsys, "verify", "--classes", "2,1000000", "--samples", "1000")
     assert code == 2 and out == ""
-    c, s = _limits.largest_classes(1000, 2 * GB), _limits.largest_samples(10**6, 2 * GB)
+    c, s = _limits.largest_classes(1000, 2 * GB, 4), _limits.largest_samples(10**6, 2 * GB, 4)
     assert_one_error_line(err, rf"^error: --classes: classes 1,000,000 with samples 1,000 needs "
-                               rf"about 3\d\.\d GB of memory \(1,004 rows × 1,000,000 classes\); "
-                               rf"2 GB is available: lower classes to at most {c:,} or samples "
-                               rf"to at most {s:,}$")
-    assert (c, s) == (42_407, 38)
+                               rf"about 50.1 GB of memory \(1,004 rows × 1,000,000 classes\); "
+                               rf"2 GB is available: lower classes to at most {c:,}$")
+    assert (c, s) == (2_509, 0)  # not even one sample of a million classes fits in 2 GB
+    code, _, err = run(capsys, "verify", "--classes", "100000", "--samples", "1000", "--dtypes",
+                       "float32")
+    assert code == 2 and err.endswith("lower classes to at most 23,397 or samples to at most "
+                                      "230\n"), err
 
 
 def test_the_api_refuses_the_same_grid(monkeypatch):
     monkeypatch.setattr(_limits, "available_bytes", lambda: 2 * GB)
     with pytest.raises(ValueError, match=r"^samples: classes 1,000 with samples 1,000,000,000 "
-                                         r"needs about 32 TB"):
+                                         r"needs about 48 TB"):
         verify.check(classes=(2, 10, 1000), samples=10**9)
 
 
@@ -398,21 +401,28 @@ def test_an_allocation_that_fails_anyway_is_one_error_line(capsys, monkeypatch):
     assert_one_error_line(err, r"^error: --classes: the grid ran out of memory \(MemoryError\)")
 
 
-@given(samples=st.integers(1, 10**6), memory=st.integers(0, 10**13))
-def test_the_largest_grid_that_fits_is_exactly_the_boundary(samples, memory):
+@given(samples=st.integers(1, 10**6), memory=st.integers(0, 10**13), dtypes=st.integers(1, 4))
+def test_the_largest_grid_that_fits_is_exactly_the_boundary(samples, memory, dtypes):
     rows = samples + _limits.ADVERSARIAL_ROWS
-    c = _limits.largest_classes(samples, memory)
+    c = _limits.largest_classes(samples, memory, dtypes)
     if c >= 1:
-        assert _limits.verify_bytes(rows, [c]) <= memory
-    assert _limits.verify_bytes(rows, [c + 1]) > memory
+        assert _limits.verify_bytes(rows, [c], dtypes) <= memory
+    assert _limits.verify_bytes(rows, [c + 1], dtypes) > memory
 
 
-@given(classes=st.integers(1, 10**8), memory=st.integers(0, 10**13))
-def test_the_largest_samples_that_fit_are_exactly_the_boundary(classes, memory):
-    s = _limits.largest_samples(classes, memory)
+@given(classes=st.integers(1, 10**8), memory=st.integers(0, 10**13), dtypes=st.integers(1, 4))
+def test_the_largest_samples_that_fit_are_exactly_the_boundary(classes, memory, dtypes):
+    s = _limits.largest_samples(classes, memory, dtypes)
     if s >= 1:
-        assert _limits.verify_bytes(s + _limits.ADVERSARIAL_ROWS, [classes]) <= memory
-    assert _limits.verify_bytes(s + 1 + _limits.ADVERSARIAL_ROWS, [classes]) > memory
+        assert _limits.verify_bytes(s + _limits.ADVERSARIAL_ROWS, [classes], dtypes) <= memory
+    assert _limits.verify_bytes(s + 1 + _limits.ADVERSARIAL_ROWS, [classes], dtypes) > memory
+
+
+def test_every_dtype_counts_and_none_named_means_all_four():
+    one = _limits.verify_bytes(100, [10], ["float32"])
+    assert _limits.verify_bytes(100, [10], ["float32", "bfloat16"]) - one == (
+        _limits.CHUNK_BYTES * _limits.CHUNK_ELEMENTS)
+    assert _limits.verify_bytes(100, [10]) == _limits.verify_bytes(100, [10], 4)
 
 
 def test_available_memory_is_read_from_meminfo_with_a_fallback(tmp_path, monkeypatch):
@@ -448,8 +458,8 @@ def test_the_memory_estimate_bounds_the_measured_peak():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     small, large = map(int, proc.stdout.split())
-    small_estimate = _limits.verify_bytes(5, [2])
-    large_estimate = _limits.verify_bytes(samples + 4, [c])
+    small_estimate = _limits.verify_bytes(5, [2], ["float32"])
+    large_estimate = _limits.verify_bytes(samples + 4, [c], ["float32"])
     assert small <= small_estimate, (small, small_estimate)  # less with compiled programs cached
     assert large <= large_estimate <= 2.5 * large, (large, large_estimate)
 
@@ -489,12 +499,22 @@ def test_the_readme_states_the_limits_the_code_computes():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     text = " ".join(readme[readme.index("## Limits"):readme.index("## Layout")].split())
     sixteen = 16 * GB
-    assert (f"With 16 GB available, the default 256 samples go up to c = "
-            f"{_limits.largest_classes(256, sixteen):,} classes, and the default c = 1,000 up to "
-            f"{_limits.largest_samples(1000, sixteen):,} samples.") in text
-    mib = _limits.verify_bytes(512, [65536]) / 2**20
-    assert f"65,536 classes × 512 rows (every dtype, three label kinds) peaked at 1,343 MiB " \
+    assert (f"With 16 GB available, the default 256 samples and four dtypes go up to c = "
+            f"{_limits.largest_classes(256, sixteen, 4):,} classes, and the default c = 1,000 up "
+            f"to {_limits.largest_samples(1000, sixteen, 4):,} samples.") in text
+    mib = _limits.verify_bytes(512, [65536], 4) / 2**20
+    assert f"65,536 classes × 512 rows (every dtype, three label kinds) peaked at 2,604 MiB " \
            f"against an estimate of {mib:,.0f} MiB" in text
-    assert (_limits.BASE_BYTES, _limits.DRAW_BYTES, _limits.CHUNK_BYTES) == (512 * 2**20, 32, 96)
-    assert "512 MiB + 32 bytes × rows × c + 96 bytes × max(c, 2²⁰)" in text
+    assert (_limits.BASE_BYTES, _limits.DRAW_BYTES, _limits.CHUNK_BYTES) == (512 * 2**20, 48, 320)
+    assert "512 MiB + 48 bytes × rows × c + 320 bytes × d × max(c, 2²⁰)" in text
     assert f"N above {_limits.MAX_DERIVE_CLASSES:,} is refused" in text
+
+
+def test_the_readme_states_when_an_explanation_gives_a_ratio():
+    from verify import _judge
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    text = " ".join(readme[readme.index("## Limits"):readme.index("## Layout")].split())
+    assert (_judge.RESOLVED_SE, _judge.FAR_BEYOND) == (0.25, 10.0)
+    assert "the ratio has a standard error of at most 0.25" in text
+    assert "a disagreement more than 10 times the predicted residual" in text

@@ -1,20 +1,20 @@
 r"""Sizes refused before any work: the memory a verify grid needs, and the class counts a
 derivation can write out in minutes (no JAX here: the CLI checks both before importing it).
 
-**Memory.** ``verify`` holds the draws of one (class count, label kind) at a time — ``rows × c``
-float32 noise and float64 labels, with their temporaries — and measures them in chunks of about
-:data:`CHUNK_ELEMENTS` elements (one row when a row is longer). So the peak is
+**Memory.** ``verify`` draws the inputs of one class count and label kind (``rows × c``
+float32 noise and float64 labels), and measures them in chunks of about :data:`CHUNK_ELEMENTS`
+elements (one row when a row is longer), the opinions of every dtype of a chunk in flight at
+once, one chunk judged while the next is computed. So the peak is
 
 .. math::
 
     \text{bytes} \approx B + b_{\text{draws}}\cdot\text{rows}\cdot c_{\max}
-        + b_{\text{chunk}}\cdot\max(c_{\max}, 2^{20})
+        + b_{\text{chunk}}\cdot d\cdot\max(c_{\max}, 2^{20})
 
-with ``rows = samples + 4`` and :math:`c_{\max}` the largest class count of the grid; the
-number of dtypes, scales and label kinds does not enter (their cells run one after another),
-and a dtype only changes the chunk's share, which :data:`CHUNK_BYTES` takes at its widest.
-The constants are upper bounds of peak resident memory measured on CPU (``VmHWM``,
-``benchmarks/bench_limits.py`` prints the table; a test checks the bound in a subprocess).
+with ``rows = samples + 4``, :math:`c_{\max}` the largest class count of the grid and d the
+number of its dtypes. The constants are upper bounds of the peak resident memory measured on CPU
+(``VmHWM``; ``benchmarks/bench_limits.py`` prints the table, a test checks the bound in a
+subprocess): scales and label kinds add less than a dtype does, and are inside them.
 
 **Derivations.** ``derive --classes N`` writes the sums out over N classes and checks every
 step; its time grows about as :math:`N^{2.4}` (``benchmarks/bench_derivation.py``).
@@ -35,58 +35,66 @@ CHUNK_ELEMENTS = 2**20
 BASE_BYTES = 512 * 2**20
 """The runtime (Python, JAX, XLA, compiled programs): measured 360 MiB for a one-cell grid."""
 
-DRAW_BYTES = 32
-"""Bytes per ``rows × c`` element of the draws: measured 23–28 (float32 noise, float64 labels
-and the temporaries of drawing them)."""
+DRAW_BYTES = 48
+"""Bytes per ``rows × c`` element of the draws and what is kept of them per element: measured
+32–41 for one dtype and label kind."""
 
-CHUNK_BYTES = 96
-"""Bytes per element of the chunk being measured: measured about 82 for one row of 2²² classes
-(the opinions, their differences and the judge's temporaries)."""
+CHUNK_BYTES = 320
+"""Bytes per element of the chunks in flight, per dtype: measured up to 280 (four dtypes, three
+label kinds, 2²⁰-element chunks) and 145 (one row of 2²² classes)."""
+
+ALL_DTYPES = 4
+"""Dtypes assumed when none are named (``verify.DTYPES`` has four)."""
 
 MAX_DERIVE_CLASSES = 1024
 """The largest ``derive --classes``: measured 20 s at 512 classes, 45 s at 768, 118 s at
 1024 (2 shared cores), growing about as c^2.4 — about 10 minutes at 2048."""
 
 
-def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] = ()) -> int:
+def _count(dtypes: Iterable[str] | int) -> int:
+    if isinstance(dtypes, int):
+        return max(dtypes, 1)
+    return len(set(dtypes)) or ALL_DTYPES
+
+
+def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] | int = ()) -> int:
     """An upper bound of the peak memory of ``verify.check`` on a grid.
 
     Args:
         rows: rows per cell, ``samples + 4``.
         classes: the grid's class counts (the largest one decides).
-        dtypes: the grid's dtypes; they run one after another, so they do not add up, and the
-            chunk's share is taken at the widest (float64).
+        dtypes: the grid's dtypes (or how many); none named counts as all four.
 
     Returns:
         Bytes, as an integer.
 
     Example:
-        >>> verify_bytes(260, [2, 10, 1000]) // 2**20
-        615
+        >>> verify_bytes(260, [2, 10, 1000], ["float32"]) // 2**20
+        843
     """
-    del dtypes  # documented: the chunk's share is already that of the widest dtype
     largest = max(classes)
-    return BASE_BYTES + DRAW_BYTES * rows * largest + CHUNK_BYTES * max(largest, CHUNK_ELEMENTS)
+    chunk = CHUNK_BYTES * _count(dtypes) * max(largest, CHUNK_ELEMENTS)
+    return BASE_BYTES + DRAW_BYTES * rows * largest + chunk
 
 
-def largest_classes(samples: int, memory: int) -> int:
-    """The largest class count whose grid, at ``samples`` rows per cell, fits in ``memory``
-    bytes (0 if none does)."""
-    rows = samples + ADVERSARIAL_ROWS
+def largest_classes(samples: int, memory: int, dtypes: Iterable[str] | int = ()) -> int:
+    """The largest class count whose grid, at ``samples`` rows per cell and with these dtypes,
+    fits in ``memory`` bytes (0 if none does)."""
+    rows, per_chunk = samples + ADVERSARIAL_ROWS, CHUNK_BYTES * _count(dtypes)
     room = memory - BASE_BYTES
     if room <= 0:
         return 0
-    # Within one chunk, then beyond: the chunk's share grows with c past CHUNK_ELEMENTS.
-    within = (room - CHUNK_BYTES * CHUNK_ELEMENTS) // (DRAW_BYTES * rows)
+    # Within one chunk, then beyond: the chunks' share grows with c past CHUNK_ELEMENTS.
+    within = (room - per_chunk * CHUNK_ELEMENTS) // (DRAW_BYTES * rows)
     if within <= CHUNK_ELEMENTS:
         return max(int(within), 0)
-    return int(room // (DRAW_BYTES * rows + CHUNK_BYTES))
+    return int(room // (DRAW_BYTES * rows + per_chunk))
 
 
-def largest_samples(classes: int, memory: int) -> int:
-    """The largest ``samples`` whose grid with ``classes`` classes fits in ``memory`` bytes
-    (0 if none does)."""
-    room = memory - BASE_BYTES - CHUNK_BYTES * max(classes, CHUNK_ELEMENTS)
+def largest_samples(classes: int, memory: int, dtypes: Iterable[str] | int = ()) -> int:
+    """The largest ``samples`` whose grid with ``classes`` classes and these dtypes fits in
+    ``memory`` bytes (0 if none does)."""
+    room = memory - BASE_BYTES - CHUNK_BYTES * _count(dtypes) * max(classes, CHUNK_ELEMENTS)
     return max(int(room // (DRAW_BYTES * classes)) - ADVERSARIAL_ROWS, 0)
 
 
@@ -158,7 +166,7 @@ def check_grid(classes: Iterable[int], samples: int, dtypes: Iterable[str] = (),
         ValueError: ``classes: ...`` or ``samples: ...`` (whichever is the larger factor), with
             what the grid needs, what the machine has, and what to lower to.
     """
-    counts = tuple(classes)
+    counts, dtypes = tuple(classes), tuple(dtypes)
     memory = available_bytes() if available is None else available
     needed = verify_bytes(samples + ADVERSARIAL_ROWS, counts, dtypes)
     if memory is None or needed <= memory:
@@ -167,9 +175,9 @@ def check_grid(classes: Iterable[int], samples: int, dtypes: Iterable[str] = (),
     name = "classes" if largest >= samples else "samples"
     shown = f"classes {largest:,} with samples {samples:,}"
     fixes = []
-    if (c := largest_classes(samples, memory)) >= 1:
+    if (c := largest_classes(samples, memory, dtypes)) >= 1:
         fixes.append(f"classes to at most {c:,}")
-    if (s := largest_samples(largest, memory)) >= 1:
+    if (s := largest_samples(largest, memory, dtypes)) >= 1:
         fixes.append(f"samples to at most {s:,}")
     fix = " or ".join(fixes) if fixes else "the grid (not even one row fits)"
     raise ValueError(
