@@ -304,9 +304,9 @@ def test_no_explanation_of_a_wrong_closed_form_gives_a_ratio_that_means_nothing(
 
     import verify
 
-    report = verify.check(lambda z, y: y - jax.nn.softmax(z, axis=-1), classes=(10, 1000),
-                          dtypes=("float32", "bfloat16", "float16"), scales=1.0,
-                          labels=("smoothed", "soft"), samples=16)
+    report = verify.check(lambda z, y: y - jax.nn.softmax(z, axis=-1), classes=10,
+                          dtypes=("float32", "bfloat16"), scales=1.0, labels="smoothed",
+                          samples=16)
     assert {c.verdict for c in report.cells} == {"disagree"}
     for cell in report.cells:
         for ratio in re.findall(r"measured/predicted(?: residual)? (\S+?)[;)]", cell.explanation):
