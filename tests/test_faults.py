@@ -419,10 +419,12 @@ def test_the_largest_samples_that_fit_are_exactly_the_boundary(classes, memory, 
 
 
 def test_every_dtype_counts_and_none_named_means_all_four():
-    one = _limits.verify_bytes(100, [10], ["float32"])
-    assert _limits.verify_bytes(100, [10], ["float32", "bfloat16"]) - one == (
+    one = _limits.verify_bytes(1000, [2000], ["float32"])  # 2M elements: full chunks
+    assert _limits.verify_bytes(1000, [2000], ["float32", "bfloat16"]) - one == (
         _limits.CHUNK_BYTES * _limits.CHUNK_ELEMENTS)
-    assert _limits.verify_bytes(100, [10]) == _limits.verify_bytes(100, [10], 4)
+    assert _limits.verify_bytes(1000, [2000]) == _limits.verify_bytes(1000, [2000], 4)
+    small = _limits.verify_bytes(5, [10], ["float32", "bfloat16"])  # one chunk of 128 rows
+    assert small == _limits.BASE_BYTES + 48 * 5 * 10 + 320 * 2 * 128 * 10
 
 
 def test_available_memory_is_read_from_meminfo_with_a_fallback(tmp_path, monkeypatch):

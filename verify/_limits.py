@@ -9,7 +9,8 @@ once, one chunk judged while the next is computed. So the peak is
 .. math::
 
     \text{bytes} \approx B + b_{\text{draws}}\cdot\text{rows}\cdot c_{\max}
-        + b_{\text{chunk}}\cdot d\cdot\max(c_{\max}, 2^{20})
+        + b_{\text{chunk}}\cdot d\cdot\min\big(\max(c_{\max}, 2^{20}),\,
+            \max(\text{rows}, 128)\cdot c_{\max}\big)
 
 with ``rows = samples + 4``, :math:`c_{\max}` the largest class count of the grid and d the
 number of its dtypes. The constants are upper bounds of the peak resident memory measured on CPU
@@ -23,7 +24,7 @@ step; its time grows about as :math:`N^{2.4}` (``benchmarks/bench_derivation.py`
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 ADVERSARIAL_ROWS = 4
@@ -57,6 +58,10 @@ def _count(dtypes: Iterable[str] | int) -> int:
     return len(set(dtypes)) or ALL_DTYPES
 
 
+MIN_CHUNK_ROWS = 128
+"""Rows a small chunk is padded to, at most (``verify._check`` pads to 64 or 128)."""
+
+
 def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] | int = ()) -> int:
     """An upper bound of the peak memory of ``verify.check`` on a grid.
 
@@ -66,36 +71,40 @@ def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] | int 
         dtypes: the grid's dtypes (or how many); none named counts as all four.
 
     Returns:
-        Bytes, as an integer.
+        Bytes, as an integer; it grows with ``rows``, the largest class count and the dtypes.
 
     Example:
         >>> verify_bytes(260, [2, 10, 1000], ["float32"]) // 2**20
-        843
+        603
     """
     largest = max(classes)
-    chunk = CHUNK_BYTES * _count(dtypes) * max(largest, CHUNK_ELEMENTS)
-    return BASE_BYTES + DRAW_BYTES * rows * largest + chunk
+    chunk = min(max(largest, CHUNK_ELEMENTS), max(rows, MIN_CHUNK_ROWS) * largest)
+    return BASE_BYTES + DRAW_BYTES * rows * largest + CHUNK_BYTES * _count(dtypes) * chunk
+
+
+def _largest(fits: Callable[[int], bool], upper: int) -> int:
+    """The largest n in [0, upper] with ``fits(n)`` (``fits`` turns false once, and stays)."""
+    low, high = 0, upper
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return low
 
 
 def largest_classes(samples: int, memory: int, dtypes: Iterable[str] | int = ()) -> int:
     """The largest class count whose grid, at ``samples`` rows per cell and with these dtypes,
     fits in ``memory`` bytes (0 if none does)."""
-    rows, per_chunk = samples + ADVERSARIAL_ROWS, CHUNK_BYTES * _count(dtypes)
-    room = memory - BASE_BYTES
-    if room <= 0:
-        return 0
-    # Within one chunk, then beyond: the chunks' share grows with c past CHUNK_ELEMENTS.
-    within = (room - per_chunk * CHUNK_ELEMENTS) // (DRAW_BYTES * rows)
-    if within <= CHUNK_ELEMENTS:
-        return max(int(within), 0)
-    return int(room // (DRAW_BYTES * rows + per_chunk))
+    rows = samples + ADVERSARIAL_ROWS
+    return _largest(lambda c: c == 0 or verify_bytes(rows, [c], dtypes) <= memory,
+                    max(memory // (DRAW_BYTES * rows), 0))
 
 
 def largest_samples(classes: int, memory: int, dtypes: Iterable[str] | int = ()) -> int:
     """The largest ``samples`` whose grid with ``classes`` classes and these dtypes fits in
     ``memory`` bytes (0 if none does)."""
-    room = memory - BASE_BYTES - CHUNK_BYTES * _count(dtypes) * max(classes, CHUNK_ELEMENTS)
-    return max(int(room // (DRAW_BYTES * classes)) - ADVERSARIAL_ROWS, 0)
+    return _largest(
+        lambda s: s == 0 or verify_bytes(s + ADVERSARIAL_ROWS, [classes], dtypes) <= memory,
+        max(memory // (DRAW_BYTES * classes), 0))
 
 
 def _meminfo_available(path: Path = Path("/proc/meminfo")) -> int | None:
