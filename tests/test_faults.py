@@ -33,6 +33,7 @@ import verify
 from verify import _files, _limits
 from verify._cli import main
 
+EXAMPLE = Path(__file__).parent.parent / "examples" / "derivations" / "jacobian-and-sigmoid.md"
 TINY = ["--classes", "2", "--dtypes", "float32", "--scales", "1", "--labels", "onehot",
         "--samples", "1", "--quiet"]
 
@@ -76,6 +77,7 @@ def no_work(monkeypatch):
 
     monkeypatch.setattr(verify, "check", started)
     monkeypatch.setattr(derivation, "derive", started)
+    monkeypatch.setattr(derivation, "check_text", started)
 
 
 # --- output paths -------------------------------------------------------------------------------
@@ -90,6 +92,8 @@ OUTPUTS = {
                      "--out", lambda d: d / "d.txt"),
     "report --out": (lambda d: ["report", "--quiet", "--out", str(d / "rep")],
                      "--out", lambda d: d / "rep"),
+    "check --out": (lambda d: ["check", str(EXAMPLE), "--out", str(d / "c.txt")],
+                    "--out", lambda d: d / "c.txt"),
 }
 
 
@@ -237,6 +241,7 @@ def test_ctrl_c_mid_run_exits_130_and_writes_nothing(output, tmp_path, capsys, m
     monkeypatch.setattr(verify, "check", lambda *a, **k: real_check(*a, **{**k, "progress": interrupt}))
     monkeypatch.setattr(derivation, "derive",
                         lambda *a, **k: real_derive(*a, **{**k, "progress": interrupt}))
+    monkeypatch.setattr(derivation, "check_text", lambda *a, **k: interrupt(0, 1))
     code, out, err = run(capsys, *argv(tmp_path))
     assert code == 130 and out == ""
     assert err == "error: interrupted; nothing was written\n"

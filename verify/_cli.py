@@ -373,6 +373,9 @@ def check_text_command(
         code = run(file, list(assume or ()), format, _writable("out", out))
     except CheckInputError as error:
         raise InputError(str(error)) from None
+    except OSError as error:  # writing --out, checked writable: a full disk, a vanished directory
+        raise InputError(f"--out: cannot write {str(out)!r}: {error.strerror or error}; nothing "
+                         "was written") from None
     raise typer.Exit(code)
 
 
