@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from . import _dtypes
+from . import _cache, _dtypes
 from ._reference import Reference, plain
 
 FORWARD_MODE_RTOL = 1e-9
@@ -177,9 +177,35 @@ _JITTED = {
 }
 
 
+def _saved_key(kind: str, static: tuple[Any, ...],
+               shapes: tuple[jax.ShapeDtypeStruct, ...]) -> tuple[Any, ...] | None:
+    """A key for a program of this package, computed without tracing it, or None for programs
+    that hold a user's function (only JAX's own cache, keyed by what they trace to, keeps
+    those)."""
+    head = static[0]
+    if isinstance(head, Reference):
+        if not head.cacheable:
+            return None
+        name = head.name
+    elif getattr(head, "__module__", "").split(".")[0] == __name__.split(".")[0]:
+        name = f"{head.__module__}.{head.__qualname__}"
+    else:
+        return None
+    return (kind, name, static[1:], tuple((s.shape, str(s.dtype)) for s in shapes))
+
+
 def _compile(kind: str, static: tuple[Any, ...], shapes: tuple[jax.ShapeDtypeStruct, ...]) -> Any:
+    """A program compiled, or loaded whole from the persistent cache (``_cache``)."""
+    key = _saved_key(kind, static, shapes)
+    if key is not None:
+        loaded = _cache.load(key)
+        if loaded is not None:
+            return loaded
     with jax.enable_x64(True):
-        return _JITTED[kind].lower(*static, *shapes).compile()
+        compiled = _JITTED[kind].lower(*static, *shapes).compile()
+    if key is not None:
+        _cache.store(key, compiled)
+    return compiled
 
 
 class Programs:
