@@ -1,19 +1,23 @@
 r"""Stage 2, opinions: three opinions about the gradient at the same inputs, and autograd's check.
 
-* the **closed form**, evaluated by a call of its own (:func:`closed_form`; a JAX function is
-  jitted once per dtype and shape) on the inputs rounded to the cell's dtype;
+* the **closed form**, evaluated by a call of its own (:meth:`Programs.closed_form`: a JAX
+  function is jitted once per dtype and shape) on the inputs rounded to the cell's dtype;
 * **autograd**, ``jax.grad`` of the reference loss in the cell's dtype;
 * the **exact** gradient, ``jax.grad`` of the reference loss in float64 at the same rounded
   inputs, checked itself against forward mode and central differences on a few rows.
 
 Autograd, the exact gradient, the theory's inputs and the check come from one compiled program
-per (reference, dtypes, rows, classes), :func:`reference_program`; the closed form never runs
-inside it, so any function that maps arrays to an array — jitted JAX, or a framework called
-outside of JIT — can stand in for it. Everything leaves this stage as float64 NumPy arrays
-(:class:`Opinions`), which the judge reads without compiling anything.
+per (reference, dtypes, rows, classes), :func:`_reference_program`, which also hands back the
+inputs rounded to each dtype. The closed form never runs inside it: :func:`dispatch` calls it on
+those rounded inputs, and all the judge needs of it is :attr:`Opinions.closed_form`, a float64
+array ``[rows, classes]``. That is the seam for closed forms that are not JAX (a PyTorch or NumPy
+function called outside of JIT): replace that one call. :func:`dispatch` starts a chunk's
+programs (JAX runs them asynchronously) and :func:`collect` waits and hands everything over as
+float64 NumPy arrays (:class:`Opinions`), which the judge reads without compiling anything.
 
-Programs can be compiled ahead of use, in background threads (:class:`Programs`): XLA compiles
-with the GIL released, so the compilations of a grid overlap each other and the drawing.
+Programs are compiled once per process (:class:`Programs`), ahead of use in background threads
+when asked (XLA compiles with the GIL released, so a grid's compilations overlap each other and
+the drawing), and loaded whole from the persistent cache where the CLI enabled it (``_cache``).
 """
 
 from __future__ import annotations
