@@ -1,7 +1,8 @@
 """How long ``softmax-ce verify`` and ``report`` take from a fresh process, against JAX's own
 start-up measured in the same run.
 
-Run: ``python benchmarks/bench_startup.py [rounds]``. Prints a Markdown table of the best wall
+Run: ``python benchmarks/bench_startup.py [rounds] [checkout]``; with a checkout of an earlier
+version (``git worktree add --detach DIR COMMIT``), its ``verify`` is timed too (``PYTHONPATH``). Prints a Markdown table of the best wall
 time of each, over interleaved rounds (one run of each per round, so that a machine whose speed
 drifts slows them alike):
 
@@ -10,6 +11,9 @@ drifts slows them alike):
   (nothing of ours on disk), and **warm**: the cache the cold run wrote;
 * ``verify --no-cache``: compiling everything, writing nothing.
 
+Wall and CPU seconds are both reported: on a shared machine the wall time of a program that
+compiles in background threads suffers more from other load than JAX's single-threaded start-up.
+
 The cache directory is a temporary one (``SOFTMAX_CE_CACHE_DIR``), never the user's.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -27,22 +32,33 @@ JAX = [sys.executable, "-c", "import jax.numpy as j; j.zeros(1).block_until_read
 CLI = [sys.executable, "-m", "verify._cli"]
 
 
-def seconds(command: list[str], cache: Path | None, cwd: Path) -> float:
+def seconds(command: list[str], cache: Path | None, cwd: Path,
+            path: str | None = None) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds (user + system, all threads) of one run."""
     env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = path
     env.pop("SOFTMAX_CE_NO_CACHE", None)
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     if cache is not None:
         env["SOFTMAX_CE_CACHE_DIR"] = str(cache)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, env=env, cwd=cwd)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    before = sys.argv[2] if len(sys.argv) > 2 else None
     names = ["jax", "verify cold", "verify warm", "verify --no-cache", "report cold",
              "report warm"]
+    if before is not None:
+        names.append("verify, earlier checkout")
     best = dict.fromkeys(names, float("inf"))
+    cpu = dict.fromkeys(names, float("inf"))
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         verify = [*CLI, "verify", "-q", "--format", "json", "--out", str(root / "out.json")]
@@ -56,14 +72,20 @@ def main() -> None:
             cache = root / f"report-{number}"
             times["report cold"] = seconds(report, cache, root)
             times["report warm"] = seconds(report, cache, root)
-            for name, value in times.items():
-                best[name] = min(best[name], value)
+            if before is not None:
+                times["verify, earlier checkout"] = seconds(verify, None, root, before)
+            for name, (wall, used) in times.items():
+                best[name] = min(best[name], wall)
+                cpu[name] = min(cpu[name], used)
     print(f"# softmax-ce start-up — {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, best of {rounds} interleaved rounds\n")
-    print("| command | seconds | ÷ JAX start-up |")
-    print("|---|---:|---:|")
+    print("| command | wall s | ÷ JAX start-up | CPU s | ÷ JAX start-up |")
+    print("|---|---:|---:|---:|---:|")
     for name in names:
-        print(f"| {name} | {best[name]:.2f} | {best[name] / best['jax']:.1f}× |")
+        print(f"| {name} | {best[name]:.2f} | {best[name] / best['jax']:.1f}× | "
+              f"{cpu[name]:.2f} | {cpu[name] / cpu['jax']:.1f}× |")
+    print("\nCPU seconds count every thread (compilation runs in background threads), so on a "
+          "busy machine they show what the wall time would be on a quiet one with one core.")
 
 
 if __name__ == "__main__":

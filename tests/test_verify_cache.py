@@ -72,3 +72,21 @@ def test_enable_gives_up_quietly_where_it_cannot_write(monkeypatch, tmp_path):
     in_the_way.write_text("")
     monkeypatch.setenv("SOFTMAX_CE_CACHE_DIR", str(in_the_way / "below-a-file"))
     assert _cache.enable() is None
+
+
+def test_a_kept_program_loads_whole_and_a_corrupt_one_not_at_all(monkeypatch, tmp_path):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    monkeypatch.setitem(_cache._PROGRAMS, "dir", tmp_path)
+    compiled = jax.jit(lambda x: 2 * x + 1).lower(jnp.ones(3)).compile()
+    _cache.store(("a test program",), compiled)
+    loaded = _cache.load(("a test program",))
+    assert np.array_equal(loaded(jnp.arange(3.0)), [1.0, 3.0, 5.0])
+    assert _cache.load(("another key",)) is None
+    (entry,) = tmp_path.iterdir()
+    data = bytearray(entry.read_bytes())
+    data[-1] ^= 1  # one bit of the program flipped: its checksum no longer matches
+    entry.write_bytes(bytes(data))
+    assert _cache.load(("a test program",)) is None

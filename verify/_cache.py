@@ -3,7 +3,11 @@ nothing.
 
 JAX's persistent compilation cache, kept in the user's cache directory (``platformdirs``) under a
 folder named for the versions of softmax-ce, JAX and jaxlib: a new version never reads an old
-version's programs. ``SOFTMAX_CE_CACHE_DIR`` moves it; ``SOFTMAX_CE_NO_CACHE=1`` (or the CLI's
+version's programs. Beside it, this package keeps its own programs — the reference's and its own
+closed form's — serialized whole under a key it computes without tracing them (:func:`load`,
+:func:`store`), so that a warm run does not even trace and lower them; each entry carries the
+SHA-256 of its contents and the key names the machine's CPU, so that a corrupt entry, or one
+written on another machine, is never loaded. ``SOFTMAX_CE_CACHE_DIR`` moves it; ``SOFTMAX_CE_NO_CACHE=1`` (or the CLI's
 ``--no-cache``) turns it off. A cache that cannot be used — a directory that cannot be created or
 written, corrupt entries — never fails a run: it is left alone (JAX recompiles what it cannot
 read or write, and its warnings about it are silenced).
@@ -11,12 +15,19 @@ read or write, and its warnings about it are silenced).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
+import platform
 import warnings
 from pathlib import Path
+from typing import Any
 
 NO_CACHE = "SOFTMAX_CE_NO_CACHE"
 CACHE_DIR = "SOFTMAX_CE_CACHE_DIR"
+
+_PROGRAMS: dict[str, Path | None] = {"dir": None}
+"""Where :func:`store` keeps programs: set by :func:`enable`."""
 
 
 def disabled() -> bool:
@@ -59,4 +70,60 @@ def enable() -> Path | None:
     # An entry that cannot be read or written is recompiled; JAX says so as a warning, which a
     # user can do nothing about: keep it out of their terminal.
     warnings.filterwarnings("ignore", message="Error (reading|writing) persistent compilation")
+    _PROGRAMS["dir"] = path / "programs"
     return path
+
+
+def _machine() -> str:
+    """The CPU that compiled programs are specific to."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line for line in info if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return f"{platform.machine()} {platform.processor()} {flags}"
+
+
+def _entry(key: tuple[Any, ...]) -> Path | None:
+    folder = _PROGRAMS["dir"]
+    if folder is None:
+        return None
+    import jax
+
+    text = repr((key, jax.default_backend(), _machine()))
+    return folder / (hashlib.sha256(text.encode()).hexdigest() + ".bin")
+
+
+def load(key: tuple[Any, ...]) -> Any | None:
+    """The compiled program stored under ``key``, or None (none stored, not enabled, corrupt,
+    or not loadable)."""
+    path = _entry(key)
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+        digest, payload = data[:32], data[32:]
+        if hashlib.sha256(payload).digest() != digest:
+            return None
+        from jax.experimental import serialize_executable
+
+        return serialize_executable.deserialize_and_load(*pickle.loads(payload))
+    except Exception:  # noqa: BLE001 - any failure is a cache miss: the caller compiles
+        return None
+
+
+def store(key: tuple[Any, ...], compiled: Any) -> None:
+    """Keeps a compiled program under ``key`` (whole or not at all); failures are ignored."""
+    path = _entry(key)
+    if path is None:
+        return
+    try:
+        from jax.experimental import serialize_executable
+
+        payload = pickle.dumps(serialize_executable.serialize(compiled))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_bytes(hashlib.sha256(payload).digest() + payload)
+        partial.replace(path)
+    except Exception:  # noqa: BLE001 - a cache that cannot be written is no cache
+        return

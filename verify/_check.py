@@ -137,9 +137,12 @@ def check(
         ahead = None
         for job in itertools.chain(_chunks(fn, reference, options, sizes), [None]):
             if ahead is not None:
-                group = parts.setdefault((ahead.c, ahead.kind, ahead.scale), [])
-                group.append(_judge_chunk(ahead, reference, options, tolerances, sizes))
-                if ahead.last:
+                key = (ahead.c, ahead.kind, ahead.scale)
+                parts.setdefault(key, []).append(
+                    _judge_chunk(ahead, reference, options, tolerances, sizes)
+                )
+                if ahead.last:  # the cells of this (classes, labels, scale) are measured
+                    group = parts.pop(key)
                     for dtype in options.dtypes:
                         m = _measure.Measurement.combine([part[dtype] for part in group])
                         cells[ahead.c, dtype, ahead.scale, ahead.kind] = _cell(

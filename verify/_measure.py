@@ -256,6 +256,9 @@ def measure(
     if clean and count(agree) == elements:
         index = int(np.argmax(err_ulp))  # everything agrees: the largest error in ULPs
         rank = -1.0 / (1.0 + float(err_ulp.flat[index]))  # _rank of an agreeing element
+    elif clean:  # everything finite: the disagreeing element farthest off (errors are >= 0)
+        index = int(np.argmax(np.where(agree, -1.0, err_ulp)))
+        rank = float(err_ulp.flat[index])  # _rank of a disagreeing element
     else:
         ranks = _rank(
             True if judged is None else judged,

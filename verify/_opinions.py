@@ -1,19 +1,23 @@
 r"""Stage 2, opinions: three opinions about the gradient at the same inputs, and autograd's check.
 
-* the **closed form**, evaluated by a call of its own (:func:`closed_form`; a JAX function is
-  jitted once per dtype and shape) on the inputs rounded to the cell's dtype;
+* the **closed form**, evaluated by a call of its own (:meth:`Programs.closed_form`: a JAX
+  function is jitted once per dtype and shape) on the inputs rounded to the cell's dtype;
 * **autograd**, ``jax.grad`` of the reference loss in the cell's dtype;
 * the **exact** gradient, ``jax.grad`` of the reference loss in float64 at the same rounded
   inputs, checked itself against forward mode and central differences on a few rows.
 
 Autograd, the exact gradient, the theory's inputs and the check come from one compiled program
-per (reference, dtypes, rows, classes), :func:`reference_program`; the closed form never runs
-inside it, so any function that maps arrays to an array — jitted JAX, or a framework called
-outside of JIT — can stand in for it. Everything leaves this stage as float64 NumPy arrays
-(:class:`Opinions`), which the judge reads without compiling anything.
+per (reference, dtypes, rows, classes), :func:`_reference_program`, which also hands back the
+inputs rounded to each dtype. The closed form never runs inside it: :func:`dispatch` calls it on
+those rounded inputs, and all the judge needs of it is :attr:`Opinions.closed_form`, a float64
+array ``[rows, classes]``. That is the seam for closed forms that are not JAX (a PyTorch or NumPy
+function called outside of JIT): replace that one call. :func:`dispatch` starts a chunk's
+programs (JAX runs them asynchronously) and :func:`collect` waits and hands everything over as
+float64 NumPy arrays (:class:`Opinions`), which the judge reads without compiling anything.
 
-Programs can be compiled ahead of use, in background threads (:class:`Programs`): XLA compiles
-with the GIL released, so the compilations of a grid overlap each other and the drawing.
+Programs are compiled once per process (:class:`Programs`), ahead of use in background threads
+when asked (XLA compiles with the GIL released, so a grid's compilations overlap each other and
+the drawing), and loaded whole from the persistent cache where the CLI enabled it (``_cache``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from . import _dtypes
+from . import _cache, _dtypes
 from ._reference import Reference, plain
 
 FORWARD_MODE_RTOL = 1e-9
@@ -177,9 +181,35 @@ _JITTED = {
 }
 
 
+def _saved_key(kind: str, static: tuple[Any, ...],
+               shapes: tuple[jax.ShapeDtypeStruct, ...]) -> tuple[Any, ...] | None:
+    """A key for a program of this package, computed without tracing it, or None for programs
+    that hold a user's function (only JAX's own cache, keyed by what they trace to, keeps
+    those)."""
+    head = static[0]
+    if isinstance(head, Reference):
+        if not head.cacheable:
+            return None
+        name = head.name
+    elif getattr(head, "__module__", "").split(".")[0] == __name__.split(".")[0]:
+        name = f"{head.__module__}.{head.__qualname__}"
+    else:
+        return None
+    return (kind, name, static[1:], tuple((s.shape, str(s.dtype)) for s in shapes))
+
+
 def _compile(kind: str, static: tuple[Any, ...], shapes: tuple[jax.ShapeDtypeStruct, ...]) -> Any:
+    """A program compiled, or loaded whole from the persistent cache (``_cache``)."""
+    key = _saved_key(kind, static, shapes)
+    if key is not None:
+        loaded = _cache.load(key)
+        if loaded is not None:
+            return loaded
     with jax.enable_x64(True):
-        return _JITTED[kind].lower(*static, *shapes).compile()
+        compiled = _JITTED[kind].lower(*static, *shapes).compile()
+    if key is not None:
+        _cache.store(key, compiled)
+    return compiled
 
 
 class Programs:

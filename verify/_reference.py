@@ -52,7 +52,11 @@ class Reference:
     """What a closed form is compared with.
 
     Attributes:
-        name: a short name of the loss, e.g. ``"softmax cross-entropy"``.
+        name: a short name of the loss, e.g. ``"softmax cross-entropy"``; with ``cacheable``,
+            it must tell this reference from every other one this version can make (its
+            parameters included), as it keys the reference's compiled programs on disk.
+        cacheable: whether ``name`` identifies the reference (a reference made of a user's
+            functions does not: its programs are kept only by what they trace to).
         row_losses: ``(z, y) -> [rows]``, a JAX function of ``[rows, classes]`` arrays; the loss
             is its sum, and its gradient is what autograd computes.
         theory_inputs: ``(z, y) -> (sigma, label, label_sum)``, JAX, the arrays the theory
@@ -63,6 +67,7 @@ class Reference:
     """
 
     name: str
+    cacheable: bool
     row_losses: Callable[[jax.Array, jax.Array], jax.Array]
     theory_inputs: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]
     residual: Theory
@@ -117,6 +122,7 @@ def plain() -> Reference:
     lambdified to NumPy (on first use)."""
     return Reference(
         name="softmax cross-entropy",
+        cacheable=True,
         row_losses=row_losses,
         theory_inputs=softmax_and_labels,
         residual=_Lazy("residual"),
