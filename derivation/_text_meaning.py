@@ -162,16 +162,23 @@ def _apply(parameter: sp.Basic, body: sp.Basic, argument: sp.Basic) -> sp.Basic:
     return body.xreplace({parameter: argument})
 
 
-def expand(expr: sp.Basic, state: _State) -> sp.Basic:
-    """``expr`` with every defined name replaced by its value, until none is left."""
+def expand(expr: sp.Basic, state: _State, keep: sp.Basic | None = None) -> sp.Basic:
+    """``expr`` with every defined name replaced by its value, until none is left; ``keep``
+    (the variable a derivative is taken by: ``\hat{y}`` in ``\partial L/\partial \hat{y}``,
+    or an entry ``p_i`` of a defined vector) stays a variable even when it has a value."""
+    values = state.values
+    entries = state.entries
+    if keep is not None:
+        values = {k: v for k, v in values.items() if k != keep}
+        if isinstance(keep, sp.Indexed):
+            entries = {k: v for k, v in entries.items() if k != keep.base}
     for _ in range(_MAX_EXPANSIONS):
         before = expr
-        expr = expr.xreplace(state.values)
-        if state.entries:
+        expr = expr.xreplace(values)
+        if entries:
             expr = expr.replace(
-                lambda e: isinstance(e, sp.Indexed) and e.base in state.entries,
-                lambda e: state.entries[e.base][1].xreplace(
-                    {state.entries[e.base][0]: e.indices[0]}))
+                lambda e: isinstance(e, sp.Indexed) and e.base in entries,
+                lambda e: entries[e.base][1].xreplace({entries[e.base][0]: e.indices[0]}))
         if state.functions:
             expr = expr.replace(
                 lambda e: isinstance(e, sp.core.function.AppliedUndef)
@@ -205,7 +212,8 @@ def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...],
             out.append(Claim(line, text, UNSUPPORTED, reason=f"the relation '{rel}' is not "
                              "checked (only '=' steps are)"))
             return
-        out.append(Claim(line, text, kind, expand(before, state), expand(after, state), wrt,
+        out.append(Claim(line, text, kind, expand(before, state, wrt), expand(after, state, wrt),
+                         wrt,
                          assumed, previous_tag=state.current_tag, functions=_functions(state)))
 
     if first is None:
