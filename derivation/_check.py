@@ -92,11 +92,27 @@ def _numeric(left, right, exprs, classes, assumptions) -> tuple:
             except NoValue:
                 skipped += 1
                 continue
+            if not close(a, b) and _outside_real(point, exprs):
+                skipped += 1
+                continue
             if not close(a, b) and _confirmed(left, right, point):
                 return point.readable(exprs), a, b, count, worst, skipped
             count += 1
             worst = max(worst, abs(a - b) / max(1, abs(a), abs(b)))
     return None, None, None, count, worst, skipped
+
+
+def _outside_real(point: Point, sides: list[sp.Basic],
+                  indices: list[dict] | None = None) -> bool:
+    """Both sides take the logarithm (or a fractional power) of a negative number here: in real
+    variables neither has a value, so the point is outside the claim's domain and is skipped.
+    (When only one side does, the two are compared as they are: ``log(x²) = 2 log x`` fails at
+    x < 0, and ``log(exp(i·x)) = i·x`` is compared as the complex claim it is; so is any claim
+    that writes the imaginary unit.)"""
+    if any(side.has(sp.I) for side in sides):
+        return False
+    return all(any(point.outside_real(side, at) for at in (indices or [None]))
+               for side in sides)
 
 
 def _confirmed(left, right, point: Point) -> bool:
@@ -134,7 +150,7 @@ def _outcome(proved: bool, found, relation: str) -> Outcome:
                                      f"satisfies the assumptions here, so none was evaluated")
         return Outcome(FAILED, "could not be checked: the difference does not reduce to 0 and no "
                                "point satisfies the assumptions")
-    gaps = f", {skipped} more skipped where a side has no value" if skipped else ""
+    gaps = f", {skipped} more skipped where a side has no (real) value" if skipped else ""
     numbers = (f"numerically at {count} points{gaps} ({DIGITS} digits, max relative difference "
                f"{mpmath.nstr(worst, 2)})")
     if proved:
@@ -225,6 +241,10 @@ def derivative(of: sp.Basic, claimed: sp.Basic, wrt: sp.Basic, classes: Classes,
                     return _outcome(proved, (point.readable([of, claimed]), error, None, count,
                                              worst, skipped), relation)
                 except NoValue:
+                    skipped += 1
+                    continue
+                if not close(a, b) and (point.outside_real(of) and _outside_real(
+                        point, [claimed], [{index: x} for x in v])):
                     skipped += 1
                     continue
                 if not close(a, b):

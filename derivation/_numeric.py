@@ -52,6 +52,9 @@ class Evaluator:
         """``cache`` may be shared by evaluators whose values differ only in free indices."""
         self.values = dict(values)
         self._sums: dict[tuple, object] = {} if cache is None else cache
+        self.outside = False
+        """Set when a logarithm of a negative number or a fractional power of one was taken
+        (the value is then the principal complex one): a real expression has no value here."""
 
     def __call__(self, expr: sp.Basic) -> object:
         ev = self
@@ -75,6 +78,8 @@ class Evaluator:
             base, exponent = ev(expr.base), ev(expr.exp)
             if abs(exponent) > _HUGE and abs(base) != 1:
                 raise NoValue(f"{expr}: the power is too large to evaluate")
+            if _negative(base) and not (_real(exponent) and exponent == int(mpmath.re(exponent))):
+                self.outside = True
             return base ** exponent
         if isinstance(expr, sp.exp):
             arg = ev(expr.args[0])
@@ -82,7 +87,9 @@ class Evaluator:
                 raise NoValue(f"{expr}: too large to evaluate")
             return mpmath.exp(arg)
         if isinstance(expr, sp.log):
-            return mpmath.log(ev(expr.args[0]))
+            arg = ev(expr.args[0])
+            self.outside = self.outside or _negative(arg)
+            return mpmath.log(arg)
         if isinstance(expr, sp.KroneckerDelta):
             return mpmath.mpf(int(ev(expr.args[0]) == ev(expr.args[1])))
         if isinstance(expr, (sp.Sum, sp.Product)) and _finite_limits(expr):
@@ -162,6 +169,15 @@ class Evaluator:
         return sign * mpmath.fsum(total)
 
 
+def _real(value: object) -> bool:
+    return not isinstance(value, mpmath.mpc) or value.imag == 0
+
+
+def _negative(value: object) -> bool:
+    """A real number below 0 (a complex one with no imaginary part included)."""
+    return _real(value) and mpmath.re(value) < 0
+
+
 def _finite_limits(s: sp.Basic) -> bool:
     return all(not (lo.has(sp.oo, -sp.oo) or hi.has(sp.oo, -sp.oo)) for _, lo, hi in s.limits)
 
@@ -217,6 +233,20 @@ class Point:
         if not finite(value):
             raise NoValue(f"{sp.sstr(expr)[:60]} is not finite here")
         return value
+
+    def outside_real(self, expr: sp.Basic, indices: Mapping[sp.Symbol, int] | None = None
+                     ) -> bool:
+        """Whether evaluating ``expr`` here takes the logarithm of a negative number or a
+        fractional power of one: a real expression (a derivation in real variables) has no
+        value at such a point. A side that is complex for other reasons (``log(exp(i·x))``)
+        is not outside."""
+        values = self.values if not indices else {**self.values, **indices}
+        evaluator = Evaluator(values)  # no shared sums: every term is walked
+        try:
+            evaluator(expr)
+        except (ArithmeticError, ValueError, TypeError):
+            return evaluator.outside
+        return evaluator.outside
 
     def readable(self, exprs: list[sp.Basic]) -> dict[str, object]:
         """``{symbol: value}`` for the symbols of ``exprs`` (indexed ones one by one)."""

@@ -16,12 +16,14 @@ The result is a tuple of :class:`Claim`: what each step says, with every definit
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import sympy as sp
 
 from ._symbols import c as classes_symbol
 from ._text_assume import Assumed, directives_in_force, read_directive
+from ._text_calls import calls_as_products, function_definitions
 from ._text_extract import Extracted
 from ._text_parse import IMPLICIT_BOUND, Parsed, parse_row
 
@@ -61,6 +63,7 @@ class _State:
     current: sp.Basic | None = None                  # the chain's last expression
     subject: sp.Basic | None = None                  # the defined name the chain continues
     current_tag: str = ""
+    announced: set = field(default_factory=set)      # functions defined once, known throughout
 
 
 def _names(expr: sp.Basic) -> set[str]:
@@ -123,6 +126,8 @@ def _definable(lhs: sp.Basic, state: _State, rhs: sp.Basic) -> sp.Basic | None:
     names = {lhs.name} if isinstance(lhs, sp.Symbol) else _names(lhs)
     if isinstance(lhs, sp.core.function.AppliedUndef):
         names = {str(lhs.func)}
+        if names <= state.announced:
+            return lhs  # its definition, known from the start (see understand)
     elif isinstance(lhs, sp.Indexed) and all(x.is_Integer for x in lhs.indices):
         names = {str(lhs), f"vector:{lhs.base}"}  # C_0: a name, unless C is a vector in use
     elif isinstance(lhs, sp.Indexed):
@@ -164,7 +169,7 @@ def _apply(parameter: sp.Basic, body: sp.Basic, argument: sp.Basic) -> sp.Basic:
 
 def expand(expr: sp.Basic, state: _State, keep: sp.Basic | None = None) -> sp.Basic:
     """``expr`` with every defined name replaced by its value, until none is left; ``keep``
-    (the variable a derivative is taken by: ``\hat{y}`` in ``\partial L/\partial \hat{y}``,
+    (the variable a derivative is taken by: ``ŷ`` in ``∂L/∂ŷ``,
     or an entry ``p_i`` of a defined vector) stays a variable even when it has a value."""
     values = state.values
     entries = state.entries
@@ -272,7 +277,7 @@ def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...],
 def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
                source: str = "<text>") -> tuple[Claim, ...]:
     """Every step the text claims, in order, with the assumptions in force at its line."""
-    parsed = [parse_row(r) for r in extracted.rows]
+    parsed = calls_as_products([parse_row(r) for r in extracted.rows])
     directives = [read_directive(d) for d in extracted.directives]
     directives = [*(read_directive(None, text) for text in extra_given), *directives]
     exprs = [e for p in parsed if p.relation for e in
@@ -281,6 +286,7 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
     exprs += [x for d in directives for a in d.relations for x in a.expressions()]
     mapping = normaliser(exprs)
     state = _State()
+    _announce(parsed, mapping, state)
     claims: list[Claim] = []
     for d in directives:
         if d.error:
@@ -303,6 +309,20 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
                 state.used |= _names(e)
     claims.sort(key=lambda claim: claim.line)
     return tuple(claims)
+
+
+def _announce(parsed: list[Parsed], mapping: dict, state: _State) -> None:
+    """A function defined once in the document (``σ(x) = …``) means that everywhere, also in
+    lines before its definition ("… = σ(x) − y, where σ(x) = …") and in a definition that uses
+    it before it is defined (``ŷ = σ(a)``, then ``σ(a) = …``)."""
+    found = function_definitions(parsed)
+    counts = Counter(str(f.func) for _, f, _ in found)
+    for index, function, body in found:
+        name = str(function.func)
+        if counts[name] == 1 and name not in _names(body):
+            tag = parsed[index].relation.tag or parsed[index].row.tag
+            _define(function.xreplace(mapping), body.xreplace(mapping), state, tag)
+            state.announced.add(name)
 
 
 def _normalised(p: Parsed, mapping: dict) -> Parsed:
