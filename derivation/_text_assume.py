@@ -23,7 +23,7 @@ from ._text_parse import parse_row
 SUBSTITUTE, CONDITION, NORMALISE = "substitute", "condition", "normalise"
 _RELATIONS = {"=": "==", "<": "<", ">": ">", r"\neq": "!=", r"\ne": "!=", r"\leq": "<=",
               r"\le": "<=", r"\leqslant": "<=", r"\geq": ">=", r"\ge": ">=", r"\geqslant": ">="}
-_CONSTRUCT = {"!=": sp.Ne, "<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge}
+_CONSTRUCT = {"==": sp.Eq, "!=": sp.Ne, "<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge}
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,14 @@ class Assumed:
             return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == base,
                                 lambda e: self.rhs.xreplace({index: e.indices[0]}))
         return expr.xreplace({self.lhs: self.rhs})
+
+    def as_condition(self) -> Assumed:
+        """An equality of two indices (``i = j``) as a condition points are drawn to satisfy,
+        rather than a substitution; others as they are."""
+        if (self.kind == SUBSTITUTE and isinstance(self.lhs, sp.Symbol) and self.lhs.is_integer
+                and isinstance(self.rhs, sp.Symbol) and self.rhs.is_integer):
+            return Assumed(self.text, CONDITION, self.lhs, self.rhs, "==")
+        return self
 
     def for_engine(self) -> Assumption | None:
         """The relation as the check engine takes it (points drawn to satisfy it)."""

@@ -98,6 +98,11 @@ def _prepared(expr: sp.Basic, assumed: tuple[Assumed, ...], wrt: sp.Basic | None
 
 
 def _outcome(claim: Claim, assumed: tuple[Assumed, ...]) -> _check.Outcome:
+    if claim.kind == DERIVATIVE and isinstance(claim.wrt, sp.Indexed):
+        # ∂s_i/∂a_j "when i = j" is the partial by a_j taken at i = j: substituting first
+        # would make s_j move with the index differentiated by, which is another function
+        index = claim.wrt.indices[0]
+        assumed = tuple(a.as_condition() if index in (a.lhs, a.rhs) else a for a in assumed)
     engine = tuple(e for e in (a.for_engine() for a in assumed) if e is not None)
     before = _prepared(claim.before, assumed, claim.wrt)
     after = _prepared(claim.after, assumed, claim.wrt)

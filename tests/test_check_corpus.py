@@ -1,0 +1,76 @@
+"""A corpus of small derivations written as course notes, Q&A answers and textbooks write them,
+each correct or with one realistic slip: the verdict of each, and the step that fails.
+
+Each document is in tests/data/corpus/; ``EXPECTED`` gives, for each, ``None`` (every step
+holds) or the index of the first step that does not hold, which must be a failure (never
+unchecked: a slip is to be found, not missed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import derivation
+
+CORPUS = Path(__file__).parent / "data" / "corpus"
+
+EXPECTED: dict[str, int | None] = {
+    "c01_ce_grad_z": None,
+    "c02_ce_grad_dropped_minus": 1,
+    "c03_lse": None,
+    "c04_lse_wrong_sign": 1,
+    "c05_sigmoid_deriv": None,
+    "c06_sigmoid_deriv_wrong": 2,
+    "c07_bce": None,
+    "c08_bce_dsigma_vs_dz": 1,
+    "c09_chain_x2": None,
+    "c10_chain_x2_missing_factor": 1,
+    "c11_product": None,
+    "c12_quotient_wrong": 2,
+    "c13_jacobian_cases": None,
+    "c14_jacobian_wrong_case": 1,
+    "c15_wrong_index": 3,
+    "c16_jacobian_route": None,
+    "c17_log_of_product": None,
+    "c18_log_rule_wrong": 1,
+    "c19_sum_one_hot": None,
+    "c20_softmax_shift": None,
+    "c21_softmax_shift_wrong": 1,
+    "c22_temperature": None,
+    "c23_temperature_missing": 1,
+    "c24_log_softmax_grad": None,
+    "c25_sigmoid_bce_logit": None,
+    "c26_dsigma_ds": 1,
+    "c27_x_squared_deriv": None,
+    "c28_sqrt": None,
+    "c29_sqrt_wrong": 1,
+    "c30_log_neg_domain": None,
+    "c31_dL_dp_defined": None,
+    "c32_dL_dyhat_zero": 1,
+    "c33_log_square": 1,
+    "c34_sqrt_square": 1,
+    "c35_onehot_wrong_general": 1,
+    "c36_logit_ratio": None,
+    "c37_sum_j_no_limits_wrong": 2,
+    "c38_times_notation": None,
+    "c39_jacobian_diag_wrong": 1,
+}
+
+
+def test_every_document_has_an_expectation() -> None:
+    assert sorted(p.stem for p in CORPUS.glob("*.md")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_corpus_verdict(name: str) -> None:
+    checked = derivation.check_text((CORPUS / f"{name}.md").read_text(), source=name)
+    failing = EXPECTED[name]
+    if failing is None:
+        assert checked.holds, checked.to_text()
+        return
+    first = checked.first_failure
+    assert first is not None and (first.index, first.status) == (failing, "fails"), \
+        checked.to_text()
+    assert first.counterexample, checked.to_text()
