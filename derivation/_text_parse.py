@@ -196,6 +196,13 @@ def _d_over(numerator: sp.Basic, denominator: sp.Basic) -> tuple[sp.Basic | None
     return None
 
 
+def _bare(factor: object) -> object:
+    """A factor without its written product sign (``\\cdot x`` is x); a division stays."""
+    if isinstance(factor, tuple) and factor and factor[0] == "times":
+        return factor[1]
+    return factor
+
+
 class _ToSympy(lark.Transformer):
     """One method per grammar rule; each returns a SymPy object (or a marker resolved above)."""
 
@@ -221,16 +228,27 @@ class _ToSympy(lark.Transformer):
         return terms
 
     def term(self, items):
-        result = items[0]
-        if not isinstance(result, _Operator):
-            result = value(result)
+        return value(self._product(list(items)))
+
+    def _product(self, items: list) -> object:
+        """A term's factors multiplied; a derivative operator acts on every factor after it,
+        as a reader takes ``\\frac{d}{dx} x^2 \\ln x`` (the derivative of x² ln x)."""
+        at = next((pos for pos, x in enumerate(items) if isinstance(_bare(x), _Operator)), None)
+        if at is not None:
+            if at == len(items) - 1:
+                raise ReadError("a derivative operator with nothing after it to act on")
+            rest = [_bare(items[at + 1]), *items[at + 2:]]
+            derivative = sp.Derivative(value(self._product(rest)), _bare(items[at]).wrt,
+                                       evaluate=False)
+            if at == 0:
+                return derivative
+            return self._times(self._product(items[:at]), derivative)
+        result = value(items[0])
         for factor in items[1:]:
             result = self._times(result, factor)
-        return value(result)
+        return result
 
     def _times(self, left, right):
-        if isinstance(left, _Operator):
-            return sp.Derivative(value(right), left.wrt, evaluate=False)
         if isinstance(right, tuple) and right and right[0] == "over":
             return sp.Mul(left, sp.Pow(value(right[1]), -1))
         if isinstance(right, tuple) and right and right[0] == "times":

@@ -56,6 +56,8 @@ EXPECTED: dict[str, int | None] = {
     "c37_sum_j_no_limits_wrong": 2,
     "c38_times_notation": None,
     "c39_jacobian_diag_wrong": 1,
+    "c40_product_rule_operator": None,
+    "c41_product_rule_forgotten_term": 1,
 }
 
 
