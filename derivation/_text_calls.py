@@ -16,7 +16,7 @@ import sympy as sp
 
 from ._text_parse import Parsed
 
-_FUNCTION_NAMES = frozenset({"f", "g", "h", "sigma", "phi", "varphi", "psi"})
+_FUNCTION_NAMES = frozenset({"f", "g", "h", "sigma", "phi", "varphi", "psi", "softmax"})
 
 
 def _expressions(parsed: list[Parsed]) -> list[sp.Basic]:

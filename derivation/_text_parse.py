@@ -196,6 +196,23 @@ def _d_over(numerator: sp.Basic, denominator: sp.Basic) -> tuple[sp.Basic | None
     return None
 
 
+_VECTOR_ACCENTS = re.compile(r"\\(mathbf|boldsymbol|bm|vec)\{(.+)\}")
+
+
+def _softmax_entry(call: sp.Basic, index: sp.Basic) -> sp.Basic:
+    """``softmax(z)_i`` (in ``\\mathrm`` or ``\\operatorname``) or ``σ(z)_i`` (z bold or not):
+    e^{z_i} / Σ_k e^{z_k} over the classes (the bound is the document's, as for ``Σ_k``)."""
+    (argument,) = call.args
+    if str(call.func) not in ("softmax", "sigma") or not isinstance(argument, sp.Symbol):
+        raise ReadError(f"only a name can carry a subscript, not {sp.sstr(call)}")
+    bold = _VECTOR_ACCENTS.fullmatch(argument.name)
+    vector = sp.IndexedBase(bold.group(2).lstrip("\\") if bold else argument.name)
+    taken = {s.name for s in index.free_symbols}
+    k = sp.Symbol(next(n for n in ("k", "j", "m", "l", "r") if n not in taken))
+    return sp.exp(sp.Indexed(vector, index)) / sp.Sum(sp.exp(sp.Indexed(vector, k)),
+                                                      (k, 1, IMPLICIT_BOUND))
+
+
 def _bare(factor: object) -> object:
     """A factor without its written product sign (``\\cdot x`` is x); a division stays."""
     if isinstance(factor, tuple) and factor and factor[0] == "times":
@@ -305,6 +322,8 @@ class _ToSympy(lark.Transformer):
 
     def subscript(self, items):
         base, indices = items[0], items[1]
+        if isinstance(base, sp.core.function.AppliedUndef) and len(indices) == 1:
+            return _softmax_entry(base, indices[0])
         name = _name_of(base)
         if name == "delta" and len(indices) == 2:
             return sp.KroneckerDelta(*indices)

@@ -28,6 +28,7 @@ _SPACING = re.compile(r"\\(quad|qquad|displaystyle|textstyle|limits|nolimits|,|;
 _SIZERS = re.compile(r"\\(left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)"
                      r"(?![a-zA-Z])(\.)?")
 _TEXT = re.compile(r"\\(text|textrm|textit|textbf|mbox|label|operatorname\*?|tag\*?)\s*\{")
+_SOFTMAX = re.compile(r"\\(mathrm|operatorname\*?|text|textrm|mathit)\s*\{\s*softmax\s*\}")
 _TRAILING_TAG = re.compile(r"(?:\s{2,}|^)\(([0-9]+[a-z]?)\)\s*$")
 _TRAILING_PUNCT = re.compile(r"[,.;:]\s*$")
 _UNICODE = str.maketrans({"−": "-", "·": "*", "×": "*", "≠": "=", "≤": "<", "≥": ">"})
@@ -52,6 +53,7 @@ def prepare(text: str) -> tuple[str, str]:
         text = text.replace("≠", r"\ne").replace("≤", r"\le").replace("≥", r"\ge")
     text = text.translate(_UNICODE)
     tag = ""
+    text = _SOFTMAX.sub(lambda m: r"\softmax".ljust(len(m.group(0))), text)
     out = list(text)
 
     def blank(a: int, b: int) -> None:

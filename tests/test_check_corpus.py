@@ -58,6 +58,8 @@ EXPECTED: dict[str, int | None] = {
     "c39_jacobian_diag_wrong": 1,
     "c40_product_rule_operator": None,
     "c41_product_rule_forgotten_term": 1,
+    "c42_softmax_operatorname": None,
+    "c43_softmax_sigma_bold_wrong": 1,
 }
 
 
