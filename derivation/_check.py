@@ -18,7 +18,7 @@ from ._numeric import (DIGITS, TOLERANCE, NoValue, Point, Undefined, Unsupported
                        direction, directional_derivative)
 from ._points import points
 from ._rules import reduce_to_canonical
-from ._symbols import Classes, partial
+from ._symbols import Classes, apart_from, partial
 
 SYMBOLIC, NUMERIC, FAILED = "symbolic", "numeric", "failed"
 UNDEFINED, UNCHECKED = "undefined", "unchecked"
@@ -62,7 +62,13 @@ def evaluated(expr: sp.Basic) -> sp.Basic:
 
     if not expr.has(*kinds) and not any(infinite(e) for e in expr.atoms(sp.Sum, sp.Product)):
         return expr
-    return expr.replace(lambda e: isinstance(e, kinds) or infinite(e), lambda e: e.doit())
+    def done(e: sp.Basic) -> sp.Basic:
+        if isinstance(e, sp.Derivative):
+            for v, _ in e.variable_count:
+                e = e.func(apart_from(e.expr, v), *e.variable_count)
+        return e.doit()
+
+    return expr.replace(lambda e: isinstance(e, kinds) or infinite(e), done)
 
 
 def _not_checkable(expr: sp.Basic) -> str | None:

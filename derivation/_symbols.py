@@ -58,4 +58,20 @@ def partial(expr: sp.Expr, wrt: sp.Expr, classes: Classes) -> sp.Expr:
     """Differentiate by a logit (or a probability), with the softmax unfolded if by a logit."""
     if isinstance(wrt, sp.Indexed) and wrt.base == z:
         expr = unfold_softmax(expr, classes)
-    return sp.diff(expr, wrt)
+    return sp.diff(apart_from(expr, wrt), wrt)
+
+
+def apart_from(expr: sp.Basic, wrt: sp.Basic) -> sp.Basic:
+    """``expr`` with every sum's (or product's) variable that is also free in ``wrt`` renamed
+    (k → k'), so that differentiating by ``z_k`` does not reach into Σ_k e^{z_k} as if its
+    k were the free one (SymPy would differentiate one term and keep the sum)."""
+    clash = wrt.free_symbols
+
+    def renamed(s: sp.Basic) -> sp.Basic:
+        new = {var: sp.Symbol(f"{var.name}'", **var.assumptions0)
+               for var, *_ in s.limits if var in clash}
+        return s.xreplace(new) if new else s
+
+    if not any(var in clash for s in expr.atoms(sp.Sum, sp.Product) for var, *_ in s.limits):
+        return expr
+    return expr.replace(lambda e: isinstance(e, (sp.Sum, sp.Product)), renamed)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ._assumptions import Assumption
+from ._symbols import apart_from
 from ._text_extract import Directive, Row
 from ._text_parse import parse_row
 
@@ -50,6 +51,7 @@ class Assumed:
             return expr
         if isinstance(self.lhs, sp.Indexed):
             base, index = self.lhs.base, self.lhs.indices[0]
+            expr = apart_from(expr, self.rhs - index)  # Σ_p y_p under y_i = δ_{ip}: p renamed
             return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == base,
                                 lambda e: self.rhs.xreplace({index: e.indices[0]}))
         return expr.xreplace({self.lhs: self.rhs})

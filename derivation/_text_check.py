@@ -6,7 +6,7 @@ extract (:mod:`._text_extract`) → parse (:mod:`._text_parse`) → meaning
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy as sp
 
@@ -129,6 +129,9 @@ def _check_claim(index: int, claim: Claim) -> TextStep:
         return step(UNCHECKED, None, claim.reason)
     try:
         with budget(STEP_SECONDS):
+            # derivatives inside the lines carried out once, for the check and its hints alike
+            claim = replace(claim, before=_check.evaluated(claim.before),
+                            after=_check.evaluated(claim.after))
             outcome = _outcome(claim, claim.assumed)
             if outcome.holds:
                 return step(HOLDS, outcome.status, outcome.detail)

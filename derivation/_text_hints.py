@@ -82,18 +82,21 @@ def catalogue(before: sp.Basic, after: sp.Basic, wrt: sp.Basic | None) -> list[A
     bases = sorted({e.base for x in exprs for e in x.atoms(sp.Indexed)}, key=str)
     if wrt is not None and isinstance(wrt, sp.Indexed):
         bases = [b for b in bases if b != wrt.base]
-    plain = sorted({x for e in exprs for x in e.free_symbols
-                    if isinstance(x, sp.Symbol) and not x.is_integer}, key=str)
+    labels = {b.label for x in exprs for b in x.atoms(sp.IndexedBase)}
+    plain = sorted({x for e in exprs for x in e.free_symbols  # not a vector's name (y of y_i)
+                    if isinstance(x, sp.Symbol) and not x.is_integer and x not in labels}, key=str)
     out: list[Assumed] = []
     for a, b in itertools.combinations(free, 2):
         out.append(Assumed(f"{a} \\neq {b}", CONDITION, a, b, "!="))
         out.append(Assumed(f"{a} = {b}", SUBSTITUTE, a, b, "=="))
-    i = sp.Symbol("i", integer=True, positive=True)
+    taken = {q.name for q in free}  # the entry's own index: one no free index uses (not δ_ii)
+    i = sp.Symbol(next(n for n in ("i", "j", "l", "m", "r") if n not in taken),
+                  integer=True, positive=True)
     for base in bases:
         name = _latex(base)
         for q in free:
             entry = sp.Indexed(base, i)
-            out.append(Assumed(f"{name}_i = \\delta_{{i{q}}}", SUBSTITUTE, entry,
+            out.append(Assumed(f"{name}_{i} = \\delta_{{{i}{q}}}", SUBSTITUTE, entry,
                                sp.KroneckerDelta(i, q), "=="))
         total = sp.Sum(sp.Indexed(base, i), (i, 1, classes_symbol))
         out.append(Assumed(f"\\sum_{{i=1}}^{{c}} {name}_i = 1", NORMALISE, total, sp.Integer(1),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from ._symbols import apart_from
 from ._symbols import c as classes_symbol
 from ._text_assume import Assumed, directives_in_force, read_directive
 from ._text_calls import calls_as_products, function_definitions
@@ -179,6 +180,8 @@ def expand(expr: sp.Basic, state: _State, keep: sp.Basic | None = None) -> sp.Ba
             entries = {k: v for k, v in entries.items() if k != keep.base}
     for _ in range(_MAX_EXPANSIONS):
         before = expr
+        expr = expr.replace(lambda e: isinstance(e, sp.Derivative) and _by_defined(e, state),
+                            lambda e: _differentiated(e, state))
         expr = expr.xreplace(values)
         if entries:
             expr = expr.replace(
@@ -192,6 +195,24 @@ def expand(expr: sp.Basic, state: _State, keep: sp.Basic | None = None) -> sp.Ba
         if expr == before:
             break
     return expr
+
+
+def _by_defined(d: sp.Derivative, state: _State) -> bool:
+    """``d`` is by one name that has a value (``∂C/∂p_i`` with p the softmax)."""
+    if len(d.variable_count) != 1:
+        return False
+    (v, _), = d.variable_count
+    return v in state.values or (isinstance(v, sp.Indexed) and v.base in state.entries)
+
+
+def _differentiated(d: sp.Derivative, state: _State) -> sp.Basic:
+    """A derivative by a defined name, carried out with that name a variable (its value goes in
+    afterwards, as for every other name): ``∂C/∂p_i`` of ``C = -Σ_i y_i log p_i`` is
+    ``-y_i/p_i``, not 0. A sum's variable that is also the derivative's index is renamed first
+    (Σ_i … p_i by p_i is not the derivative of one term)."""
+    (v, n), = d.variable_count
+    of = apart_from(expand(d.expr, state, v), v)
+    return sp.diff(of, v, n)
 
 
 def _functions(state: _State) -> tuple:

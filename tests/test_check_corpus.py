@@ -60,6 +60,9 @@ EXPECTED: dict[str, int | None] = {
     "c41_product_rule_forgotten_term": 1,
     "c42_softmax_operatorname": None,
     "c43_softmax_sigma_bold_wrong": 1,
+    "c44_chain_rule_through_p": None,
+    "c45_chain_rule_through_p_wrong_index": 2,
+    "c46_lse_grad_wrong_label_index": 2,
 }
 
 
@@ -78,3 +81,15 @@ def test_corpus_verdict(name: str) -> None:
     assert first is not None and (first.index, first.status) == (failing, "fails"), \
         checked.to_text()
     assert first.counterexample, checked.to_text()
+
+
+@pytest.mark.parametrize("name, holds_if", [
+    ("c15_wrong_index", ("i = j",)),
+    ("c46_lse_grad_wrong_label_index", ("i = j",)),
+    ("c45_chain_rule_through_p_wrong_index", ("y_i = \\delta_{ik}",)),
+])
+def test_suggestions_make_sense(name: str, holds_if: tuple[str, ...]) -> None:
+    """What would make a slip hold names real conditions: never a vector's name ("y > 0"),
+    never δ_ii, and a one-hot label is substituted without capturing a sum's variable."""
+    checked = derivation.check_text((CORPUS / f"{name}.md").read_text(), source=name)
+    assert checked.first_failure.holds_if == holds_if
