@@ -66,10 +66,17 @@ def apart_from(expr: sp.Basic, wrt: sp.Basic) -> sp.Basic:
     (k → k'), so that differentiating by ``z_k`` does not reach into Σ_k e^{z_k} as if its
     k were the free one (SymPy would differentiate one term and keep the sum)."""
     clash = wrt.free_symbols
+    used = {x.name for x in expr.atoms(sp.Symbol)} | {x.name for x in clash}
+
+    def fresh(var: sp.Symbol) -> sp.Symbol:
+        name = f"{var.name}'"
+        while name in used:
+            name += "'"
+        used.add(name)
+        return sp.Symbol(name, **var.assumptions0)
 
     def renamed(s: sp.Basic) -> sp.Basic:
-        new = {var: sp.Symbol(f"{var.name}'", **var.assumptions0)
-               for var, *_ in s.limits if var in clash}
+        new = {var: fresh(var) for var, *_ in s.limits if var in clash}
         return s.xreplace(new) if new else s
 
     if not any(var in clash for s in expr.atoms(sp.Sum, sp.Product) for var, *_ in s.limits):

@@ -131,3 +131,22 @@ def test_the_courses_quotient_rule_line_is_shown_as_written_and_checked():
     assert "2⋅zₚ" not in _pretty(step) and "-1" in _pretty(step)  # the terminal shows it too
     assert step.check == "symbolic"
     assert sp.cancel(sp.together(rebuilt(step.written) - step.expr)) == 0
+
+
+def test_differentiating_never_captures_a_sums_variable() -> None:
+    """d/dz_k Σ_k e^{z_k} is e^{z_k}, and renaming one sum's variable never lands on another's
+    (SymPy alone differentiates one term and keeps the sum: Σ_k e^{z_k})."""
+    import sympy as sp
+
+    from derivation._symbols import apart_from, partial
+    i, k, n = (sp.Symbol(x, integer=True, positive=True) for x in "ikn")
+    z, y = sp.IndexedBase("z"), sp.IndexedBase("y")
+    derivative = partial(sp.Sum(sp.exp(z[k]), (k, 1, n)), z[k], n).doit()
+    assert derivative.subs({n: 3, k: 2}) == sp.exp(z[2])
+    inner = sp.Sum(sp.KroneckerDelta(i, sp.Symbol("i'", integer=True, positive=True)),
+                   (sp.Symbol("i'", integer=True, positive=True), 1, n))
+    nested = sp.Sum(y[i] * inner, (i, 1, n))
+    renamed = apart_from(nested, i)
+    assert renamed.limits[0][0] not in (i, inner.limits[0][0])
+    values = {n: 3}
+    assert renamed.subs(values).doit() == nested.subs(values).doit()
