@@ -240,9 +240,13 @@ def derivative(of: sp.Basic, claimed: sp.Basic, wrt: sp.Basic, classes: Classes,
                 if not point.choices:
                     continue
                 v = direction(point, number)
+                at = point
+                if index in of.free_symbols:  # ∂L/∂z_t of an L about class t: t fixed, one by one
+                    x = point.choices[number % len(point.choices)]
+                    at, v = Point(point.classes, {**point.values, index: x}, [x]), {x: 1}
                 try:
-                    a = directional_derivative(of, wrt, point, v)
-                    b = mpmath.fsum(w * point.evaluate(claimed, {index: x}) for x, w in v.items())
+                    a = directional_derivative(of, wrt, at, v)
+                    b = mpmath.fsum(w * at.evaluate(claimed, {index: x}) for x, w in v.items())
                 except Undefined as error:
                     return _outcome(proved, (point.readable([of, claimed]), error, None, count,
                                              worst, skipped), relation)

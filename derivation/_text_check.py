@@ -127,6 +127,11 @@ def _check_claim(index: int, claim: Claim) -> TextStep:
 
     if claim.kind not in (EQUAL, DERIVATIVE):
         return step(UNCHECKED, None, claim.reason)
+    both = _vector_and_number(claim)
+    if both:
+        return step(UNCHECKED, None, f"not checked: {both} stands both for one number ({both}) "
+                                     f"and for a vector ({both}_i) in this step (a name defined "
+                                     "earlier for one meaning is still in force)")
     try:
         with budget(STEP_SECONDS):
             # derivatives inside the lines carried out once, for the check and its hints alike
@@ -146,6 +151,17 @@ def _check_claim(index: int, claim: Claim) -> TextStep:
     except Exception as error:  # noqa: BLE001 - SymPy/mpmath on extreme input: not a verdict
         return step(UNCHECKED, None, f"unchecked: the check could not be carried out "
                                      f"({type(error).__name__}: {str(error)[:120]})")
+
+
+def _vector_and_number(claim: Claim) -> str:
+    """A name that is a plain symbol and a vector's name in the same step, or ''."""
+    exprs = [e for e in (claim.before, claim.after, claim.wrt) if e is not None]
+    bases = {str(b.label) for e in exprs for b in e.atoms(sp.IndexedBase)}
+    if not bases:
+        return ""
+    outside = [e.xreplace({x: sp.Dummy() for x in e.atoms(sp.Indexed)}) for e in exprs]
+    plain = {x.name for e in outside for x in e.free_symbols if isinstance(x, sp.Symbol)}
+    return min(plain & bases, default="")
 
 
 def _explain(claim: Claim) -> tuple[str, tuple[str, ...]]:

@@ -120,8 +120,12 @@ def normaliser(exprs: list[sp.Basic]) -> dict[sp.Symbol, sp.Basic]:
     return mapping
 
 
-def _definable(lhs: sp.Basic, state: _State, rhs: sp.Basic) -> sp.Basic | None:
-    """The key a new definition ``lhs = rhs`` gives a value to, or ``None``."""
+def _definable(lhs: sp.Basic, state: _State, rhs: sp.Basic, display: bool = False
+               ) -> sp.Basic | None:
+    """The key a new definition ``lhs = rhs`` gives a value to, or ``None``. A name used
+    before but never given a value may be defined by a displayed line ("L = -log ŷ_t, where
+    ŷ_t = e^{z_t}/Σ_j e^{z_j}"); an entry only when its index is in the value (``y_p = 1``
+    is a case, not the vector y)."""
     if isinstance(lhs, sp.Mul) and all(a.is_Symbol and len(a.name) == 1 for a in lhs.args):
         lhs = sp.Symbol("".join(a.name for a in lhs.args), real=True)  # CE: one name
     names = {lhs.name} if isinstance(lhs, sp.Symbol) else _names(lhs)
@@ -133,7 +137,9 @@ def _definable(lhs: sp.Basic, state: _State, rhs: sp.Basic) -> sp.Basic | None:
         names = {str(lhs), f"vector:{lhs.base}"}  # C_0: a name, unless C is a vector in use
     elif isinstance(lhs, sp.Indexed):
         names = {str(lhs.base)}
-    if names & state.used or names & _names(rhs):
+    if names & _names(rhs):
+        return None
+    if names & state.used and not (display and _without_value(lhs, state, rhs)):
         return None
     if isinstance(lhs, sp.Symbol) and not lhs.is_integer:
         return lhs
@@ -145,6 +151,14 @@ def _definable(lhs: sp.Basic, state: _State, rhs: sp.Basic) -> sp.Basic | None:
             and isinstance(lhs.args[0], (sp.Symbol, sp.Indexed))):
         return lhs
     return None
+
+
+def _without_value(lhs: sp.Basic, state: _State, rhs: sp.Basic) -> bool:
+    if isinstance(lhs, sp.Symbol):
+        return lhs not in state.values and lhs.name not in state.functions
+    if isinstance(lhs, sp.Indexed) and len(lhs.indices) == 1 and lhs.indices[0].is_Symbol:
+        return lhs.base not in state.entries and lhs.indices[0] in rhs.free_symbols
+    return False
 
 
 def _define(key: sp.Basic, value: sp.Basic, state: _State, tag: str) -> None:
@@ -263,7 +277,8 @@ def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...],
             claim(DERIVATIVE, of, value, wrt, rel)
         state.current, state.subject, state.current_tag = value, None, relation.tag
     else:
-        key = _definable(first, state, rest[0][1]) if rest and rest[0][0] == "=" else None
+        key = (_definable(first, state, rest[0][1], row.display)
+               if rest and rest[0][0] == "=" else None)
         if rest or row.display:  # a name merely mentioned in prose ($z$) gets no meaning from it
             state.used |= _names(first if key is None else key)
         if key is not None:

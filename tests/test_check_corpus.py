@@ -63,6 +63,8 @@ EXPECTED: dict[str, int | None] = {
     "c44_chain_rule_through_p": None,
     "c45_chain_rule_through_p_wrong_index": 2,
     "c46_lse_grad_wrong_label_index": 2,
+    "c47_where_clause_definition": None,
+    "c48_where_clause_wrong_sign": 1,
 }
 
 
@@ -93,3 +95,13 @@ def test_suggestions_make_sense(name: str, holds_if: tuple[str, ...]) -> None:
     never δ_ii, and a one-hot label is substituted without capturing a sum's variable."""
     checked = derivation.check_text((CORPUS / f"{name}.md").read_text(), source=name)
     assert checked.first_failure.holds_if == holds_if
+
+
+def test_a_name_both_number_and_vector_is_unchecked_with_the_reason() -> None:
+    """Two sections each defining L (binary, then multiclass in prose): the second derivative
+    step mixes y and z as numbers with y_i and z_k; it is unchecked, saying so (it raised
+    KeyError inside the check)."""
+    text = (CORPUS.parent / "two_sections.md").read_text()
+    step = derivation.check_text(text).steps[1]
+    assert step.status == "unchecked"
+    assert "stands both for one number" in step.detail and "KeyError" not in step.detail
