@@ -176,6 +176,11 @@ def _explain(claim: Claim) -> tuple[str, tuple[str, ...]]:
         return _outcome(trial, claim.assumed).holds
 
     if claim.kind == DERIVATIVE:  # compared with SymPy's derivative of what was defined
+        for name, by_other in claim.by_others:
+            if holds(by_other, claim.after):
+                return (f"chain rule: this line is the derivative by {name}, not by "
+                        f"{sp.sstr(claim.wrt)}; multiply by the derivative of {name} by "
+                        f"{sp.sstr(claim.wrt)}"), tuple(holds_if)
         derived = sp.diff(_check.evaluated(claim.before), claim.wrt)
         return hint(derived, claim.after, holds, what="the derivative"), tuple(holds_if)
     return hint(claim.before, claim.after, holds, claim.functions, claim.previous_tag), \

@@ -50,6 +50,9 @@ class Claim:
     previous_tag: str = ""
     functions: tuple = field(default=(), compare=False)
     """Function definitions in force (name, parameter, body, tag), for hints."""
+    by_others: tuple = field(default=(), compare=False)
+    """For a derivative: (name, the derivative by that defined name instead), for the hint
+    that a line is ∂L/∂s where ∂L/∂a was asked (the chain rule's last factor forgotten)."""
 
 
 @dataclass
@@ -229,6 +232,21 @@ def _differentiated(d: sp.Derivative, state: _State) -> sp.Basic:
     return sp.diff(of, v, n)
 
 
+def _by_others(of: sp.Basic, wrt: sp.Basic, state: _State) -> tuple:
+    """(name, ∂of/∂name) for each defined plain name ``of`` depends on, other than ``wrt``
+    (at most three)."""
+    out = []
+    for key in state.values:
+        if len(out) == 3:
+            break
+        if not isinstance(key, sp.Symbol) or key == wrt:
+            continue
+        kept = expand(of, state, key)
+        if key in kept.free_symbols:
+            out.append((key, expand(sp.diff(kept, key), state)))
+    return tuple(out)
+
+
 def _functions(state: _State) -> tuple:
     return tuple((name, *definition) for name, definition in sorted(state.functions.items()))
 
@@ -253,8 +271,8 @@ def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...],
                              "checked (only '=' steps are)"))
             return
         out.append(Claim(line, text, kind, expand(before, state, wrt), expand(after, state, wrt),
-                         wrt,
-                         assumed, previous_tag=state.current_tag, functions=_functions(state)))
+                         wrt, assumed, previous_tag=state.current_tag, functions=_functions(state),
+                         by_others=_by_others(before, wrt, state) if kind == DERIVATIVE else ()))
 
     if first is None:
         if not row.display:

@@ -8,6 +8,7 @@ unchecked: a slip is to be found, not missed).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -68,13 +69,19 @@ EXPECTED: dict[str, int | None] = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def _checked(name: str) -> derivation.TextCheck:
+    """Each document checked once for all the tests here (the check is deterministic)."""
+    return derivation.check_text((CORPUS / f"{name}.md").read_text(), source=name)
+
+
 def test_every_document_has_an_expectation() -> None:
     assert sorted(p.stem for p in CORPUS.glob("*.md")) == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_corpus_verdict(name: str) -> None:
-    checked = derivation.check_text((CORPUS / f"{name}.md").read_text(), source=name)
+    checked = _checked(name)
     failing = EXPECTED[name]
     if failing is None:
         assert checked.holds, checked.to_text()
@@ -93,7 +100,7 @@ def test_corpus_verdict(name: str) -> None:
 def test_suggestions_make_sense(name: str, holds_if: tuple[str, ...]) -> None:
     """What would make a slip hold names real conditions: never a vector's name ("y > 0"),
     never δ_ii, and a one-hot label is substituted without capturing a sum's variable."""
-    checked = derivation.check_text((CORPUS / f"{name}.md").read_text(), source=name)
+    checked = _checked(name)
     assert checked.first_failure.holds_if == holds_if
 
 
@@ -105,3 +112,11 @@ def test_a_name_both_number_and_vector_is_unchecked_with_the_reason() -> None:
     step = derivation.check_text(text).steps[1]
     assert step.status == "unchecked"
     assert "stands both for one number" in step.detail and "KeyError" not in step.detail
+
+
+def test_a_derivative_by_the_wrong_name_is_named_in_the_hint() -> None:
+    """∂L/∂a written as what is ∂L/∂s (s = σ(a)): the hint names the chain rule's missing
+    factor rather than a 'missing term'."""
+    checked = _checked("c08_bce_dsigma_vs_dz")
+    assert checked.first_failure.hint == ("chain rule: this line is the derivative by s, not by "
+                                          "a; multiply by the derivative of s by a")
