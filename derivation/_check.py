@@ -253,8 +253,7 @@ def derivative(of: sp.Basic, claimed: sp.Basic, wrt: sp.Basic, classes: Classes,
                 except NoValue:
                     skipped += 1
                     continue
-                if not close(a, b) and (point.outside_real(of) and _outside_real(
-                        point, [claimed], [{index: x} for x in v])):
+                if not close(a, b) and _outside_real(at, [of]):  # no real derivative here
                     skipped += 1
                     continue
                 if not close(a, b):

@@ -26,7 +26,7 @@ from ._symbols import c as classes_symbol
 from ._text_assume import Assumed, directives_in_force, read_directive
 from ._text_calls import calls_as_products, function_definitions
 from ._text_extract import Extracted
-from ._text_parse import IMPLICIT_BOUND, Parsed, parse_row
+from ._text_parse import IMPLICIT_BOUND, VECTOR_ACCENTS, Parsed, parse_row
 
 EQUAL, DERIVATIVE, UNREADABLE, UNSUPPORTED = "equal", "derivative", "unreadable", "unsupported"
 _MAX_EXPANSIONS = 12
@@ -67,6 +67,7 @@ class _State:
     current: sp.Basic | None = None                  # the chain's last expression
     subject: sp.Basic | None = None                  # the defined name the chain continues
     current_tag: str = ""
+    vectors: set = field(default_factory=set)        # names of the document's vectors (z of z_k)
     announced: set = field(default_factory=set)      # functions defined once, known throughout
 
 
@@ -232,6 +233,16 @@ def _differentiated(d: sp.Derivative, state: _State) -> sp.Basic:
     return sp.diff(of, v, n)
 
 
+def _vector_name(wrt: sp.Basic, state: _State) -> str:
+    """The vector's name when ``wrt`` is a whole vector of the document (z or \\mathbf{z} where
+    z_k is used), else ''."""
+    if not isinstance(wrt, sp.Symbol):
+        return ""
+    bold = VECTOR_ACCENTS.fullmatch(wrt.name)
+    name = bold.group(2).lstrip("\\") if bold else wrt.name
+    return name if name in state.vectors else ""
+
+
 def _by_others(of: sp.Basic, wrt: sp.Basic, state: _State) -> tuple:
     """(name, ∂of/∂name) for each defined plain name ``of`` depends on, other than ``wrt``
     (at most three)."""
@@ -286,7 +297,13 @@ def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...],
         (wrt, _), = first.variable_count
         rel, value = rest.pop(0)
         of = first.expr
-        if (isinstance(of, sp.Symbol) or (isinstance(of, sp.Indexed) and all(
+        vector = _vector_name(wrt, state)
+        if vector:
+            out.append(Claim(line, relation.piece(row.text, 0), UNSUPPORTED,
+                             reason=f"a derivative by the whole vector {vector} (a gradient in "
+                                    f"vector notation) is not checked: write it for one entry, "
+                                    f"\\frac{{\\partial ...}}{{\\partial {vector}_k}}"))
+        elif (isinstance(of, sp.Symbol) or (isinstance(of, sp.Indexed) and all(
                 x.is_Integer for x in of.indices))) and expand(of, state) == of:
             out.append(Claim(line, relation.piece(row.text, 0), UNSUPPORTED,
                              reason=f"{of} has no definition before this line to differentiate "
@@ -339,7 +356,7 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
              + [x for _, x in p.relation.rest]]
     exprs += [x for d in directives for a in d.relations for x in a.expressions()]
     mapping = normaliser(exprs)
-    state = _State()
+    state = _State(vectors={str(e.base) for x in exprs for e in x.atoms(sp.Indexed)})
     _announce(parsed, mapping, state)
     claims: list[Claim] = []
     for d in directives:

@@ -196,7 +196,7 @@ def _d_over(numerator: sp.Basic, denominator: sp.Basic) -> tuple[sp.Basic | None
     return None
 
 
-_VECTOR_ACCENTS = re.compile(r"\\(mathbf|boldsymbol|bm|vec)\{(.+)\}")
+VECTOR_ACCENTS = re.compile(r"\\(mathbf|boldsymbol|bm|vec)\{(.+)\}")
 
 
 def _softmax_entry(call: sp.Basic, index: sp.Basic) -> sp.Basic:
@@ -205,7 +205,7 @@ def _softmax_entry(call: sp.Basic, index: sp.Basic) -> sp.Basic:
     (argument,) = call.args
     if str(call.func) not in ("softmax", "sigma") or not isinstance(argument, sp.Symbol):
         raise ReadError(f"only a name can carry a subscript, not {sp.sstr(call)}")
-    bold = _VECTOR_ACCENTS.fullmatch(argument.name)
+    bold = VECTOR_ACCENTS.fullmatch(argument.name)
     vector = sp.IndexedBase(bold.group(2).lstrip("\\") if bold else argument.name)
     taken = {s.name for s in index.free_symbols}
     k = sp.Symbol(next(n for n in ("k", "j", "m", "l", "r") if n not in taken))
