@@ -233,6 +233,19 @@ def _differentiated(d: sp.Derivative, state: _State) -> sp.Basic:
     return sp.diff(of, v, n)
 
 
+def _undefined(of: sp.Basic, state: _State) -> bool:
+    """``of`` is a name (L, C_0) with no value yet."""
+    return (isinstance(of, sp.Symbol) or (isinstance(of, sp.Indexed) and all(
+        x.is_Integer for x in of.indices))) and expand(of, state) == of
+
+
+def _restated(first: sp.Derivative, rel: str, value: sp.Basic) -> bool:
+    """``∂X/∂v = ∂/∂v [ … ]``: the derivative of what X is, by the same variable."""
+    return (rel == "=" and isinstance(value, sp.Derivative)
+            and value.variable_count == first.variable_count
+            and not _names(first.expr) & _names(value.expr))
+
+
 def _vector_name(wrt: sp.Basic, state: _State) -> str:
     """The vector's name when ``wrt`` is a whole vector of the document (z or \\mathbf{z} where
     z_k is used), else ''."""
@@ -303,8 +316,10 @@ def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...],
                              reason=f"a derivative by the whole vector {vector} (a gradient in "
                                     f"vector notation) is not checked: write it for one entry, "
                                     f"\\frac{{\\partial ...}}{{\\partial {vector}_k}}"))
-        elif (isinstance(of, sp.Symbol) or (isinstance(of, sp.Indexed) and all(
-                x.is_Integer for x in of.indices))) and expand(of, state) == of:
+        elif _undefined(of, state) and _restated(first, rel, value):
+            # ∂L/∂z_i = ∂/∂z_i [ … ]: the line says what L is; the chain goes on from it
+            _define(of, value.expr, state, relation.tag or row.tag)
+        elif _undefined(of, state):
             out.append(Claim(line, relation.piece(row.text, 0), UNSUPPORTED,
                              reason=f"{of} has no definition before this line to differentiate "
                                     "(or it could not be read)"))

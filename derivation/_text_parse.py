@@ -299,6 +299,10 @@ class _ToSympy(lark.Transformer):
         high = upper[1] if upper is not None else IMPLICIT_BOUND
         body = value(items[-1])
         cls = sp.Sum if kind == r"\sum" else sp.Product
+        if len(lower) == 4:  # \sum_{j \neq i}: every class but i
+            if cls is sp.Product:
+                raise ReadError("a product over 'j \\neq i' is not read (a sum is)")
+            body = body * (1 - sp.KroneckerDelta(index, lower[3]))
         return cls(body, (index, low, high))
 
     def lower(self, items):
@@ -307,8 +311,11 @@ class _ToSympy(lark.Transformer):
             x = x[0]
         if isinstance(x, tuple):  # a chain: i = 1
             first, rest = x
+            if (isinstance(first, sp.Symbol) and len(rest) == 1
+                    and rest[0][0] in ("\\neq", "\\ne")):
+                return ("lower", first, sp.Integer(1), rest[0][1])  # j \neq i
             if first is None or len(rest) != 1 or rest[0][0] != "=" or not isinstance(first, sp.Symbol):
-                raise ReadError("a sum's index must read 'i = 1' (or just 'i')")
+                raise ReadError("a sum's index must read 'i = 1', 'j \\neq i' or just 'i'")
             return ("lower", first, rest[0][1])
         if not isinstance(x, sp.Symbol):
             raise ReadError("a sum's index must be a name")

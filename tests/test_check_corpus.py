@@ -69,6 +69,10 @@ EXPECTED: dict[str, int | tuple[int, str] | None] = {
     "c48_where_clause_wrong_sign": 1,
     "c49_vector_notation_gradient": (1, "unchecked"),
     "c50_mean_missing_one_over_n": 1,
+    "c51_sum_over_other_classes": None,
+    "c52_derivative_restated": None,
+    "c53_derivative_restated_wrong_sign": 1,
+    "c54_sum_over_other_classes_wrong_index": 1,
 }
 
 
