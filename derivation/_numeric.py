@@ -291,6 +291,8 @@ def directional_derivative(expr: sp.Basic, wrt: sp.Indexed, point: Point,
     """d/dt expr(base + t·direction) at t = 0, with ``direction`` over positions of ``wrt.base``
     (mpmath's high-precision numerical differentiation)."""
     base = wrt.base
+    if base not in point.values:  # no side mentions the vector: nothing moves with it
+        return mpmath.mpf(0)
 
     def along(t: object) -> object:
         values = dict(point.values)

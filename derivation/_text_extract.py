@@ -32,6 +32,8 @@ class Row:
     display: bool
     block: int
     tag: str = ""
+    condition: str = ""
+    """The condition of a ``cases`` entry the row comes from (``i = j``), LaTeX; or ``""``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,52 @@ def _closing(opener: re.Match[str]) -> re.Pattern[str]:
     return re.compile(r"\\end\{" + re.escape(opener.group(1) + opener.group(2)) + r"\}")
 
 
+_CASES = re.compile(r"\\begin\{cases\}(.*?)\\end\{cases\}", re.DOTALL)
+_CONDITION_WORDS = re.compile(r"\\(text|textrm|mbox|mathrm)\s*\{\s*(if|for|when|otherwise|else)?"
+                              r"\s*[,.;]?\s*\}|^\s*(if|for|when)\b|[,.;]\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class _Case:
+    start: int
+    end: int
+    text: str
+    condition: str
+    at: int
+    """Where the entry's value stands (its line is the row's)."""
+
+
+def _cases(body: str) -> list[_Case]:
+    """``X = \\begin{cases} A & \\text{if } i = j \\\\ B & \\text{otherwise} \\end{cases}``: one row
+    ``X = A`` under ``i = j`` and one ``X = B`` under ``i \\neq j`` (otherwise: the negation of
+    the one other condition, when it is an equality). Offsets are in ``body``."""
+    out: list[_Case] = []
+    for m in _CASES.finditer(body):
+        before = [b.end() for b in _ROW_BREAK.finditer(body, 0, m.start())]
+        start = max(before, default=0)
+        prefix = body[start:m.start()].strip()
+        entries = []
+        offset = m.start(1)
+        for entry in re.split(r"(\\\\(?:\[[^\]]*\])?)", m.group(1)):
+            at, offset = offset, offset + len(entry)
+            if not entry.strip() or entry.startswith("\\\\"):
+                continue
+            value, _, written = entry.partition("&")
+            condition = _CONDITION_WORDS.sub(" ", written).strip()
+            at += len(value) - len(value.lstrip())
+            otherwise = re.search(r"\b(otherwise|else)\b", entry) is not None
+            # "otherwise" alone: read below, or left as written (then not read: unchecked)
+            entries.append((value.strip(), condition or written.strip() if otherwise
+                            else condition, otherwise, at))
+        if len(entries) == 2:
+            (_, first, _, _), (value, _, otherwise, at) = entries
+            if otherwise and first.count("=") == 1 and "\\" not in first:
+                entries[1] = (value, first.replace("=", "\\neq"), otherwise, at)
+        out += [_Case(start, m.end(), f"{prefix} {value}", condition, at)
+                for value, condition, _, at in entries]
+    return out
+
+
 def extract(text: str) -> Extracted:
     """Rows of mathematics and directives, in the order they stand in ``text``."""
     directives = tuple(
@@ -130,6 +178,11 @@ def extract(text: str) -> Extracted:
             tag = f"({after.group(1)})" if after else ""
         _nested = re.compile(r"\\(begin|end)\{(" + _ENVIRONMENTS + r")\*?\}")
         body = _nested.sub(lambda m: " " * len(m.group(0)), body)
+        for case in _cases(body):
+            line, column = lines.at(body_start + case.at)
+            rows.append(Row(line, column, case.text, not inline, block, tag, case.condition))
+            body = body[:case.start] + re.sub(r"[^\n]", " ", body[case.start:case.end]) \
+                + body[case.end:]
         start = 0
         for piece in [*_ROW_BREAK.finditer(body), None]:
             end = len(body) if piece is None else piece.start()

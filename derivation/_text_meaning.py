@@ -234,9 +234,11 @@ def _differentiated(d: sp.Derivative, state: _State) -> sp.Basic:
 
 
 def _undefined(of: sp.Basic, state: _State) -> bool:
-    """``of`` is a name (L, C_0) with no value yet."""
-    return (isinstance(of, sp.Symbol) or (isinstance(of, sp.Indexed) and all(
-        x.is_Integer for x in of.indices))) and expand(of, state) == of
+    """``of`` is a name (L, C_0) or a vector's entry (s_i) with no value yet."""
+    if isinstance(of, sp.Indexed) and not all(x.is_Integer for x in of.indices):
+        return of.base not in state.entries and expand(of, state) == of
+    return (isinstance(of, sp.Symbol) or isinstance(of, sp.Indexed)) \
+        and expand(of, state) == of
 
 
 def _restated(first: sp.Derivative, rel: str, value: sp.Basic) -> bool:
@@ -370,6 +372,8 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
              ([p.relation.first] if p.relation.first is not None else [])
              + [x for _, x in p.relation.rest]]
     exprs += [x for d in directives for a in d.relations for x in a.expressions()]
+    exprs += [x for p in parsed if p.row.condition
+              for a in read_directive(None, p.row.condition).relations for x in a.expressions()]
     mapping = normaliser(exprs)
     state = _State(vectors={str(e.base) for x in exprs for e in x.atoms(sp.Indexed)})
     _announce(parsed, mapping, state)
@@ -384,6 +388,15 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
     for p in parsed:
         p = _normalised(p, mapping)
         assumed = directives_in_force(directives, p.row.line, mapping)
+        if p.row.condition:  # a cases entry: its condition in force for its row alone
+            case = read_directive(None, p.row.condition)
+            if case.error:
+                claims.append(Claim(p.row.line, p.row.text, UNREADABLE, reason=f"the case's "
+                                    f"condition '{p.row.condition}' could not be read, so the "
+                                    "case is not checked"))
+                continue
+            assumed = tuple(dict.fromkeys(assumed + tuple(a.normalised(mapping)
+                                                          for a in case.relations)))
         try:
             claims.extend(_claims_for(p, state, assumed, source))
         except (Exception, RecursionError) as error:  # noqa: BLE001 - never out of check_text

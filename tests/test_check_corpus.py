@@ -73,6 +73,9 @@ EXPECTED: dict[str, int | tuple[int, str] | None] = {
     "c52_derivative_restated": None,
     "c53_derivative_restated_wrong_sign": 1,
     "c54_sum_over_other_classes_wrong_index": 1,
+    "c55_jacobian_cases_environment": None,
+    "c56_jacobian_cases_swapped": 1,
+    "c57_cases_condition_in_words": (1, "unchecked"),
 }
 
 
@@ -139,3 +142,11 @@ def test_a_counterexample_lies_in_the_real_domain() -> None:
     entries = {k: v for k, v in first.counterexample.items() if k.startswith("p[")}
     assert entries and all(v > 0 for v in entries.values()), first.counterexample
     assert "j)" not in first.detail, first.detail
+
+
+def test_a_case_whose_condition_is_not_read_is_not_checked() -> None:
+    """Cases whose condition is words: neither case is checked without its condition (that
+    would fail a correct case); an 'else' beside an unread condition is unread too."""
+    steps = _checked("c57_cases_condition_in_words").steps
+    assert [s.status for s in steps] == ["unchecked", "unchecked"]
+    assert all("condition" in s.detail for s in steps)
