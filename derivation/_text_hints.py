@@ -49,7 +49,7 @@ def hint(before: sp.Basic, after: sp.Basic, holds: Callable[[sp.Basic, sp.Basic]
 def _name_reused(before, after, holds, functions, previous_tag) -> str:
     """The line is the previous one with an entry x_p replaced by a defined function applied
     to x itself: x names that function's output before and its input now."""
-    from ._text_meaning import _apply
+    from ._text_values import apply as _apply
 
     for name, parameter, body, tag in sorted(functions, key=lambda f: (not f[3], f[0])):
         for entry in sorted(before.atoms(sp.Indexed), key=sp.srepr):

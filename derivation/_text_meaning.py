@@ -21,15 +21,16 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ._symbols import apart_from
 from ._symbols import c as classes_symbol
 from ._text_assume import Assumed, directives_in_force, read_directive
 from ._text_calls import calls_as_products, function_definitions
 from ._text_extract import Extracted
 from ._text_parse import IMPLICIT_BOUND, VECTOR_ACCENTS, Parsed, parse_row
+from ._text_values import State, expand
+from ._text_values import by_others as _by_others, define as _define
+from ._text_values import functions as _functions, names as _names
 
 EQUAL, DERIVATIVE, UNREADABLE, UNSUPPORTED = "equal", "derivative", "unreadable", "unsupported"
-_MAX_EXPANSIONS = 12
 
 
 @dataclass(frozen=True)
@@ -53,34 +54,6 @@ class Claim:
     by_others: tuple = field(default=(), compare=False)
     """For a derivative: (name, the derivative by that defined name instead), for the hint
     that a line is ∂L/∂s where ∂L/∂a was asked (the chain rule's last factor forgotten)."""
-
-
-@dataclass
-class _State:
-    values: dict = field(default_factory=dict)       # Symbol / Indexed(C, 0) -> current value
-    defined: dict = field(default_factory=dict)      # the same keys -> value when defined
-    written_under: dict = field(default_factory=dict)  # the same keys -> assumptions then
-    entries: dict = field(default_factory=dict)      # IndexedBase -> (index, body)
-    functions: dict = field(default_factory=dict)    # name -> (parameter, body, tag)
-    tags: dict = field(default_factory=dict)         # key -> tag of its latest line
-    used: set = field(default_factory=set)           # names seen so far
-    current: sp.Basic | None = None                  # the chain's last expression
-    subject: sp.Basic | None = None                  # the defined name the chain continues
-    current_tag: str = ""
-    vectors: set = field(default_factory=set)        # names of the document's vectors (z of z_k)
-    announced: set = field(default_factory=set)      # functions defined once, known throughout
-
-
-def _names(expr: sp.Basic) -> set[str]:
-    """The names ``expr`` uses: symbols, functions, vectors (``y`` for ``y_i``, and
-    ``vector:y`` when an index is not a number) and named entries (``C[0]`` for ``C_0``)."""
-    out = {s.name for s in expr.free_symbols if isinstance(s, sp.Symbol)}
-    for e in expr.atoms(sp.Indexed):
-        out |= {str(e.base), str(e)}
-        if not all(x.is_Integer for x in e.indices):
-            out.add(f"vector:{e.base}")
-    out |= {str(f.func) for f in expr.atoms(sp.core.function.AppliedUndef)}
-    return out
 
 
 def _index_names(exprs: list[sp.Basic]) -> tuple[set[str], list[str]]:
@@ -124,7 +97,7 @@ def normaliser(exprs: list[sp.Basic]) -> dict[sp.Symbol, sp.Basic]:
     return mapping
 
 
-def _definable(lhs: sp.Basic, state: _State, rhs: sp.Basic, display: bool = False
+def _definable(lhs: sp.Basic, state: State, rhs: sp.Basic, display: bool = False
                ) -> sp.Basic | None:
     """The key a new definition ``lhs = rhs`` gives a value to, or ``None``. A name used
     before but never given a value may be defined by a displayed line ("L = -log ŷ_t, where
@@ -157,7 +130,7 @@ def _definable(lhs: sp.Basic, state: _State, rhs: sp.Basic, display: bool = Fals
     return None
 
 
-def _without_value(lhs: sp.Basic, state: _State, rhs: sp.Basic) -> bool:
+def _without_value(lhs: sp.Basic, state: State, rhs: sp.Basic) -> bool:
     if isinstance(lhs, sp.Symbol):
         return lhs not in state.values and lhs.name not in state.functions
     if isinstance(lhs, sp.Indexed) and len(lhs.indices) == 1 and lhs.indices[0].is_Symbol:
@@ -165,75 +138,7 @@ def _without_value(lhs: sp.Basic, state: _State, rhs: sp.Basic) -> bool:
     return False
 
 
-def _define(key: sp.Basic, value: sp.Basic, state: _State, tag: str) -> None:
-    if isinstance(key, sp.core.function.AppliedUndef):
-        state.functions[str(key.func)] = (key.args[0], value, tag)
-        if isinstance(key.args[0], sp.Symbol):  # σ(x) = …: a bare σ is σ(x) (as in dσ/dx)
-            state.values[sp.Symbol(str(key.func), real=True)] = value
-    elif isinstance(key, sp.Indexed) and key.indices[0].is_Symbol:
-        state.entries[key.base] = (key.indices[0], value)
-    else:
-        state.values[key] = state.defined[key] = value
-    state.tags[key] = tag
-
-
-def _apply(parameter: sp.Basic, body: sp.Basic, argument: sp.Basic) -> sp.Basic:
-    """A defined function's body at an argument (``σ(y_i)`` applied to ``ŷ_p``)."""
-    if isinstance(parameter, sp.Indexed) and isinstance(argument, sp.Indexed):
-        renamed = body.replace(lambda e: isinstance(e, sp.Indexed) and e.base == parameter.base,
-                               lambda e: sp.Indexed(argument.base, *e.indices))
-        return renamed.xreplace({parameter.indices[0]: argument.indices[0]})
-    return body.xreplace({parameter: argument})
-
-
-def expand(expr: sp.Basic, state: _State, keep: sp.Basic | None = None) -> sp.Basic:
-    """``expr`` with every defined name replaced by its value, until none is left; ``keep``
-    (the variable a derivative is taken by: ``ŷ`` in ``∂L/∂ŷ``,
-    or an entry ``p_i`` of a defined vector) stays a variable even when it has a value."""
-    values = state.values
-    entries = state.entries
-    if keep is not None:
-        values = {k: v for k, v in values.items() if k != keep}
-        if isinstance(keep, sp.Indexed):
-            entries = {k: v for k, v in entries.items() if k != keep.base}
-    for _ in range(_MAX_EXPANSIONS):
-        before = expr
-        expr = expr.replace(lambda e: isinstance(e, sp.Derivative) and _by_defined(e, state),
-                            lambda e: _differentiated(e, state))
-        expr = expr.xreplace(values)
-        if entries:
-            expr = expr.replace(
-                lambda e: isinstance(e, sp.Indexed) and e.base in entries,
-                lambda e: entries[e.base][1].xreplace({entries[e.base][0]: e.indices[0]}))
-        if state.functions:
-            expr = expr.replace(
-                lambda e: isinstance(e, sp.core.function.AppliedUndef)
-                and str(e.func) in state.functions,
-                lambda e: _apply(*state.functions[str(e.func)][:2], e.args[0]))
-        if expr == before:
-            break
-    return expr
-
-
-def _by_defined(d: sp.Derivative, state: _State) -> bool:
-    """``d`` is by one name that has a value (``∂C/∂p_i`` with p the softmax)."""
-    if len(d.variable_count) != 1:
-        return False
-    (v, _), = d.variable_count
-    return v in state.values or (isinstance(v, sp.Indexed) and v.base in state.entries)
-
-
-def _differentiated(d: sp.Derivative, state: _State) -> sp.Basic:
-    """A derivative by a defined name, carried out with that name a variable (its value goes in
-    afterwards, as for every other name): ``∂C/∂p_i`` of ``C = -Σ_i y_i log p_i`` is
-    ``-y_i/p_i``, not 0. A sum's variable that is also the derivative's index is renamed first
-    (Σ_i … p_i by p_i is not the derivative of one term)."""
-    (v, n), = d.variable_count
-    of = apart_from(expand(d.expr, state, v), v)
-    return sp.diff(of, v, n)
-
-
-def _undefined(of: sp.Basic, state: _State) -> bool:
+def _undefined(of: sp.Basic, state: State) -> bool:
     """``of`` is a name (L, C_0) or a vector's entry (s_i) with no value yet."""
     if isinstance(of, sp.Indexed) and not all(x.is_Integer for x in of.indices):
         return of.base not in state.entries and expand(of, state) == of
@@ -248,7 +153,7 @@ def _restated(first: sp.Derivative, rel: str, value: sp.Basic) -> bool:
             and not _names(first.expr) & _names(value.expr))
 
 
-def _vector_name(wrt: sp.Basic, state: _State) -> str:
+def _vector_name(wrt: sp.Basic, state: State) -> str:
     """The vector's name when ``wrt`` is a whole vector of the document (z or \\mathbf{z} where
     z_k is used), else ''."""
     if not isinstance(wrt, sp.Symbol):
@@ -258,26 +163,7 @@ def _vector_name(wrt: sp.Basic, state: _State) -> str:
     return name if name in state.vectors else ""
 
 
-def _by_others(of: sp.Basic, wrt: sp.Basic, state: _State) -> tuple:
-    """(name, ∂of/∂name) for each defined plain name ``of`` depends on, other than ``wrt``
-    (at most three)."""
-    out = []
-    for key in state.values:
-        if len(out) == 3:
-            break
-        if not isinstance(key, sp.Symbol) or key == wrt:
-            continue
-        kept = expand(of, state, key)
-        if key in kept.free_symbols:
-            out.append((key, expand(sp.diff(kept, key), state)))
-    return tuple(out)
-
-
-def _functions(state: _State) -> tuple:
-    return tuple((name, *definition) for name, definition in sorted(state.functions.items()))
-
-
-def _claims_for(parsed: Parsed, state: _State, assumed: tuple[Assumed, ...],
+def _claims_for(parsed: Parsed, state: State, assumed: tuple[Assumed, ...],
                 source: str) -> list[Claim]:
     row, relation = parsed.row, parsed.relation
     line = row.line
@@ -375,7 +261,7 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
     exprs += [x for p in parsed if p.row.condition
               for a in read_directive(None, p.row.condition).relations for x in a.expressions()]
     mapping = normaliser(exprs)
-    state = _State(vectors={str(e.base) for x in exprs for e in x.atoms(sp.Indexed)})
+    state = State(vectors={str(e.base) for x in exprs for e in x.atoms(sp.Indexed)})
     _announce(parsed, mapping, state)
     claims: list[Claim] = []
     for d in directives:
@@ -410,7 +296,7 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
     return tuple(claims)
 
 
-def _announce(parsed: list[Parsed], mapping: dict, state: _State) -> None:
+def _announce(parsed: list[Parsed], mapping: dict, state: State) -> None:
     """A function defined once in the document (``σ(x) = …``) means that everywhere, also in
     lines before its definition ("… = σ(x) − y, where σ(x) = …") and in a definition that uses
     it before it is defined (``ŷ = σ(a)``, then ``σ(a) = …``)."""
