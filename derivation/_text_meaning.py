@@ -8,7 +8,11 @@
   defined before continues it; ``&= …`` continues the row before. After
   ``\\frac{\\partial X}{\\partial v} =`` the first line must be the derivative of X's value.
 * Inline math in prose only ever defines a name not used before: ``$y_p = 1$`` or ``$i = j$``
-  redefines nothing and claims nothing.
+  redefines nothing and claims nothing. A displayed line may define a name used before but
+  never given a value ("L = -log ŷ_t, ŷ_t = …"); a function defined once (``σ(x) = …``) means
+  that throughout, also before its definition.
+* A ``cases`` entry is checked under its condition; a derivative by a defined name keeps that
+  name a variable (see :mod:`._text_values`).
 * Directives ``assume:`` / ``given:`` put relations in force (see :mod:`._text_assume`).
 
 The result is a tuple of :class:`Claim`: what each step says, with every definition expanded.
