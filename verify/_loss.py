@@ -1,0 +1,108 @@
+r"""The reference loss in JAX, for a :class:`derivation.Loss`: what ``jax.grad`` differentiates.
+
+Arrays: logits ``z`` ``[rows, classes]``; targets ``[rows]`` of class indices (``targets=
+"indices"``, entries equal to ``ignore_index`` allowed) or ``[rows, classes]`` of probabilities;
+``grad_output`` a scalar for ``mean``/``sum``, ``[rows]`` for ``none``. The composition is the
+one :mod:`derivation._loss` documents, with PyTorch's weighted mean; where every row is ignored
+the ``mean`` is NaN and its gradient zero, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from derivation import Loss
+
+
+def mask(loss: Loss, targets: ArrayLike, dtype: jnp.dtype) -> jax.Array:
+    """m_r: 0 where an index target equals ``ignore_index``, else 1 (``[rows]``)."""
+    targets = jnp.asarray(targets)
+    if loss.targets == "indices" and loss.ignore_index is not None:
+        return (targets != loss.ignore_index).astype(dtype)
+    return jnp.ones((targets.shape[0],), dtype)
+
+
+def target_distribution(loss: Loss, targets: ArrayLike, classes: int, dtype: jnp.dtype) -> jax.Array:
+    """t: the one-hot of an index target (all zero for an index outside 0..c−1, e.g. an ignored
+    one) or the probability target itself, ``[rows, classes]``."""
+    targets = jnp.asarray(targets)
+    if loss.targets == "indices":
+        return jax.nn.one_hot(targets, classes, dtype=dtype)
+    return targets.astype(dtype)
+
+
+def transformed_logits(loss: Loss, z: jax.Array) -> jax.Array:
+    """u = z / T, then cap·tanh(u / cap) when ``softcap`` is set."""
+    u = z / jnp.asarray(loss.temperature, z.dtype) if loss.temperature != 1.0 else z
+    if loss.softcap is not None:
+        cap = jnp.asarray(loss.softcap, z.dtype)
+        u = cap * jnp.tanh(u / cap)
+    return u
+
+
+def row_losses(loss: Loss, z: ArrayLike, targets: ArrayLike) -> jax.Array:
+    r""":math:`\ell_r = -\sum_k w_k q_k (u_k - \mathrm{lse}) + \lambda\,\mathrm{lse}^2`, one per
+    row (``[rows]``), before the mask."""
+    z = jnp.asarray(z)
+    classes = z.shape[-1]
+    u = transformed_logits(loss, z)
+    lse = jax.nn.logsumexp(u, axis=-1, keepdims=True)
+    t = target_distribution(loss, targets, classes, z.dtype)
+    eps = loss.label_smoothing
+    q = (1 - eps) * t + eps / classes if eps else t
+    w = jnp.asarray(loss.weight_for(classes), z.dtype)
+    weighted = q * w if loss.weight is not None else q
+    out = -jnp.sum(weighted * (u - lse), axis=-1)
+    if loss.z_loss:
+        out = out + loss.z_loss * lse[..., 0] ** 2
+    return out
+
+
+def denominator(loss: Loss, targets: ArrayLike, classes: int, dtype: jnp.dtype) -> jax.Array:
+    """What ``mean`` divides by: Σ_r m_r w_{t_r} for index targets, the number of rows for
+    probability targets (1 for ``sum`` and ``none``). It does not depend on the logits."""
+    targets = jnp.asarray(targets)
+    if loss.reduction != "mean":
+        return jnp.asarray(1, dtype)
+    if loss.targets == "probabilities":
+        return jnp.asarray(targets.shape[0], dtype)
+    m = mask(loss, targets, dtype)
+    w = jnp.asarray(loss.weight_for(classes), dtype)
+    picked = w[jnp.clip(targets, 0, classes - 1)]
+    return jnp.sum(m * picked)
+
+
+def reduced(loss: Loss, z: ArrayLike, targets: ArrayLike) -> jax.Array:
+    """The loss as PyTorch returns it: a scalar for ``mean``/``sum``, ``[rows]`` for ``none``.
+
+    ``mean`` over no rows at all (every row ignored) is NaN, with a zero gradient.
+    """
+    z = jnp.asarray(z)
+    m = mask(loss, targets, z.dtype)
+    masked = m * row_losses(loss, z, targets)
+    if loss.reduction == "none":
+        return masked
+    total = jnp.sum(masked)
+    if loss.reduction == "sum":
+        return total
+    d = denominator(loss, targets, z.shape[-1], z.dtype)
+    safe = jnp.where(d > 0, d, jnp.ones_like(d))
+    return jnp.where(d > 0, total / safe, jnp.asarray(jnp.nan, z.dtype))
+
+
+def objective(loss: Loss, z: ArrayLike, targets: ArrayLike, grad_output: ArrayLike) -> jax.Array:
+    """⟨grad_output, reduced⟩: the scalar whose ``jax.grad`` by ``z`` is the gradient a backward
+    pass computes with that upstream gradient (a vector-Jacobian product). Where ``mean`` is NaN
+    (no rows counted) so is the objective, and its gradient is zero, as PyTorch's."""
+    return jnp.sum(jnp.asarray(grad_output, jnp.asarray(z).dtype) * reduced(loss, z, targets))
+
+
+def gradient(loss: Loss, z: ArrayLike, targets: ArrayLike, grad_output: ArrayLike) -> jax.Array:
+    """``jax.grad`` of :func:`objective` by the logits, ``[rows, classes]``."""
+    return jax.grad(objective, argnums=1)(loss, jnp.asarray(z), targets, grad_output)
+
+
+__all__ = ["mask", "target_distribution", "transformed_logits", "row_losses", "denominator",
+           "reduced", "objective", "gradient"]
