@@ -83,6 +83,8 @@ class Evaluator:
             return mpmath.exp(arg)
         if isinstance(expr, sp.log):
             return mpmath.log(ev(expr.args[0]))
+        if isinstance(expr, sp.tanh):  # in mpmath, so that numerical derivatives see its slope
+            return mpmath.tanh(ev(expr.args[0]))
         if isinstance(expr, sp.KroneckerDelta):
             return mpmath.mpf(int(ev(expr.args[0]) == ev(expr.args[1])))
         if isinstance(expr, (sp.Sum, sp.Product)) and _finite_limits(expr):
