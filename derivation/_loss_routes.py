@@ -194,9 +194,13 @@ def variant_route(loss: Loss, classes: Classes, step: Callable[[], None] | None 
                                  - v.weight(k) * v.q(k)),
               "collect ∂u_k/∂z_k" + ("" if v.transformed else "; definition of the softmax: "
                                      "e^{z_k}/Σₘ e^{zₘ} = σ_k"))
-    target_sum = ((1 - eps) * total(v.weight(i) * y[i], i, classes)
-                  + eps / classes * total(v.weight(i), i, classes)) if v.smoothing else (
-        total(v.weight(i) * y[i], i, classes))
+    if not v.smoothing:
+        target_sum = total(v.weight(i) * y[i], i, classes)
+    elif v.weighted:
+        target_sum = ((1 - eps) * total(w[i] * y[i], i, classes)
+                      + eps / classes * total(w[i], i, classes))
+    else:
+        target_sum = (1 - eps) * total(y[i], i, classes) + eps
     if v.smoothing:
         b.rewrite(scale * v.du(k) * (named * (target_sum + z_part) - v.weight(k) * v.q(k)),
                   "linearity of the sum: Σᵢ wᵢqᵢ = (1 − ε)Σᵢ wᵢyᵢ + (ε/c)Σᵢ wᵢ"

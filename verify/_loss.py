@@ -9,8 +9,13 @@ the ``mean`` is NaN and its gradient zero, as in PyTorch.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import jax
 import jax.numpy as jnp
+import sympy
 from jax.typing import ArrayLike
 
 from derivation import Loss
@@ -24,7 +29,8 @@ def mask(loss: Loss, targets: ArrayLike, dtype: jnp.dtype) -> jax.Array:
     return jnp.ones((targets.shape[0],), dtype)
 
 
-def target_distribution(loss: Loss, targets: ArrayLike, classes: int, dtype: jnp.dtype) -> jax.Array:
+def target_distribution(loss: Loss, targets: ArrayLike, classes: int,
+                        dtype: jnp.dtype) -> jax.Array:
     """t: the one-hot of an index target (all zero for an index outside 0..c−1, e.g. an ignored
     one) or the probability target itself, ``[rows, classes]``."""
     targets = jnp.asarray(targets)
@@ -104,5 +110,54 @@ def gradient(loss: Loss, z: ArrayLike, targets: ArrayLike, grad_output: ArrayLik
     return jax.grad(objective, argnums=1)(loss, jnp.asarray(z), targets, grad_output)
 
 
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What the derivation predicts at some inputs, each ``[rows, classes]``.
+
+    Attributes:
+        gradient: the gradient for any targets (the reference's, from the theory).
+        closed_form: the derivation's closed form (targets that sum to one).
+        residual: ``gradient − closed_form``.
+    """
+
+    gradient: jax.Array
+    closed_form: jax.Array
+    residual: jax.Array
+
+
+@functools.cache
+def _lambdified(loss: Loss) -> tuple[Callable[..., jax.Array], ...]:
+    from derivation._loss_theory import ARGUMENTS, loss_theory
+
+    theory = loss_theory(loss)
+    return tuple(sympy.lambdify(ARGUMENTS, expr, modules="jax")
+                 for expr in (theory.gradient, theory.closed_form, theory.residual))
+
+
+def predict(loss: Loss, z: ArrayLike, targets: ArrayLike, grad_output: ArrayLike) -> Prediction:
+    """The derivation's gradient, closed form and residual at these inputs, lambdified from
+    ``derivation``'s checked route for this loss (never retyped)."""
+    z = jnp.asarray(z)
+    rows, classes = z.shape
+    u = transformed_logits(loss, z)
+    lse = jax.nn.logsumexp(u, axis=-1, keepdims=True)
+    s = jnp.exp(u - lse)
+    t = target_distribution(loss, targets, classes, z.dtype)
+    w = jnp.asarray(loss.weight_for(classes), z.dtype)
+    g = jnp.asarray(grad_output, z.dtype)
+    g = g[:, None] if g.ndim == 1 else g
+    m = mask(loss, targets, z.dtype)[:, None]
+    d = denominator(loss, targets, classes, z.dtype)
+    d = jnp.where(d > 0, d, jnp.ones_like(d))  # every row ignored: m = 0 makes the gradient 0
+    args = (s, lse, z, t, w, jnp.sum(w * t, axis=-1, keepdims=True), jnp.sum(w),
+            jnp.sum(t, axis=-1, keepdims=True), g, m, d, loss.label_smoothing, loss.z_loss,
+            loss.softcap or 1.0, loss.temperature, classes)
+    gradient, closed, residual = (jnp.broadcast_to(f(*args), (rows, classes)).astype(z.dtype)
+                                  for f in _lambdified(loss))
+    return Prediction(gradient, closed, residual)
+
+
 __all__ = ["mask", "target_distribution", "transformed_logits", "row_losses", "denominator",
-           "reduced", "objective", "gradient"]
+           "reduced", "objective", "gradient", "Prediction", "predict"]
