@@ -11,6 +11,7 @@ Per row r with logits :math:`z_r \in \mathbb{R}^c`, in this fixed order:
     \ell_r = -\sum_k w_k q_k (u_k - \mathrm{lse}) + \lambda\,\mathrm{lse}^2,
 
 where t is the one-hot of an index target or a probability target, and w = 1 without weights.
+A class whose logit is −∞ (masked, or a padded lane) stays at −∞ through the soft-cap.
 An index target equal to ``ignore_index`` has mask :math:`m_r = 0` (else 1). Reductions:
 ``none`` gives :math:`m_r \ell_r`, ``sum`` :math:`\sum_r m_r \ell_r`, ``mean``
 :math:`\sum_r m_r \ell_r / \sum_r m_r w_{t_r}` for index targets and

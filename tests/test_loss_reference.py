@@ -144,3 +144,17 @@ def test_z_loss_softcap_and_temperature_compose_in_the_documented_order(batch):
     lse = np.log(np.exp(u).sum(axis=1))
     want = lse - u[np.arange(ROWS), indices] + 1e-2 * lse**2
     np.testing.assert_allclose(ours, want, rtol=TOL, atol=TOL)
+
+
+def test_a_masked_lane_stays_masked_through_the_soft_cap():
+    """A padded class at −∞ takes no probability after capping (Unsloth PR #10616), and its
+    zero target adds no NaN."""
+    z = np.array([[1.0, -np.inf, 0.5], [2.0, 0.0, -np.inf]])
+    loss = Loss(softcap=2.0, targets="indices", reduction="sum")
+    with jax.enable_x64(True):
+        value = float(_loss.reduced(loss, z, np.array([0, 1])))
+        grad = np.asarray(_loss.gradient(loss, z, np.array([0, 1]), 1.0))
+        unpadded = float(_loss.reduced(loss, z[:, [0, 2]][:1], np.array([0]))) + float(
+            _loss.reduced(loss, z[1:, :2], np.array([1])))
+    assert value == pytest.approx(unpadded, rel=1e-15, abs=0)
+    assert grad[0, 1] == 0.0 and grad[1, 2] == 0.0 and np.isfinite(grad).all()

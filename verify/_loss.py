@@ -40,11 +40,12 @@ def target_distribution(loss: Loss, targets: ArrayLike, classes: int,
 
 
 def transformed_logits(loss: Loss, z: jax.Array) -> jax.Array:
-    """u = z / T, then cap·tanh(u / cap) when ``softcap`` is set."""
+    """u = z / T, then cap·tanh(u / cap) when ``softcap`` is set. A class masked out with a
+    logit of −∞ (a padded lane) stays at −∞: capped, it would be −cap and take probability."""
     u = z / jnp.asarray(loss.temperature, z.dtype) if loss.temperature != 1.0 else z
     if loss.softcap is not None:
         cap = jnp.asarray(loss.softcap, z.dtype)
-        u = cap * jnp.tanh(u / cap)
+        u = jnp.where(jnp.isneginf(z), z, cap * jnp.tanh(u / cap))
     return u
 
 
@@ -60,7 +61,7 @@ def row_losses(loss: Loss, z: ArrayLike, targets: ArrayLike) -> jax.Array:
     q = (1 - eps) * t + eps / classes if eps else t
     w = jnp.asarray(loss.weight_for(classes), z.dtype)
     weighted = q * w if loss.weight is not None else q
-    out = -jnp.sum(weighted * (u - lse), axis=-1)
+    out = -jnp.sum(jnp.where(weighted == 0, 0, weighted * (u - lse)), axis=-1)  # 0·log 0 = 0
     if loss.z_loss:
         out = out + loss.z_loss * lse[..., 0] ** 2
     return out
