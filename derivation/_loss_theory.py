@@ -32,13 +32,16 @@ class LossTheory:
 
     ``gradient`` holds for any targets; ``closed_form`` is the route's result (targets that sum
     to one, where the route uses that); ``residual`` is ``gradient − closed_form``: what a
-    closed form that assumes Σy = 1 is off by where the targets do not sum to one.
+    closed form that assumes Σy = 1 is off by where the targets do not sum to one. ``size`` is
+    the sum of the magnitudes of the gradient's terms (multiplied out): the size of what a dtype
+    rounds when it evaluates the gradient.
     """
 
     loss: Loss
     gradient: sp.Expr
     closed_form: sp.Expr
     residual: sp.Expr
+    size: sp.Expr
 
 
 def _elementwise(expr: sp.Expr, v: Variant) -> sp.Expr:
@@ -72,7 +75,8 @@ def loss_theory(loss: Loss) -> LossTheory:
     general = route.steps[-2].expr if sums_to_one else route.result
     gradient = _elementwise(general, v)
     closed = _elementwise(route.result, v)
-    return LossTheory(loss, gradient, closed, sp.factor(gradient - closed))
+    size = sp.Add(*(sp.Abs(term) for term in sp.Add.make_args(sp.expand(gradient))))
+    return LossTheory(loss, gradient, closed, sp.factor(gradient - closed), size)
 
 
 __all__ = ["LossTheory", "loss_theory", "ARGUMENTS"]

@@ -83,3 +83,14 @@ def test_every_row_ignored_predicts_a_zero_gradient():
         got = _loss.predict(loss, z, np.full(ROWS, -100), np.array(1.0))
         assert not np.asarray(got.gradient).any()
         assert not np.asarray(_loss.gradient(loss, z, np.full(ROWS, -100), 1.0)).any()
+
+
+def test_the_size_is_the_sum_of_the_gradients_terms():
+    from derivation._loss_theory import LSE, WEIGHT
+    from derivation._loss_symbols import lam
+
+    plain = loss_theory(Loss())
+    assert plain.size == abs(g * SOFTMAX * TARGET_SUM) + abs(g * TARGET)
+    with_z_loss = loss_theory(Loss(z_loss=0.1, weight=(1.0, 2.0)))
+    assert abs(2 * g * lam * LSE * SOFTMAX) in with_z_loss.size.args
+    assert abs(g * WEIGHT * TARGET) in with_z_loss.size.args

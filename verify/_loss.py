@@ -121,11 +121,13 @@ class Prediction:
         gradient: the gradient for any targets (the reference's, from the theory).
         closed_form: the derivation's closed form (targets that sum to one).
         residual: ``gradient − closed_form``.
+        size: the sum of the magnitudes of the gradient's terms (the scale of its rounding).
     """
 
     gradient: jax.Array
     closed_form: jax.Array
     residual: jax.Array
+    size: jax.Array
 
 
 @functools.cache
@@ -134,12 +136,17 @@ def _lambdified(loss: Loss) -> tuple[Callable[..., jax.Array], ...]:
 
     theory = loss_theory(loss)
     return tuple(sympy.lambdify(ARGUMENTS, expr, modules="jax")
-                 for expr in (theory.gradient, theory.closed_form, theory.residual))
+                 for expr in (theory.gradient, theory.closed_form, theory.residual, theory.size))
 
 
-def predict(loss: Loss, z: ArrayLike, targets: ArrayLike, grad_output: ArrayLike) -> Prediction:
+def predict(loss: Loss, z: ArrayLike, targets: ArrayLike, grad_output: ArrayLike,
+            batch_denominator: float | None = None) -> Prediction:
     """The derivation's gradient, closed form and residual at these inputs, lambdified from
-    ``derivation``'s checked route for this loss (never retyped)."""
+    ``derivation``'s checked route for this loss (never retyped).
+
+    ``batch_denominator`` is the mean's, when these rows are part of a larger batch (default:
+    theirs).
+    """
     z = jnp.asarray(z)
     rows, classes = z.shape
     u = transformed_logits(loss, z)
@@ -150,14 +157,14 @@ def predict(loss: Loss, z: ArrayLike, targets: ArrayLike, grad_output: ArrayLike
     g = jnp.asarray(grad_output, z.dtype)
     g = g[:, None] if g.ndim == 1 else g
     m = mask(loss, targets, z.dtype)[:, None]
-    d = denominator(loss, targets, classes, z.dtype)
+    d = (denominator(loss, targets, classes, z.dtype) if batch_denominator is None
+         else jnp.asarray(batch_denominator, z.dtype))
     d = jnp.where(d > 0, d, jnp.ones_like(d))  # every row ignored: m = 0 makes the gradient 0
     args = (s, lse, z, t, w, jnp.sum(w * t, axis=-1, keepdims=True), jnp.sum(w),
             jnp.sum(t, axis=-1, keepdims=True), g, m, d, loss.label_smoothing, loss.z_loss,
             loss.softcap or 1.0, loss.temperature, classes)
-    gradient, closed, residual = (jnp.broadcast_to(f(*args), (rows, classes)).astype(z.dtype)
-                                  for f in _lambdified(loss))
-    return Prediction(gradient, closed, residual)
+    return Prediction(*(jnp.broadcast_to(f(*args), (rows, classes)).astype(z.dtype)
+                        for f in _lambdified(loss)))
 
 
 __all__ = ["mask", "target_distribution", "transformed_logits", "row_losses", "denominator",
