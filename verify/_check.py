@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from derivation._loss import Loss
+
 from . import _dtypes, _explain, _inputs, _judge, _measure, _opinions, _rule
 from ._options import (
     DEFAULT_CLASSES,
@@ -69,6 +71,7 @@ def check(
     rtol: float | None = None,
     atol: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    loss: Loss | None = None,
 ) -> Report:
     r"""Checks a closed-form gradient of the softmax cross-entropy against ``jax.grad``.
 
@@ -93,6 +96,10 @@ def check(
         rtol: overrides the relative tolerance of every dtype (:data:`verify.TOLERANCES`).
         atol: overrides the absolute tolerance of every dtype.
         progress: called as ``progress(done, total)`` after each cell.
+        loss: a loss variant (:class:`verify.Loss`); then ``closed_form`` is a kernel's backward
+            ``(z, targets, grad_output) -> gradient`` (``None``: the derivation's closed form
+            for it) and the grid sweeps the targets and the upstream gradient too (see
+            :mod:`._variant_check`). ``None`` or ``Loss()`` is the plain loss.
 
     Returns:
         A :class:`verify.Report`, one :class:`verify.Cell` per (classes, dtype, scale, labels).
@@ -121,6 +128,12 @@ def check(
         atol=atol,
     )
     tolerances = tolerances_for(options.dtypes, options.rtol, options.atol)
+    if loss is not None and not isinstance(loss, Loss):
+        raise ValueError(f"loss: expected a verify.Loss or None, got {loss!r}")
+    if loss is not None and not loss.is_plain:
+        from ._variant_check import check_variant
+
+        return check_variant(options.closed_form, loss, options, tolerances, progress)
     fn = _traceable(options.closed_form)
     reference = plain()
     rows = options.samples + _inputs.ADVERSARIAL_ROWS

@@ -1,6 +1,6 @@
 """The loss flags of ``derive`` and ``verify``, read into a :class:`derivation.Loss`.
 
-Nothing here imports JAX or SymPy. A bad value is a ``ValueError`` whose text starts with the
+Nothing here imports JAX, nor SymPy before a flag is read. A bad value is a ``ValueError`` whose text starts with the
 flag's name (``label-smoothing: ...``); the CLI prints it as ``error: --label-smoothing: ...``.
 """
 
@@ -9,9 +9,12 @@ from __future__ import annotations
 import math
 from typing import Annotated, Optional
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from derivation._loss import Loss
+if TYPE_CHECKING:  # derivation imports SymPy: --help must not
+    from derivation._loss import Loss
 
 FLAGS = {"label_smoothing": "label-smoothing", "weight": "weight", "ignore_index": "ignore-index",
          "reduction": "reduction", "z_loss": "z-loss", "softcap": "softcap",
@@ -65,6 +68,8 @@ def parse_loss(label_smoothing: str | None = None, weight: str | None = None,
     Raises:
         ValueError: ``"<flag>: ..."`` naming the bad value and what is accepted.
     """
+    from derivation._loss import Loss
+
     fields: dict[str, object] = {}
     if label_smoothing is not None:
         fields["label_smoothing"] = _number("label-smoothing", label_smoothing,
