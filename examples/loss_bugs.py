@@ -125,7 +125,8 @@ def divided_by_rows_twice(z, targets, grad_output):
 def batch_wide_label_sum(z, targets, grad_output):
     """σ·Σy − y with Σy taken over the whole batch instead of the row."""
     total = jnp.sum(targets) / z.shape[0]
-    return grad_output * (jax.nn.softmax(z, axis=-1) * total - targets)
+    per_row = jnp.reshape(grad_output, (-1, 1))  # reduction none: one upstream value per row
+    return per_row * (jax.nn.softmax(z, axis=-1) * total - targets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,6 @@ BUGS = {
     "divided_by_rows_twice": Bug(
         divided_by_rows_twice, Loss(reduction="mean"), None, "more than one row"),
     "batch_wide_label_sum": Bug(
-        batch_wide_label_sum, Loss(), None, "rows whose label sums differ"),
+        batch_wide_label_sum, Loss(reduction="none"), None, "rows whose label sums differ"),
 }
 """Each bug by name."""

@@ -31,8 +31,9 @@ from . import _dtypes, _rule, _variant
 from ._options import Options, Tolerance
 from ._report import format_number
 
-MAX_CELLS = 2
-"""Disagreeing cells shrunk per check (each candidate shape compiles); the others say so."""
+MAX_CELLS = 1
+"""Disagreeing cells shrunk per check (each candidate shape compiles); the others say so: the
+first counterexample stands for them."""
 MAX_VALUES_SINGLY = 24
 """Logits are zeroed one at a time only in batches this small."""
 
@@ -137,8 +138,8 @@ def counterexample(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str,
                    c: int, scale: float, kind: str, worst_row: int = 0) -> tuple[str | None, str]:
     """A shrunk failing batch as a runnable snippet, or ``(None, why not)``."""
     if _BUDGET["left"] <= 0:
-        return None, (f"not shrunk: the first {MAX_CELLS} disagreeing cells of the check were "
-                      f"(theirs stand for the rest)")
+        return None, ("not shrunk: only the check's first disagreeing cell is (each candidate "
+                      "batch compiles), and its counterexample stands for the rest")
     _BUDGET["left"] -= 1
     facts = _dtypes.facts(dtype)
     z = np.asarray(z64).astype(facts.dtype).astype(np.float64)

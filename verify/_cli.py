@@ -292,13 +292,22 @@ def verify(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     closed_form: Annotated[Optional[str], typer.Option(  # noqa: UP007
         "--closed-form", help="Your own gradient, as module:function taking (z, y) "
-                              "(default: softmax(z) - y).")] = None,
+                              "(default: softmax(z) - y); with loss flags, "
+                              "(z, targets, grad_output).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help=_NO_CACHE_HELP)] = False,
+    label_smoothing: _loss_options.LabelSmoothing = None, weight: _loss_options.Weight = None,
+    ignore_index: _loss_options.IgnoreIndex = None, reduction: _loss_options.Reduction = None,
+    z_loss: _loss_options.ZLoss = None, softcap: _loss_options.Softcap = None,
+    temperature: _loss_options.Temperature = None, targets: _loss_options.Targets = None,
 ) -> None:
     """Check σ(z) − y (or your closed form) against jax.grad over a grid of class counts,
     dtypes, scales and labels."""
     options = _verify_options(classes, dtypes, scales, labels, samples, seed, rtol, atol)
     _flag(_limits.check_grid, options["classes"], options["samples"], options["dtypes"])
+    loss = _flag(_loss_options.parse_loss, label_smoothing, weight, ignore_index, reduction,
+                 z_loss, softcap, temperature, targets)
+    for count in options["classes"]:
+        _flag(loss.weight_for, count)
     function = _import_closed_form(closed_form)
     fmt = _choice("format", format, VERIFY_FORMATS)
     target = _writable("out", out)
@@ -310,7 +319,7 @@ def verify(
 
     with progress_bar(quiet, "verifying cells") as progress:
         try:
-            report = checker.check(function, progress=progress, **options)
+            report = checker.check(function, progress=progress, loss=loss, **options)
         except (ValueError, TypeError) as error:
             if not str(error).startswith("closed_form:"):  # every other argument was validated
                 raise

@@ -131,7 +131,8 @@ class VariantReference:
         """g_r·m_r/D per row: the upstream gradient, the mask and the mean's denominator."""
         rows = y.shape[0]
         m = _loss.mask(self.spec, decode(self.spec, y), y.dtype)
-        g = jnp.broadcast_to(jnp.asarray(self.grad_output, y.dtype), (rows,))
+        g = jnp.asarray(self.grad_output, y.dtype)
+        g = jnp.broadcast_to(g[:rows] if g.ndim else g, (rows,))  # the first rows: checked ones
         d = jnp.asarray(self.denominator, y.dtype)
         live = d > 0  # every row ignored: a zero gradient
         return jnp.where(live, g * m / jnp.where(live, d, 1), 0)

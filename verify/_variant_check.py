@@ -10,6 +10,7 @@ upstream gradient, 1 and swept (:data:`._variant.GRAD_OUTPUTS`).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from functools import partial
@@ -68,8 +69,35 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
         options.classes, options.dtypes, options.scales, kinds, _variant.GRAD_OUTPUTS))}
     cells.sort(key=lambda cell: order[cell.classes, cell.dtype, cell.scale, cell.labels,
                                       _mode_of(loss, cell.grad_output)])
+    note = where_it_differs(cells)
+    if note:
+        cells = [dataclasses.replace(cell, explanation=f"{cell.explanation}; {note}")
+                 if cell.verdict == "disagree" else cell for cell in cells]
     return Report(claim=claim_of(closed_form, loss), seed=options.seed,
                   tolerances=MappingProxyType(tolerances), cells=tuple(cells), loss=loss)
+
+
+_AXES = {"labels": "targets", "grad_output": "grad_output", "dtype": "dtype", "scale": "scale",
+         "classes": "classes"}
+
+
+def where_it_differs(cells: list[Cell]) -> str:
+    """Which axes of the grid the disagreement follows, in words: e.g. ``disagrees with
+    grad_output 0.75, not with 1`` (empty when no cell disagrees)."""
+    bad = [cell for cell in cells if cell.verdict == "disagree"]
+    if not bad:
+        return ""
+    parts = []
+    for field, name in _AXES.items():
+        values = list(dict.fromkeys(getattr(cell, field) for cell in cells))
+        failing = [v for v in values if any(getattr(c, field) == v for c in bad)]
+        passing = [v for v in values if v not in failing]
+        if failing and passing:
+            shown = lambda vs: ", ".join(str(v) for v in vs)  # noqa: E731
+            parts.append(f"{name} {shown(failing)}, not {shown(passing)}")
+    if not parts:
+        return "it disagrees in every cell of the grid"
+    return "it disagrees with " + "; with ".join(parts)
 
 
 def _mode_of(loss: Loss, grad_output: str | None) -> str:
