@@ -100,3 +100,21 @@ def test_verify_cli_bad_loss_flags_exit_2(capsys, argv, message):
     code = main(["verify", "--classes", "3", "--quiet", *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(message)
+
+
+@pytest.mark.parametrize("loss", [EVERYTHING, Loss(reduction="mean"),
+                                  Loss(ignore_index=2, reduction="mean", targets="indices")])
+def test_the_drivers_denominator_is_the_reference_losses(loss):
+    import jax
+    import numpy as np
+
+    from verify import _loss, _variant
+
+    labels = np.eye(4)[[0, 3, 2, 1, 2]]
+    for kind in ("indices", "ignored", "all-ignored"):
+        y = _variant.encode(loss, labels, kind, seed=0)
+        with jax.enable_x64(True):
+            targets = _variant.decode(loss, jnp.asarray(y))
+            want = float(_loss.denominator(loss, targets, 4, jnp.float64))
+        assert _variant.denominator(loss, y) == want
+        assert (np.asarray(targets) == _variant.decoded(loss, y)).all()

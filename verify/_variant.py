@@ -101,11 +101,28 @@ def decode(loss: Loss, y: jax.Array) -> jax.Array:
     return jnp.where(jnp.sum(y, axis=-1) > 0, index, loss.ignore_index)
 
 
+def decoded(loss: Loss, y: np.ndarray) -> np.ndarray:
+    """:func:`decode` in NumPy, for the driver (no JAX dispatch)."""
+    if loss.targets == "probabilities":
+        return y
+    index = np.argmax(y, axis=-1)
+    if loss.ignore_index is None:
+        return index
+    return np.where(np.sum(y, axis=-1) > 0, index, loss.ignore_index)
+
+
 def denominator(loss: Loss, y: np.ndarray) -> float:
-    """The mean's denominator over a whole cell (1 for ``sum`` and ``none``)."""
-    with jax.enable_x64(True):
-        targets = np.asarray(decode(loss, jnp.asarray(y)))
-        return float(_loss.denominator(loss, targets, y.shape[-1], jnp.float64))
+    """The mean's denominator over a whole cell (1 for ``sum`` and ``none``), in NumPy: the
+    same sum as :func:`._loss.denominator` (a test holds them equal)."""
+    rows, classes = y.shape
+    if loss.reduction != "mean":
+        return 1.0
+    if loss.targets == "probabilities":
+        return float(rows)
+    targets = decoded(loss, y)
+    kept = targets != loss.ignore_index if loss.ignore_index is not None else np.ones(rows, bool)
+    weights = np.asarray(loss.weight_for(classes))
+    return float(np.sum(weights[np.clip(targets, 0, classes - 1)], where=kept))
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,6 +210,6 @@ class DerivedClosedForm:
         return _loss.predict(self.loss, z, targets, grad_output).closed_form
 
 
-__all__ = ["INDEX_KINDS", "GRAD_OUTPUTS", "kinds", "encode", "decode", "denominator",
+__all__ = ["INDEX_KINDS", "GRAD_OUTPUTS", "kinds", "encode", "decode", "decoded", "denominator",
            "grad_output", "describe_grad_output", "row_pattern", "VariantReference", "bind",
            "DerivedClosedForm"]
