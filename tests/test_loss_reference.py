@@ -158,3 +158,14 @@ def test_a_masked_lane_stays_masked_through_the_soft_cap():
             _loss.reduced(loss, z[1:, :2], np.array([1])))
     assert value == pytest.approx(unpadded, rel=1e-15, abs=0)
     assert grad[0, 1] == 0.0 and grad[1, 2] == 0.0 and np.isfinite(grad).all()
+
+
+def test_with_smoothing_a_masked_capped_lane_gets_the_derived_gradient_zero():
+    z = np.array([[1.0, -np.inf, 0.5, -0.3], [2.0, 0.0, -np.inf, 0.7]])
+    loss = Loss(0.1, (0.5, 2.0, 1.0, 3.0), None, "mean", 1e-3, 5.0, 2.0, "indices")
+    t = np.array([0, 1])
+    with jax.enable_x64(True):
+        grad = np.asarray(_loss.gradient(loss, z, t, 0.75))
+        predicted = np.asarray(_loss.predict(loss, z, t, 0.75).gradient)
+    assert grad[0, 1] == 0.0 and grad[1, 2] == 0.0
+    np.testing.assert_allclose(predicted, grad, rtol=TOL, atol=TOL)

@@ -41,11 +41,12 @@ def target_distribution(loss: Loss, targets: ArrayLike, classes: int,
 
 def transformed_logits(loss: Loss, z: jax.Array) -> jax.Array:
     """u = z / T, then cap·tanh(u / cap) when ``softcap`` is set. A class masked out with a
-    logit of −∞ (a padded lane) stays at −∞: capped, it would be −cap and take probability."""
+    logit of −∞ (a padded lane) stays at −∞: capped, it would be −cap and take probability.
+    Its gradient there is the capped map's limit, 1 − tanh²(−∞) = 0."""
     u = z / jnp.asarray(loss.temperature, z.dtype) if loss.temperature != 1.0 else z
     if loss.softcap is not None:
         cap = jnp.asarray(loss.softcap, z.dtype)
-        u = jnp.where(jnp.isneginf(z), z, cap * jnp.tanh(u / cap))
+        u = jnp.where(jnp.isneginf(z), jnp.full_like(z, -jnp.inf), cap * jnp.tanh(u / cap))
     return u
 
 
