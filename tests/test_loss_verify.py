@@ -118,3 +118,22 @@ def test_the_drivers_denominator_is_the_reference_losses(loss):
             want = float(_loss.denominator(loss, targets, 4, jnp.float64))
         assert _variant.denominator(loss, y) == want
         assert (np.asarray(targets) == _variant.decoded(loss, y)).all()
+
+
+def test_a_plain_closed_form_that_mixes_rows_gets_a_batch_counterexample():
+    import jax
+
+    def batch_sum(z, y):  # Σy over the whole batch, not the row
+        return jax.nn.softmax(z, axis=-1) * (jnp.sum(y) / z.shape[0]) - y
+
+    report = verify.check(batch_sum, classes=(4,), dtypes=("float32",), scales=(1.0,),
+                          labels=("unnormalized", "soft"), samples=8)
+    bad, good = report.cells
+    assert (bad.verdict, good.verdict) == ("disagree", "agree")
+    assert ": 2 of the cell's rows, c = 4" in bad.counterexample
+    namespace, before = {}, jax.config.jax_enable_x64
+    try:
+        exec(compile(bad.counterexample, "<counterexample>", "exec"), namespace)
+    finally:
+        jax.config.update("jax_enable_x64", before)
+    assert not jnp.allclose(namespace["closed_form"], namespace["reference"], rtol=1e-3)

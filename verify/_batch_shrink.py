@@ -18,6 +18,7 @@ that cannot be judged alone, or the check's budget of cells is spent, the cell s
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -133,10 +134,33 @@ def _values(still, z, y):
     return z, y
 
 
+@dataclass(frozen=True)
+class TwoArguments:
+    """A plain closed form ``fn(z, y)`` seen as a kernel ``(z, targets, grad_output)`` of the
+    plain loss (its targets are the labels, its upstream gradient 1)."""
+
+    fn: Callable[..., Any]
+
+    def __call__(self, z: jax.Array, targets: jax.Array, grad_output: jax.Array) -> jax.Array:
+        return self.fn(z, targets)
+
+
+def plain_counterexample(fn: Callable[..., Any], closed_form: Callable[..., Any] | None,
+                         dtype: str, tolerance: Tolerance, z64: np.ndarray, y: np.ndarray,
+                         options: Options, c: int, scale: float, kind: str,
+                         worst_row: int) -> tuple[str | None, str]:
+    """For the plain check, when no single row fails alone: the cell's batch shrunk (a closed
+    form that mixes rows, e.g. a sum over the batch), or ``(None, why not)``."""
+    return counterexample(TwoArguments(fn), Loss(), "1", dtype, tolerance, z64, y, options, c,
+                          scale, kind, worst_row, shown=closed_form)
+
+
 def counterexample(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str,
                    tolerance: Tolerance, z64: np.ndarray, y: np.ndarray, options: Options,
-                   c: int, scale: float, kind: str, worst_row: int = 0) -> tuple[str | None, str]:
-    """A shrunk failing batch as a runnable snippet, or ``(None, why not)``."""
+                   c: int, scale: float, kind: str, worst_row: int = 0,
+                   shown: Callable[..., Any] | None = None) -> tuple[str | None, str]:
+    """A shrunk failing batch as a runnable snippet, or ``(None, why not)``. ``shown`` is the
+    plain closed form ``(z, y)`` a :class:`TwoArguments` wraps (``None``: σ − y)."""
     if _BUDGET["left"] <= 0:
         return None, ("not shrunk: only the check's first disagreeing cell is (each candidate "
                       "batch compiles), and its counterexample stands for the rest")
@@ -156,7 +180,33 @@ def counterexample(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str,
     origin = (f"shrunk from the cell classes={c}, dtype={dtype}, scale={format_number(scale)}, "
               f"labels={kind}, seed={options.seed}: {z.shape[0]} of the cell's rows, "
               f"c = {z.shape[1]}")
+    if isinstance(fn, TwoArguments):
+        return plain_snippet(shown, dtype, z, y, tolerance, origin), ""
     return snippet(fn, loss, mode, dtype, z, y, tolerance, origin), ""
+
+
+def plain_snippet(closed_form: Callable[..., Any] | None, dtype: str, z: np.ndarray,
+                  y: np.ndarray, tolerance: Tolerance, origin: str) -> str:
+    """Runnable Python that shows a plain closed form off on a batch of several rows."""
+    from ._snippet import function_lines
+
+    lines, name = function_lines(closed_form)
+    z_text = np.array2string(z, separator=", ", threshold=10**6).replace("inf", "jnp.inf")
+    y_text = np.array2string(y, separator=", ", threshold=10**6)
+    return "\n".join([
+        f"# {origin}",
+        "import jax",
+        "import jax.numpy as jnp",
+        *lines,
+        "jax.config.update('jax_enable_x64', True)",
+        "def loss(z, y):  # C = -sum(y * log_softmax(z)), with 0 * log 0 = 0",
+        "    return -jnp.sum(jnp.where(y == 0, 0.0, y * jax.nn.log_softmax(z)))",
+        f"z = jnp.asarray({z_text}, jnp.float64).astype(jnp.{dtype})",
+        f"y = jnp.asarray({y_text}, jnp.float64).astype(jnp.{dtype})",
+        f"closed_form = {name}(z, y)",
+        "reference = jax.grad(loss)(z.astype(jnp.float64), y.astype(jnp.float64))",
+        f"print(closed_form, reference, sep='\\n')  # rtol {tolerance.rtol}, atol {tolerance.atol}",
+    ]) + "\n"
 
 
 def snippet(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str, z: np.ndarray,

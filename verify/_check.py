@@ -31,7 +31,7 @@ import numpy as np
 
 from derivation._loss import Loss
 
-from . import _dtypes, _explain, _inputs, _judge, _measure, _opinions, _rule
+from . import _batch_shrink, _dtypes, _explain, _inputs, _judge, _measure, _opinions, _rule
 from ._options import (
     DEFAULT_CLASSES,
     DEFAULT_SAMPLES,
@@ -130,6 +130,7 @@ def check(
     tolerances = tolerances_for(options.dtypes, options.rtol, options.atol)
     if loss is not None and not isinstance(loss, Loss):
         raise ValueError(f"loss: expected a verify.Loss or None, got {loss!r}")
+    _batch_shrink.reset_budget()
     if loss is not None and not loss.is_plain:
         from ._variant_check import check_variant
 
@@ -377,6 +378,14 @@ def _cell(
             options.closed_form, options, z_row, one_row.labels[0], worst, c, dtype, scale,
             kind, tolerance,
         )
+        if counterexample is None:  # no row fails alone: shrink the batch (_batch_shrink)
+            z_all = _inputs.logits(draws, scale, _dtypes.facts(dtype).far_gap(c))
+            counterexample, why = _batch_shrink.plain_counterexample(
+                fn, options.closed_form, dtype, tolerance, z_all, draws.labels, options, c,
+                scale, kind, worst.row)
+            if counterexample is None:
+                judgement = dataclasses.replace(
+                    judgement, explanation=f"{judgement.explanation}; no counterexample: {why}")
 
     def fraction(count: Any) -> float | None:
         return None if undefined or not n else int(count) / n
