@@ -177,7 +177,8 @@ BUGS = {
         "targets that do not sum to one (expected: predicted by the theory)"),
     "mean_over_rows_with_weights": Bug(
         mean_over_rows_with_weights, Loss(weight=WEIGHT, reduction="mean", **_INDICES),
-        Loss(weight=(1.0,) * 4, reduction="mean", **_INDICES), "non-uniform weights (the weights of the batch's targets do not average 1)"),
+        Loss(weight=(1.0,) * 4, reduction="mean", **_INDICES),
+        "non-uniform weights (the weights of the batch's targets do not average 1)"),
     "divided_by_rows_twice": Bug(
         divided_by_rows_twice, Loss(reduction="mean"), None, "more than one row"),
     "batch_wide_label_sum": Bug(

@@ -35,7 +35,8 @@ def test_loss_none_and_plain_give_exactly_todays_derivation():
     (Loss(softcap=5.0), g * (1 - sp.tanh(z[k] / cap) ** 2) * (
         sp.exp(cap * sp.tanh(z[k] / cap)) / total(sp.exp(cap * sp.tanh(z[m] / cap)), m, c)
         - y[k])),
-    (Loss(ignore_index=-100, targets="indices", reduction="mean"), g * mask / D * (sigma[k] - y[k])),
+    (Loss(ignore_index=-100, targets="indices", reduction="mean"),
+     g * mask / D * (sigma[k] - y[k])),
     (Loss(reduction="none"), g * (sigma[k] - y[k])),
 ])
 def test_each_option_alone_holds_and_ends_at_its_gradient(loss, expected):

@@ -240,6 +240,7 @@ def snippet(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str, z: np.nda
         f"targets = jnp.asarray({targets!r})",
         f"grad_output = jnp.asarray({g!r}, jnp.{dtype})",
         f"closed_form = {name}(z, targets, grad_output)",
-        "reference = gradient(loss, z.astype(jnp.float64), targets, grad_output.astype(jnp.float64))",
+        "reference = gradient(loss, z.astype(jnp.float64), targets,",
+        "                     grad_output.astype(jnp.float64))",
         f"print(closed_form, reference, sep='\\n')  # rtol {tolerance.rtol}, atol {tolerance.atol}",
     ]) + "\n"

@@ -319,7 +319,8 @@ def verify(
 
     with progress_bar(quiet, "verifying cells") as progress:
         try:
-            report = checker.check(function, progress=progress, loss=loss, **options)
+            variant = {} if loss.is_plain else {"loss": loss}
+            report = checker.check(function, progress=progress, **variant, **options)
         except (ValueError, TypeError) as error:
             if not str(error).startswith("closed_form:"):  # every other argument was validated
                 raise

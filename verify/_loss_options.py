@@ -1,7 +1,8 @@
 """The loss flags of ``derive`` and ``verify``, read into a :class:`derivation.Loss`.
 
-Nothing here imports JAX, nor SymPy before a flag is read. A bad value is a ``ValueError`` whose text starts with the
-flag's name (``label-smoothing: ...``); the CLI prints it as ``error: --label-smoothing: ...``.
+Nothing here imports JAX, nor SymPy before a flag is read. A bad value is a ``ValueError``
+whose text starts with the flag's name (``label-smoothing: ...``); the CLI prints it as
+``error: --label-smoothing: ...``.
 """
 
 from __future__ import annotations
