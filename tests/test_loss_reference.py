@@ -132,7 +132,7 @@ def test_ignored_rows_equal_optax_integer_labels_with_where(batch):
         grad = _loss.gradient(loss, jnp.asarray(z), jnp.asarray(targets), jnp.ones(ROWS))
     np.testing.assert_allclose(ours, want, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(grad, want_grad, rtol=TOL, atol=TOL)
-    assert float(jnp.abs(grad[jnp.asarray([0, 2])]).max()) == 0.0
+    assert float(np.abs(np.asarray(grad)[[0, 2]]).max()) == 0.0
 
 
 def test_z_loss_softcap_and_temperature_compose_in_the_documented_order(batch):

@@ -39,7 +39,7 @@ def optimum(loss: Loss, target: int, classes: int, steps: int = 60) -> np.ndarra
             z = jnp.concatenate([jnp.zeros(1), free])[None, :]
             return _loss.reduced(row, z, t)
 
-        grad, hess = jax.grad(f), jax.hessian(f)
+        grad, hess = jax.jit(jax.grad(f)), jax.jit(jax.hessian(f))
         free = jnp.zeros(classes - 1)
         for _ in range(steps):
             g = grad(free)
