@@ -152,7 +152,7 @@ def predict(loss: Loss, z: ArrayLike, targets: ArrayLike, grad_output: ArrayLike
     rows, classes = z.shape
     u = transformed_logits(loss, z)
     lse = jax.nn.logsumexp(u, axis=-1, keepdims=True)
-    s = jnp.exp(u - lse)
+    s = jax.nn.softmax(u, axis=-1)  # exp(u − max)/Σ: exp(u − lse) loses bits where |u| is large
     t = target_distribution(loss, targets, classes, z.dtype)
     w = jnp.asarray(loss.weight_for(classes), z.dtype)
     g = jnp.asarray(grad_output, z.dtype)

@@ -207,7 +207,11 @@ class DerivedClosedForm:
         return f"derived closed form ({self.loss.describe()})"
 
     def __call__(self, z: jax.Array, targets: jax.Array, grad_output: jax.Array) -> jax.Array:
-        return _loss.predict(self.loss, z, targets, grad_output).closed_form
+        """Evaluated in float32 at least, as a kernel would, and rounded once to z's dtype."""
+        wide = jnp.promote_types(z.dtype, jnp.float32)
+        targets = targets if self.loss.targets == "indices" else targets.astype(wide)
+        out = _loss.predict(self.loss, z.astype(wide), targets, grad_output.astype(wide))
+        return out.closed_form.astype(z.dtype)
 
 
 __all__ = ["INDEX_KINDS", "GRAD_OUTPUTS", "kinds", "encode", "decode", "decoded", "denominator",
