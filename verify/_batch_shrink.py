@@ -161,9 +161,9 @@ def counterexample(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str,
                    shown: Callable[..., Any] | None = None) -> tuple[str | None, str]:
     """A shrunk failing batch as a runnable snippet, or ``(None, why not)``. ``shown`` is the
     plain closed form ``(z, y)`` a :class:`TwoArguments` wraps (``None``: σ − y)."""
-    if _BUDGET["left"] <= 0:
-        return None, ("not shrunk: only the check's first disagreeing cell is (each candidate "
-                      "batch compiles), and its counterexample stands for the rest")
+    if _BUDGET["left"] <= 0 or MAX_CELLS <= 0:
+        return None, (f"not shrunk: a check shrinks its first {MAX_CELLS} disagreeing cell(s) "
+                      "only (each candidate batch compiles); theirs stand for the rest")
     _BUDGET["left"] -= 1
     facts = _dtypes.facts(dtype)
     z = np.asarray(z64).astype(facts.dtype).astype(np.float64)
