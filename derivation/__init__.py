@@ -10,6 +10,7 @@ from ._chain import check_chain as check_chain
 from ._check import Outcome as Outcome
 from ._derive import LABELS as LABELS
 from ._derive import derive as derive
+from ._loss import Loss as Loss
 from ._model import Derivation as Derivation
 from ._model import Route as Route
 from ._model import Step as Step
@@ -24,4 +25,4 @@ from ._text_check import check_text as check_text
 
 __all__ = ["derive", "check_chain", "theory", "symbols", "latex", "Derivation", "Route", "Step",
            "ChainCheck", "Outcome", "Theory", "LABELS",
-           "NoMath", "TextCheck", "TextStep", "check_text"]
+           "NoMath", "TextCheck", "TextStep", "check_text", "Loss"]

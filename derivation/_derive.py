@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable
 
+from ._loss import Loss
 from ._model import Derivation
 from ._routes import (CLOSED_FORM, STEPS, course_route, hessian_route, jacobian_route,
                       log_sum_exp_route)
@@ -35,7 +36,7 @@ def validate_labels(labels: object) -> str:
     return str(labels)
 
 
-def derive(classes: int | None = None, labels: str = "onehot", *,
+def derive(classes: int | None = None, labels: str = "onehot", loss: Loss | None = None, *,
            progress: Callable[[int, int], None] | None = None) -> Derivation:
     r"""Derive :math:`\partial C/\partial z_k` for :math:`C = -\sum_i y_i \log \sigma(z)_i`.
 
@@ -48,13 +49,17 @@ def derive(classes: int | None = None, labels: str = "onehot", *,
             checks instantiate c = 2, 3 and 7).
         labels: ``"onehot"`` (adds the course's route, a one-hot label at class p) or
             ``"soft"`` (any labels that sum to one).
+        loss: a loss variant (:class:`Loss`); ``None`` or ``Loss()`` is the plain loss. A
+            variant is derived by its own route (``_loss_routes``), with symbolic ε, w, λ,
+            cap, T, mask and denominator for the options it sets.
         progress: called as ``progress(done, total)`` after each step is checked.
 
     Returns:
         A frozen :class:`Derivation`; ``holds`` is true when every route and the Hessian hold.
 
     Raises:
-        ValueError: ``classes`` is not a positive integer or ``labels`` is unknown.
+        ValueError: ``classes`` is not a positive integer, ``labels`` is unknown or ``loss`` is
+            not a :class:`Loss`.
 
     Example:
         >>> import derivation
@@ -65,6 +70,12 @@ def derive(classes: int | None = None, labels: str = "onehot", *,
     size = validate_classes(classes)
     kind = validate_labels(labels)
     n = c if size is None else size
+    if loss is not None and not isinstance(loss, Loss):
+        raise ValueError(f"loss: expected a derivation.Loss or None, got {loss!r}")
+    if loss is not None and not loss.is_plain:
+        from ._loss_routes import variant_derivation
+
+        return variant_derivation(size, kind, loss, progress)
     names = ("course",) * (kind == "onehot") + ("log-sum-exp", "jacobian", "hessian")
     total, done = sum(STEPS[name] for name in names), [0]
 

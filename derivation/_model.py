@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ._check import FAILED
+from ._loss import Loss
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +68,15 @@ class Derivation:
     classes: int | None
     labels: str
     routes: tuple[Route, ...]
-    hessian: Route
+    hessian: Route | None
     result: sp.Basic
+    loss: Loss | None = None
+    """The loss variant derived; ``None`` for the plain loss (which has a Hessian route)."""
 
     @property
     def holds(self) -> bool:
-        return all(r.holds and r.result == self.result for r in self.routes) and self.hessian.holds
+        return (all(r.holds and r.result == self.result for r in self.routes)
+                and (self.hessian is None or self.hessian.holds))
 
     def to_latex(self) -> str:
         from ._render import to_latex

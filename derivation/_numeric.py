@@ -90,6 +90,8 @@ class Evaluator:
             arg = ev(expr.args[0])
             self.outside = self.outside or _negative(arg)
             return mpmath.log(arg)
+        if isinstance(expr, sp.tanh):  # in mpmath, so that numerical derivatives see its slope
+            return mpmath.tanh(ev(expr.args[0]))
         if isinstance(expr, sp.KroneckerDelta):
             return mpmath.mpf(int(ev(expr.args[0]) == ev(expr.args[1])))
         if isinstance(expr, (sp.Sum, sp.Product)) and _finite_limits(expr):

@@ -6,6 +6,7 @@ import json
 
 import sympy as sp
 
+from ._loss_symbols import LATEX_NAMES
 from ._model import Derivation, Route, Step
 
 SCHEMA = "softmax-ce.derivation/1"
@@ -27,7 +28,7 @@ def written_out(expr: sp.Basic) -> sp.Basic:
 
 def latex(expr: sp.Basic) -> str:
     """LaTeX of an expression as the renderings show it (small explicit sums written out)."""
-    return sp.latex(written_out(expr))
+    return sp.latex(written_out(expr), symbol_names=LATEX_NAMES)
 
 
 def step_latex(s: Step) -> str:
@@ -38,13 +39,30 @@ def step_latex(s: Step) -> str:
 
 
 def _all_routes(d: Derivation) -> tuple[Route, ...]:
-    return d.routes + (d.hessian,)
+    return d.routes + ((d.hessian,) if d.hessian is not None else ())
 
 
 def _title(d: Derivation) -> str:
     classes = "any number of classes c" if d.classes is None else f"c = {d.classes} classes"
+    if d.loss is not None:
+        return f"Gradient of a softmax cross-entropy variant ({d.loss.describe()}): {classes}"
     labels = "one-hot labels" if d.labels == "onehot" else "soft labels (summing to one)"
     return f"Gradient of softmax cross-entropy: {classes}, {labels}"
+
+
+def _gradient_name(d: Derivation) -> tuple[str, str]:
+    if d.loss is None:
+        return "∂C/∂z_k", r"\frac{\partial C}{\partial z_k}"
+    return "∂L/∂z_k", r"\frac{\partial L}{\partial z_k}"
+
+
+def _terms(d: Derivation) -> list[str]:
+    """Which term each option of a variant adds to σ − y (nothing for the plain loss)."""
+    if d.loss is None:
+        return []
+    from ._loss_routes import terms
+
+    return [f"- {option}: {text}" for option, text in terms(d.loss)]
 
 
 def _holds(ok: bool) -> str:
@@ -69,8 +87,10 @@ def to_latex(d: Derivation) -> str:
 
 def to_markdown(d: Derivation) -> str:
     """Markdown with ``$$`` blocks that render on GitHub; the rule and check under each step."""
-    out = [f"## {_title(d)}", "", f"Result: $\\frac{{\\partial C}}{{\\partial z_k}} = "
+    out = [f"## {_title(d)}", "", f"Result: ${_gradient_name(d)[1]} = "
            f"{latex(d.result)}$ — **{_holds(d.holds)}**.", ""]
+    if d.loss is not None:
+        out += ["What each option adds to σ − y:", "", *_terms(d), ""]
     for number, route in enumerate(_all_routes(d), start=1):
         out += [f"### Route {number}: {route.name} — {_holds(route.holds)}", ""]
         for index, s in enumerate(route.steps, start=1):
@@ -112,6 +132,8 @@ def _pretty(s: Step) -> str:
 def to_text(d: Derivation) -> str:
     """Plain Unicode for a terminal: each step pretty-printed, its rule and check below it."""
     out = [_title(d), "=" * len(_title(d)), ""]
+    if d.loss is not None:
+        out += ["What each option adds to σ − y:", *_terms(d), ""]
     for number, route in enumerate(_all_routes(d), start=1):
         out += [f"Route {number}: {route.name} — {_holds(route.holds)}", ""]
         for index, s in enumerate(route.steps, start=1):
@@ -121,7 +143,7 @@ def to_text(d: Derivation) -> str:
             if s.assumptions:
                 out.append(f"      assumes: {'; '.join(s.assumptions)}")
             out.append("")
-    out.append(f"Result: ∂C/∂z_k = {sp.sstr(d.result)} — {_holds(d.holds)}")
+    out.append(f"Result: {_gradient_name(d)[0]} = {sp.sstr(d.result)} — {_holds(d.holds)}")
     return "\n".join(out) + "\n"
 
 
@@ -145,8 +167,9 @@ def to_json(d: Derivation) -> str:
         "schema": SCHEMA,
         "classes": d.classes,
         "labels": d.labels,
+        **({"loss": d.loss.to_json()} if d.loss is not None else {}),
         "routes": [_route_json(r) for r in d.routes],
-        "hessian": _route_json(d.hessian),
+        "hessian": _route_json(d.hessian) if d.hessian is not None else None,
         "result": {"latex": latex(d.result), "expr": sp.sstr(d.result)},
         "holds": d.holds,
     }

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ._loss_symbols import SYMBOLS as _LOSS_SYMBOLS
+
 c = sp.Symbol("c", integer=True, positive=True)
 """The number of classes, when it is left symbolic."""
 
@@ -28,7 +30,8 @@ Classes = sp.Symbol | int
 
 def locals_() -> dict[str, sp.Basic]:
     """The names to pass to ``sympy.sympify`` so that ``str()`` of an expression reads back."""
-    return {"z": z, "y": y, "sigma": sigma, "c": c, "i": i, "j": j, "k": k, "m": m, "n": n, "p": p}
+    return {"z": z, "y": y, "sigma": sigma, "c": c, "i": i, "j": j, "k": k, "m": m, "n": n, "p": p,
+            **_LOSS_SYMBOLS}
 
 
 def total(body: sp.Expr, index: sp.Symbol, classes: Classes) -> sp.Sum:

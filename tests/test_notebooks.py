@@ -6,13 +6,15 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-EXPECTED_PICTURES = {"01-derivation": 1, "02-where-they-agree": 3, "03-the-course-derivation": 0}
+EXPECTED_PICTURES = {"01-derivation": 1, "02-where-they-agree": 3, "03-the-course-derivation": 0,
+                     "04-variants": 2}
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_the_three_notebooks_are_there():
+def test_the_notebooks_are_there():
     assert [p.name for p in NOTEBOOKS] == [
-        "01-derivation.ipynb", "02-where-they-agree.ipynb", "03-the-course-derivation.ipynb"]
+        "01-derivation.ipynb", "02-where-they-agree.ipynb", "03-the-course-derivation.ipynb",
+        "04-variants.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -13,6 +13,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from derivation._loss import Loss as Loss
+
     from ._check import check as check
     from ._plot import plot as plot
     from ._options import DTYPES as DTYPES
@@ -30,6 +32,7 @@ __all__ = [
     "TOLERANCES",
     "AutogradCheck",
     "Cell",
+    "Loss",
     "Report",
     "Tolerance",
     "Worst",
@@ -46,6 +49,7 @@ _HOMES = {
     "Tolerance": "._options",
     "AutogradCheck": "._report",
     "Cell": "._report",
+    "Loss": "derivation._loss",
     "Report": "._report",
     "Worst": "._report",
 }

@@ -29,7 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _dtypes, _explain, _inputs, _judge, _measure, _opinions, _rule
+from derivation._loss import Loss
+
+from . import _batch_shrink, _dtypes, _explain, _inputs, _judge, _measure, _opinions, _rule
 from ._options import (
     DEFAULT_CLASSES,
     DEFAULT_SAMPLES,
@@ -69,6 +71,7 @@ def check(
     rtol: float | None = None,
     atol: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    loss: Loss | None = None,
 ) -> Report:
     r"""Checks a closed-form gradient of the softmax cross-entropy against ``jax.grad``.
 
@@ -93,6 +96,10 @@ def check(
         rtol: overrides the relative tolerance of every dtype (:data:`verify.TOLERANCES`).
         atol: overrides the absolute tolerance of every dtype.
         progress: called as ``progress(done, total)`` after each cell.
+        loss: a loss variant (:class:`verify.Loss`); then ``closed_form`` is a kernel's backward
+            ``(z, targets, grad_output) -> gradient`` (``None``: the derivation's closed form
+            for it) and the grid sweeps the targets and the upstream gradient too (see
+            :mod:`._variant_check`). ``None`` or ``Loss()`` is the plain loss.
 
     Returns:
         A :class:`verify.Report`, one :class:`verify.Cell` per (classes, dtype, scale, labels).
@@ -121,6 +128,13 @@ def check(
         atol=atol,
     )
     tolerances = tolerances_for(options.dtypes, options.rtol, options.atol)
+    if loss is not None and not isinstance(loss, Loss):
+        raise ValueError(f"loss: expected a verify.Loss or None, got {loss!r}")
+    _batch_shrink.reset_budget()
+    if loss is not None and not loss.is_plain:
+        from ._variant_check import check_variant
+
+        return check_variant(options.closed_form, loss, options, tolerances, progress)
     fn = _traceable(options.closed_form)
     reference = plain()
     rows = options.samples + _inputs.ADVERSARIAL_ROWS
@@ -364,6 +378,14 @@ def _cell(
             options.closed_form, options, z_row, one_row.labels[0], worst, c, dtype, scale,
             kind, tolerance,
         )
+        if counterexample is None:  # no row fails alone: shrink the batch (_batch_shrink)
+            z_all = _inputs.logits(draws, scale, _dtypes.facts(dtype).far_gap(c))
+            counterexample, why = _batch_shrink.plain_counterexample(
+                fn, options.closed_form, dtype, tolerance, z_all, draws.labels, options, c,
+                scale, kind, worst.row)
+            if counterexample is None:
+                judgement = dataclasses.replace(
+                    judgement, explanation=f"{judgement.explanation}; no counterexample: {why}")
 
     def fraction(count: Any) -> float | None:
         return None if undefined or not n else int(count) / n

@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import _limits, _options
+from . import _limits, _loss_options, _options
 from ._files import check_writable, staged
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -133,6 +133,10 @@ def derive(
     out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.")] = (  # noqa: UP007
         None),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    label_smoothing: _loss_options.LabelSmoothing = None, weight: _loss_options.Weight = None,
+    ignore_index: _loss_options.IgnoreIndex = None, reduction: _loss_options.Reduction = None,
+    z_loss: _loss_options.ZLoss = None, softcap: _loss_options.Softcap = None,
+    temperature: _loss_options.Temperature = None, targets: _loss_options.Targets = None,
 ) -> None:
     """Derive ∂C/∂z step by step, by several routes, every step machine-checked."""
     from derivation._derive import validate_labels
@@ -140,12 +144,15 @@ def derive(
     size = _derive_classes(classes)
     _flag(_limits.check_derive_classes, size)
     kind = _flag(validate_labels, labels)
+    loss = _flag(_loss_options.parse_loss, label_smoothing, weight, ignore_index, reduction,
+                 z_loss, softcap, temperature, targets)
     fmt = _choice("format", format, DERIVE_FORMATS)
     target = _writable("out", out)
     import derivation
 
+    variant = {} if loss.is_plain else {"loss": loss}
     with progress_bar(quiet, "checking steps") as progress:
-        d = derivation.derive(classes=size, labels=kind, progress=progress)
+        d = derivation.derive(classes=size, labels=kind, progress=progress, **variant)
     render = {"text": d.to_text, "markdown": d.to_markdown, "latex": d.to_latex,
               "json": d.to_json}[fmt]
     _emit(render(), target)
@@ -285,13 +292,22 @@ def verify(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     closed_form: Annotated[Optional[str], typer.Option(  # noqa: UP007
         "--closed-form", help="Your own gradient, as module:function taking (z, y) "
-                              "(default: softmax(z) - y).")] = None,
+                              "(default: softmax(z) - y); with loss flags, "
+                              "(z, targets, grad_output).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help=_NO_CACHE_HELP)] = False,
+    label_smoothing: _loss_options.LabelSmoothing = None, weight: _loss_options.Weight = None,
+    ignore_index: _loss_options.IgnoreIndex = None, reduction: _loss_options.Reduction = None,
+    z_loss: _loss_options.ZLoss = None, softcap: _loss_options.Softcap = None,
+    temperature: _loss_options.Temperature = None, targets: _loss_options.Targets = None,
 ) -> None:
     """Check σ(z) − y (or your closed form) against jax.grad over a grid of class counts,
     dtypes, scales and labels."""
     options = _verify_options(classes, dtypes, scales, labels, samples, seed, rtol, atol)
     _flag(_limits.check_grid, options["classes"], options["samples"], options["dtypes"])
+    loss = _flag(_loss_options.parse_loss, label_smoothing, weight, ignore_index, reduction,
+                 z_loss, softcap, temperature, targets)
+    for count in options["classes"]:
+        _flag(loss.weight_for, count)
     function = _import_closed_form(closed_form)
     fmt = _choice("format", format, VERIFY_FORMATS)
     target = _writable("out", out)
@@ -303,7 +319,8 @@ def verify(
 
     with progress_bar(quiet, "verifying cells") as progress:
         try:
-            report = checker.check(function, progress=progress, **options)
+            variant = {} if loss.is_plain else {"loss": loss}
+            report = checker.check(function, progress=progress, **variant, **options)
         except (ValueError, TypeError) as error:
             if not str(error).startswith("closed_form:"):  # every other argument was validated
                 raise

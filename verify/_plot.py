@@ -53,10 +53,10 @@ def plot(report: Report, path: str | PathLike[str]) -> None:
     from matplotlib.patches import Rectangle
 
     classes = list(dict.fromkeys(cell.classes for cell in report.cells))
-    labels = list(dict.fromkeys(cell.labels for cell in report.cells))
+    labels = list(dict.fromkeys(_panel(cell) for cell in report.cells))
     dtypes = list(dict.fromkeys(cell.dtype for cell in report.cells))
     scales = list(dict.fromkeys(cell.scale for cell in report.cells))
-    index = {(c.classes, c.labels, c.dtype, c.scale): c for c in report.cells}
+    index = {(c.classes, _panel(c), c.dtype, c.scale): c for c in report.cells}
     # Colours from 0.1 to 10**4 ULPs: an honest evaluation is a few ULPs off, a wrong one
     # thousands; beyond, the squares saturate and their text gives the number.
     top = TOP_LEVEL
@@ -113,3 +113,8 @@ def _save(figure, path: Path) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=130)
     write_atomically(path, buffer.getvalue())
+
+
+def _panel(cell: Cell) -> str:
+    """A panel's labels: the label kind, and the upstream gradient for a loss variant."""
+    return cell.labels if cell.grad_output is None else f"{cell.labels}, g={cell.grad_output}"

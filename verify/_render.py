@@ -49,6 +49,7 @@ def cell_json(cell: Cell) -> dict[str, Any]:
         "dtype": cell.dtype,
         "scale": float(cell.scale),
         "labels": cell.labels,
+        **({"grad_output": cell.grad_output} if cell.grad_output is not None else {}),
         "samples": cell.samples,
         "max_abs_err": _stat(cell.max_abs_err),
         "max_rel_err": _stat(cell.max_rel_err),
@@ -74,6 +75,7 @@ def to_json(report: Report) -> str:
     document = {
         "schema": SCHEMA,
         "claim": report.claim,
+        **({"loss": report.loss.to_json()} if report.loss is not None else {}),
         "seed": report.seed,
         "tolerances": {
             dtype: {"rtol": tolerance.rtol, "atol": tolerance.atol}
@@ -119,7 +121,12 @@ def _worst_line(cell: Cell) -> str:
 
 def _cell_name(cell: Cell) -> str:
     scale = format_number(cell.scale)
-    return f"classes {cell.classes} · {cell.dtype} · scale {scale} · {cell.labels}"
+    return f"classes {cell.classes} · {cell.dtype} · scale {scale} · {_labels(cell)}"
+
+
+def _labels(cell: Cell) -> str:
+    """The cell's labels, and its upstream gradient for a loss variant."""
+    return cell.labels if cell.grad_output is None else f"{cell.labels} · g={cell.grad_output}"
 
 
 def _escape(text: str) -> str:
@@ -141,7 +148,7 @@ def to_markdown(report: Report) -> str:
     ]
     for cell in report.cells:
         lines.append(
-            f"| {cell.classes} | {cell.dtype} | {format_number(cell.scale)} | {cell.labels} "
+            f"| {cell.classes} | {cell.dtype} | {format_number(cell.scale)} | {_labels(cell)} "
             f"| {cell.verdict} | {_percent(cell.agree_fraction)} | {_short(cell.max_ulp)} "
             f"| {_short(cell.max_abs_err)} | {_escape(cell.explanation)} |"
         )
@@ -184,7 +191,7 @@ def to_text(report: Report, width: int = 120) -> str:
             str(cell.classes),
             cell.dtype,
             format_number(cell.scale),
-            cell.labels,
+            _labels(cell),
             cell.verdict,
             _percent(cell.agree_fraction),
             _short(cell.max_ulp),

@@ -10,7 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike
 
+from typing import TYPE_CHECKING
+
 from ._options import Tolerance
+
+if TYPE_CHECKING:
+    from derivation._loss import Loss
 
 SCHEMA = "softmax-ce.verify/1"
 
@@ -94,6 +99,8 @@ class Cell:
         autograd_check: float64 ``jax.grad`` against forward mode and finite differences.
         counterexample: for a ``disagree`` cell, a shrunk failing case as a runnable Python
             snippet, or ``None``.
+        grad_output: for a loss variant, the upstream gradient of the cell (``"1"``, ``"0.75"``,
+            ``"0.5,1,1.5,2 by row"``); ``None`` for the plain loss.
     """
 
     classes: int
@@ -116,6 +123,7 @@ class Cell:
     residual_match: float | None
     autograd_check: AutogradCheck | None
     counterexample: str | None
+    grad_output: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +134,16 @@ class Report:
         claim: the closed form checked: ``"softmax(z) - y"`` or the function's name.
         seed: the seed every draw came from.
         tolerances: the tolerance used per dtype.
-        cells: one :class:`Cell` per (classes, dtype, scale, labels), in that nesting order.
+        cells: one :class:`Cell` per (classes, dtype, scale, labels), in that nesting order
+            (for a loss variant, per upstream gradient too).
+        loss: the loss variant checked, or ``None`` for the plain loss.
     """
 
     claim: str
     seed: int
     tolerances: Mapping[str, Tolerance]
     cells: tuple[Cell, ...]
+    loss: Loss | None = None
 
     @property
     def ok(self) -> bool:
