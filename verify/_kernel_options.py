@@ -1,0 +1,108 @@
+"""The vocabulary of "your own kernel": frameworks, devices and shapes — no JAX, no torch here.
+
+The CLI validates ``--framework``, ``--device`` and ``--shape`` with these functions before it
+imports anything heavy, so every message starts with the parameter's name, which is also the
+flag's: ``framework: unknown framework 'pytorch'; did you mean 'torch'? (accepted: jax, torch,
+numpy)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import numbers
+from typing import Any
+
+FRAMEWORKS: tuple[str, ...] = ("jax", "torch", "numpy")
+"""The frameworks a closed form can be written in."""
+
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+"""Where a torch closed form runs; JAX (CPU build) and NumPy functions run on the CPU."""
+
+MAX_VOCABULARY = 2**20
+"""The largest vocabulary (last axis of ``shape``): 4 times the 262,144 of today's largest
+tokenizers, and one float64 row of it (8 MiB) still far inside any memory budget."""
+
+
+def _choose(name: str, noun: str, value: Any, accepted: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name}: expected a {noun} name, got {value!r} (accepted: {', '.join(accepted)})"
+        )
+    if value not in accepted:
+        close = difflib.get_close_matches(value, accepted, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{name}: unknown {noun} {value!r}{hint} (accepted: {', '.join(accepted)})")
+    return value
+
+
+def validate_framework(value: Any) -> str:
+    """``"jax"``, ``"torch"`` or ``"numpy"``; torch must be importable for ``"torch"``."""
+    framework = _choose("framework", "framework", value, FRAMEWORKS)
+    if framework == "torch" and importlib.util.find_spec("torch") is None:
+        raise ValueError(
+            "framework: 'torch' needs PyTorch, which is not installed (pip install torch), "
+            "or choose jax or numpy"
+        )
+    return framework
+
+
+def validate_device(value: Any, framework: str) -> str:
+    """``"cpu"``, or ``"cuda"`` for a torch function when ``torch.cuda.is_available()``.
+
+    Args:
+        value: the device asked for.
+        framework: the validated framework.
+    """
+    device = _choose("device", "device", value, DEVICES)
+    if device == "cuda":
+        if framework != "torch":
+            raise ValueError(
+                f"device: 'cuda' runs torch functions only; a {framework} function runs on "
+                "'cpu' (accepted here: cpu)"
+            )
+        import torch  # only here: a CUDA check needs torch itself
+
+        if not torch.cuda.is_available():
+            raise ValueError(
+                "device: 'cuda' asked for, but torch.cuda.is_available() is False on this "
+                "machine (accepted here: cpu)"
+            )
+    return device
+
+
+def _integer(item: Any) -> int | None:
+    if isinstance(item, bool):
+        return None
+    if isinstance(item, numbers.Integral):
+        return int(item)
+    if isinstance(item, str):
+        try:
+            return int(item.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def validate_shape(value: Any) -> tuple[int, ...] | None:
+    """``None``, or the logits' shape: ``(batch, sequence, vocabulary)`` or ``(rows,
+    vocabulary)``, as a tuple or as text ``"B,T,V"``; each size >= 1, the vocabulary at most
+    :data:`MAX_VOCABULARY`.
+    """
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        sizes = [_integer(item) for item in items]
+    except TypeError:
+        sizes = [None]
+    if len(sizes) not in (2, 3) or any(size is None or size < 1 for size in sizes):
+        raise ValueError(
+            f"shape: expected B,T,V (batch, sequence, vocabulary) or R,V (rows, vocabulary), "
+            f"integers >= 1, got {value!r}"
+        )
+    if sizes[-1] > MAX_VOCABULARY:  # type: ignore[operator]
+        raise ValueError(
+            f"shape: the vocabulary {sizes[-1]} is above the largest accepted, {MAX_VOCABULARY}"
+        )
+    return tuple(sizes)  # type: ignore[arg-type]
