@@ -1,0 +1,134 @@
+r"""A copy of ``chunked_ce`` with a planted bug: the backward's label smoothing misses the target.
+
+The one line changed, in :func:`backward`, subtracts ``1 - ε`` at the target and ``ε / V`` at the
+other classes, forgetting that the target receives its ``ε / V`` share too: the gradient is off by
+``g ε / V`` at every target, while the forward stays right. ``verify`` reports it as a
+disagreement, with a counterexample.
+"""
+
+from __future__ import annotations
+
+import torch
+
+CHUNK = 4096
+"""Vocabulary columns per chunk."""
+
+LABEL_SMOOTHING = 0.1
+IGNORE_INDEX = -100
+REDUCTION = "mean"
+
+
+def _accumulator(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+
+
+def row_statistics(
+    z: torch.Tensor, t: torch.Tensor, chunk: int = CHUNK
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row of ``z`` ``[N, V]``: the log-sum-exp, the target's logit and the logits' sum,
+    in one pass over vocabulary chunks (the accumulator dtype)."""
+    rows, vocab = z.shape
+    acc = _accumulator(z.dtype)
+    m = torch.full((rows,), -torch.inf, dtype=acc, device=z.device)
+    s = torch.zeros(rows, dtype=acc, device=z.device)
+    target = torch.zeros(rows, dtype=acc, device=z.device)
+    total = torch.zeros(rows, dtype=acc, device=z.device)
+    for start in range(0, vocab, chunk):
+        x = z[:, start : start + chunk].to(acc)
+        width = x.shape[1]
+        m_new = torch.maximum(m, x.amax(dim=1))
+        s = s * torch.exp(m - m_new) + torch.exp(x - m_new[:, None]).sum(dim=1)
+        m = m_new
+        total += x.sum(dim=1)
+        inside = (t >= start) & (t < start + width)
+        local = (t - start).clamp(0, width - 1)
+        target += torch.where(inside, x.gather(1, local[:, None])[:, 0], 0.0)
+    return m + torch.log(s), target, total
+
+
+def forward(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    label_smoothing: float = LABEL_SMOOTHING,
+    ignore_index: int = IGNORE_INDEX,
+    reduction: str = REDUCTION,
+    chunk: int = CHUNK,
+) -> torch.Tensor:
+    """The loss, in the logits' dtype: a scalar, or ``targets``-shaped for ``"none"``."""
+    z, t = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    eps, vocab = label_smoothing, z.shape[1]
+    lse, target, total = row_statistics(z, t, chunk)
+    keep = t != ignore_index
+    losses = torch.where(keep, lse - (1 - eps) * target - eps / vocab * total, 0.0)
+    if reduction == "none":
+        return losses.reshape(targets.shape).to(logits.dtype)
+    if reduction == "sum":
+        return losses.sum().to(logits.dtype)
+    return (losses.sum() / keep.sum()).to(logits.dtype)
+
+
+def backward(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    grad_output: torch.Tensor,
+    *,
+    label_smoothing: float = LABEL_SMOOTHING,
+    ignore_index: int = IGNORE_INDEX,
+    reduction: str = REDUCTION,
+    chunk: int = CHUNK,
+) -> torch.Tensor:
+    """The gradient of :func:`forward` with respect to the logits, times ``grad_output``."""
+    z, t = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    eps, vocab = label_smoothing, z.shape[1]
+    acc = _accumulator(z.dtype)
+    lse, _, _ = row_statistics(z, t, chunk)
+    keep = t != ignore_index
+    g = grad_output.to(acc)
+    if reduction == "none":
+        g = g.reshape(-1)
+    elif reduction == "mean":
+        g = g / keep.sum()
+    scale = torch.where(keep, g, 0.0)
+    grad = torch.empty_like(z)
+    for start in range(0, vocab, chunk):
+        x = z[:, start : start + chunk].to(acc)
+        columns = torch.arange(start, start + x.shape[1], device=z.device)
+        is_target = (columns[None, :] == t[:, None]).to(acc)
+        p = torch.exp(x - lse[:, None]) - (1 - eps) * is_target - eps / vocab * (1 - is_target)  # planted
+        grad[:, start : start + chunk] = (scale[:, None] * p).to(z.dtype)
+    return grad.reshape(logits.shape)
+
+
+def grad_logits(
+    logits: torch.Tensor, targets: torch.Tensor, grad_output: torch.Tensor
+) -> torch.Tensor:
+    """The kernel ``verify`` checks: :func:`backward` at the module's constants."""
+    return backward(logits, targets, grad_output)
+
+
+class ChunkedCrossEntropy(torch.autograd.Function):
+    """:func:`forward` and :func:`backward` as one autograd operation."""
+
+    @staticmethod
+    def forward(ctx, logits, targets, label_smoothing, ignore_index, reduction):  # noqa: D102
+        ctx.save_for_backward(logits, targets)
+        ctx.options = {"label_smoothing": label_smoothing, "ignore_index": ignore_index,
+                       "reduction": reduction}  # fmt: skip
+        return forward(logits, targets, **ctx.options)
+
+    @staticmethod
+    def backward(ctx, grad_output):  # noqa: D102
+        logits, targets = ctx.saved_tensors
+        return backward(logits, targets, grad_output, **ctx.options), None, None, None, None
+
+
+def cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    label_smoothing: float = LABEL_SMOOTHING,
+    ignore_index: int = IGNORE_INDEX,
+    reduction: str = REDUCTION,
+) -> torch.Tensor:
+    """``F.cross_entropy`` for logits ``[..., V]``, computed chunk by chunk."""
+    return ChunkedCrossEntropy.apply(logits, targets, label_smoothing, ignore_index, reduction)

@@ -1,0 +1,140 @@
+"""The example kernels against torch autograd of ``F.cross_entropy`` in float64: the chunked one
+matches it to 1e-12, forward and backward, with smoothing, ignored positions and every reduction;
+the two planted copies differ from it exactly where the bug was planted."""
+
+import difflib
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+KERNELS = Path(__file__).parent.parent / "examples" / "kernels"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"kernels_{name}", KERNELS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GOOD, INPLACE, SMOOTHING = (load(n) for n in
+                            ("chunked_ce", "chunked_ce_inplace", "chunked_ce_smoothing_bug"))  # fmt: skip
+
+
+def case(shape=(2, 3, 11), dtype=torch.float64, seed=0):
+    """Logits ``shape``, targets with two ignored positions, a random upstream gradient."""
+    generator = torch.Generator().manual_seed(seed)
+    z = (3 * torch.randn(shape, generator=generator, dtype=torch.float64)).to(dtype)
+    t = torch.randint(0, shape[-1], shape[:-1], generator=generator)
+    t.view(-1)[[1, min(4, t.numel() - 1)]] = -100
+    return z, t, generator
+
+
+def reference(z, t, g, smoothing, reduction):
+    """Loss and gradient by autograd of ``F.cross_entropy`` (over ``[N, V]``)."""
+    leaf = z.detach().clone().requires_grad_(True)
+    loss = F.cross_entropy(leaf.reshape(-1, z.shape[-1]), t.reshape(-1), ignore_index=-100,
+                           label_smoothing=smoothing, reduction=reduction)  # fmt: skip
+    if reduction == "none":
+        loss = loss.reshape(t.shape)
+    (grad,) = torch.autograd.grad(loss, leaf, g)
+    return loss.detach(), grad
+
+
+def upstream(t, reduction, generator):
+    shape = t.shape if reduction == "none" else ()
+    return torch.rand(shape, generator=generator, dtype=torch.float64) + 0.5
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("chunk", [4, 11, 4096])  # several chunks, a partial last one; one chunk
+def test_the_chunked_kernel_is_f_cross_entropy_to_1e_12(reduction, smoothing, chunk):
+    z, t, generator = case()
+    g = upstream(t, reduction, generator)
+    options = {"label_smoothing": smoothing, "ignore_index": -100, "reduction": reduction,
+               "chunk": chunk}  # fmt: skip
+    want_loss, want_grad = reference(z, t, g, smoothing, reduction)
+    loss = GOOD.forward(z, t, **options)
+    grad = GOOD.backward(z, t, g, **options)
+    assert grad.dtype == torch.float64 and grad.shape == z.shape
+    assert (loss - want_loss).abs().max() <= 1e-12
+    assert (grad - want_grad).abs().max() <= 1e-12
+    assert (grad.reshape(-1, 11)[[1, 4]] == 0).all()  # ignored positions: no gradient
+
+
+def test_the_autograd_function_gives_the_same_gradient():
+    z, t, _ = case((4, 50))
+    leaf = z.clone().requires_grad_(True)
+    GOOD.cross_entropy(leaf, t, 0.1, -100, "mean").backward()
+    _, want = reference(z, t, torch.tensor(1.0, dtype=torch.float64), 0.1, "mean")
+    assert (leaf.grad - want).abs().max() <= 1e-12
+
+
+def test_a_vocabulary_of_several_default_chunks():
+    z, t, _ = case((3, 10_000))  # chunks of 4096, 4096, 1808
+    assert GOOD.CHUNK == 4096
+    g = torch.tensor(1.0, dtype=torch.float64)
+    _, want = reference(z, t, g, GOOD.LABEL_SMOOTHING, GOOD.REDUCTION)
+    assert (GOOD.grad_logits(z, t, g) - want).abs().max() <= 1e-12
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-7), (torch.bfloat16, 4e-3),
+                                        (torch.float16, 5e-4)])  # fmt: skip
+def test_low_precision_logits_are_accumulated_in_float32(dtype, tol):
+    z, t, _ = case(dtype=dtype)
+    g = torch.tensor(1.0, dtype=dtype)
+    grad = GOOD.grad_logits(z, t, g)
+    _, want = reference(z.double(), t, g.double(), 0.1, "mean")
+    assert grad.dtype == dtype
+    # one rounding to the dtype, at the size of the largest terms (|grad| <= 1 / rows)
+    assert (grad.double() - want).abs().max() <= tol
+
+
+def test_the_inplace_copy_is_right_but_destroys_the_logits():
+    z, t, generator = case()
+    g = upstream(t, "mean", generator)
+    given = z.clone()
+    grad = INPLACE.grad_logits(given, t, g)
+    _, want = reference(z, t, g, 0.1, "mean")
+    assert (grad - want).abs().max() <= 1e-12
+    assert grad.data_ptr() == given.data_ptr()  # it is the logits
+    assert not torch.equal(given, z)
+    kept = z.clone()
+    GOOD.grad_logits(kept, t, g)
+    assert torch.equal(kept, z)  # the good one leaves them alone
+
+
+def test_the_smoothing_bug_is_off_by_g_eps_over_v_at_each_counted_target():
+    z, t, generator = case()
+    g = upstream(t, "sum", generator)
+    options = {"label_smoothing": 0.1, "reduction": "sum"}
+    grad = SMOOTHING.backward(z, t, g, **options)
+    _, want = reference(z, t, g, 0.1, "sum")
+    off = (grad - want).reshape(-1, 11)
+    rows = torch.nonzero(t.reshape(-1) != -100)[:, 0]
+    targets = t.reshape(-1)[rows]
+    assert torch.allclose(off[rows, targets], g * 0.1 / 11, rtol=0, atol=1e-12)
+    off[rows, targets] = 0
+    assert off.abs().max() <= 1e-12  # nowhere else
+    # without smoothing the planted line computes the same thing: only a smoothed grid finds it
+    unsmoothed = SMOOTHING.backward(z, t, g, label_smoothing=0.0, reduction="sum")
+    assert (unsmoothed - reference(z, t, g, 0.0, "sum")[1]).abs().max() <= 1e-12
+
+
+@pytest.mark.parametrize("name, changed", [("chunked_ce_inplace", 3),
+                                           ("chunked_ce_smoothing_bug", 1)])  # fmt: skip
+def test_each_planted_copy_differs_from_the_good_kernel_only_in_its_planted_lines(name, changed):
+    def code(path):
+        text = path.read_text()
+        return text[text.index("from __future__") :].splitlines()  # the docstrings differ
+
+    diff = [line for line in difflib.ndiff(code(KERNELS / "chunked_ce.py"), code(KERNELS / f"{name}.py"))
+            if line[:2] in ("- ", "+ ")]  # fmt: skip
+    removed = [line for line in diff if line.startswith("- ")]
+    added = [line for line in diff if line.startswith("+ ")]
+    assert len(removed) == changed and len(added) == (2 if changed == 3 else 1)
+    assert all("planted" in line or "return logits" in line for line in added)
