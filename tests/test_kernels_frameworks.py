@@ -118,7 +118,7 @@ def test_a_write_into_the_logits_is_found_and_the_original_is_untouched(framewor
         return logits * 0
 
     call = Kernel(fn, framework)(z, t, g)
-    assert call.writes == (Write("logits", 1, 30, (1, 2, 3)),)
+    assert call.writes == (Write("logits", (2, 3, 5), 1, 30, (1, 2, 3)),)
     np.testing.assert_array_equal(z, before)
     assert call.gradient is not None
 
@@ -131,10 +131,10 @@ def test_a_gradient_written_over_the_logits_is_reported_whatever_is_returned():
 
     call = Kernel(overwrite, "torch")(z, t, g)
     assert call.gradient is None
-    assert call.writes == (Write("logits", 30, 30, (0, 0, 0)),)
+    assert call.writes == (Write("logits", (2, 3, 5), 30, 30, (0, 0, 0)),)
     assert describe_writes(call.writes) == (
-        "writes into its input logits (30 of 30 elements changed, the first at (0, 0, 0)) in "
-        "place: whatever it returns, the caller's logits is gone"
+        "writes into its input logits [2, 3, 5] (30 of 30 elements changed, the first at "
+        "(0, 0, 0)) in place: whatever it returns, what the caller passed is overwritten"
     )
 
 
@@ -161,7 +161,7 @@ def test_nan_written_over_nan_is_no_write_and_negative_zero_over_zero_is_one():
         logits[0, 1] = -0.0
         return logits.copy()
 
-    assert Kernel(fn, "numpy")(z, t, g).writes == (Write("logits", 1, 2, (0, 1)),)
+    assert Kernel(fn, "numpy")(z, t, g).writes == (Write("logits", (1, 2), 1, 2, (0, 1)),)
 
 
 @settings(max_examples=25, deadline=None)
@@ -174,7 +174,8 @@ def test_any_single_changed_element_is_found_where_it_is(flat, dtype):
         logits[index] = logits[index] + 1
         return logits.clone()
 
-    assert Kernel(fn, "torch")(z, t, g).writes == (Write("logits", 1, 30, tuple(map(int, index))),)
+    want = Write("logits", (2, 3, 5), 1, 30, tuple(map(int, index)))
+    assert Kernel(fn, "torch")(z, t, g).writes == (want,)
 
 
 @pytest.mark.parametrize(

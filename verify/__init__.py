@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from derivation._loss import Loss as Loss
 
+    from ._assert import assert_gradient as assert_gradient
     from ._check import check as check
     from ._plot import plot as plot
     from ._options import DTYPES as DTYPES
@@ -36,11 +37,13 @@ __all__ = [
     "Report",
     "Tolerance",
     "Worst",
+    "assert_gradient",
     "check",
     "plot",
 ]
 
 _HOMES = {
+    "assert_gradient": "._assert",
     "check": "._check",
     "plot": "._plot",
     "DTYPES": "._options",

@@ -32,6 +32,11 @@ import numpy as np
 from derivation._loss import Loss
 
 from . import _batch_shrink, _dtypes, _explain, _inputs, _judge, _measure, _opinions, _rule
+from ._frameworks import Kernel, Write, describe_writes
+from ._kernel_bridge import probe
+from ._kernel_options import validate_shape
+from ._kernel_plan import Layout, Plan, aligned_chunking, plan
+from ._stream import StreamedDraws
 from ._options import (
     DEFAULT_CLASSES,
     DEFAULT_SAMPLES,
@@ -72,6 +77,9 @@ def check(
     atol: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     loss: Loss | None = None,
+    framework: str = "jax",
+    device: str = "cpu",
+    shape: tuple[int, ...] | str | None = None,
 ) -> Report:
     r"""Checks a closed-form gradient of the softmax cross-entropy against ``jax.grad``.
 
@@ -100,6 +108,19 @@ def check(
             ``(z, targets, grad_output) -> gradient`` (``None``: the derivation's closed form
             for it) and the grid sweeps the targets and the upstream gradient too (see
             :mod:`._variant_check`). ``None`` or ``Loss()`` is the plain loss.
+        framework: what ``closed_form`` is written in: ``"jax"``, ``"torch"`` or ``"numpy"``.
+            A torch or NumPy function is a kernel ``(logits, targets, grad_output) ->
+            grad_logits``, called on its own copies of the inputs in the cell's dtype (torch
+            tensors, NumPy arrays; bfloat16 as ``ml_dtypes.bfloat16``), with the labels as
+            ``targets`` and ``grad_output`` 1; a JAX function may take these three arguments
+            too. A kernel that writes into any of its inputs is ``disagree``, whatever it
+            returns, and the explanation says which input.
+        device: ``"cpu"``, or ``"cuda"`` for a torch kernel where ``torch.cuda.is_available()``.
+        shape: ``(B, T, V)``: logits shaped ``[batch, sequence, vocabulary]``, or ``(rows, V)``;
+            it sets the class count (V) and the rows (B·T, the first 4 adversarial), so leave
+            ``classes`` and ``samples`` out. The function sees logits ``[b, T, V]`` (whole
+            sequences a call where they fit 2**20 elements, else ``[1, t, V]`` windows of one),
+            and the worst element is named by (batch, position, class).
 
     Returns:
         A :class:`verify.Report`, one :class:`verify.Cell` per (classes, dtype, scale, labels).
@@ -107,8 +128,10 @@ def check(
     Raises:
         ValueError: a bad argument, or a closed form that raises or returns the wrong shape;
             the message starts with the parameter's name. Nothing is computed before every
-            argument has been checked.
-        TypeError: ``closed_form`` is not callable or returns something that is not an array.
+            argument has been checked (a kernel is called once on two rows of each dtype and
+            class count for that).
+        TypeError: ``closed_form`` is not callable or returns something that is not an array
+            (for a kernel: not the framework's array, or not in the logits' dtype).
 
     Example:
         >>> import verify
@@ -116,6 +139,15 @@ def check(
         >>> report.ok, report.cells[0].verdict
         (True, 'agree')
     """
+    shaped = validate_shape(shape)
+    if shaped is not None:
+        if tuple(np.atleast_1d(classes)) != DEFAULT_CLASSES or samples != DEFAULT_SAMPLES:
+            raise ValueError(
+                "shape: sets the class count (V) and the rows (B·T); leave classes and samples "
+                "out"
+            )
+        classes, samples = shaped[-1], int(np.prod(shaped[:-1])) - _inputs.ADVERSARIAL_ROWS
+    how = plan(closed_form, _traceable(None), framework, device, shaped)
     options = validate(
         closed_form,
         classes=classes,
@@ -135,12 +167,18 @@ def check(
         from ._variant_check import check_variant
 
         return check_variant(options.closed_form, loss, options, tolerances, progress)
-    fn = _traceable(options.closed_form)
+    fn, kernel = how.fn, how.kernel
     reference = plain()
     rows = options.samples + _inputs.ADVERSARIAL_ROWS
     sizes = {c: chunking(rows, c, MAX_CHUNK_ELEMENTS) for c in options.classes}
+    if how.layout is not None and how.layout.sequence is not None:
+        sizes = {c: aligned_chunking(how.layout, MAX_CHUNK_ELEMENTS, BLOCK_ELEMENTS)
+                 for c in options.classes}  # fmt: skip
     with jax.enable_x64(True):
-        _check_closed_form(fn, options, {c: min(rows, size) for c, (size, _) in sizes.items()})
+        if how.bridged:
+            probe(fn, options.dtypes, options.classes)
+        else:
+            _check_closed_form(fn, options, {c: min(rows, size) for c, (size, _) in sizes.items()})
         for c, (size, _) in sizes.items():  # compile ahead, while drawing
             _opinions.PROGRAMS.prepare(reference, fn, options.dtypes, size, c)
         cells = {}
@@ -149,19 +187,25 @@ def check(
         parts: dict[tuple[int, str, float], list[dict[str, _measure.Measurement]]] = {}
         # One chunk ahead: JAX computes the next chunk's opinions while NumPy judges this one.
         ahead = None
-        for job in itertools.chain(_chunks(fn, reference, options, sizes), [None]):
+        writes: dict[tuple[int, str, float], dict[str, tuple[Write, ...]]] = {}
+        for job in itertools.chain(_chunks(how, reference, options, sizes), [None]):
             if ahead is not None:
                 key = (ahead.c, ahead.kind, ahead.scale)
                 parts.setdefault(key, []).append(
                     _judge_chunk(ahead, reference, options, tolerances, sizes)
                 )
+                written = writes.setdefault(key, {})
+                for dtype, found in ahead.writes.items():
+                    written.setdefault(dtype, found)  # the first call that wrote
                 if ahead.last:  # the cells of this (classes, labels, scale) are measured
                     group = parts.pop(key)
+                    written = writes.pop(key)
                     for dtype in options.dtypes:
                         m = _measure.Measurement.combine([part[dtype] for part in group])
                         cells[ahead.c, dtype, ahead.scale, ahead.kind] = _cell(
-                            fn, reference, options, ahead.draws, ahead.c, dtype, ahead.scale,
-                            ahead.kind, tolerances[dtype], m,
+                            fn, kernel, how.layout, framework, reference, options, ahead.draws,
+                            ahead.c, dtype, ahead.scale, ahead.kind, tolerances[dtype], m,
+                            written.get(dtype, ()),
                         )
                         if progress is not None:
                             progress(len(cells), total)
@@ -280,30 +324,43 @@ class _Chunk:
     last: bool
     largest: dict[str, float]
     pending: _opinions.Pending
+    writes: dict[str, tuple[Write, ...]] = dataclasses.field(default_factory=dict)
 
 
 def _chunks(
-    fn: Callable[..., Any],
+    how: Plan,
     reference: Reference,
     options: Options,
     sizes: dict[int, tuple[int, int]],
 ) -> Iterator[_Chunk]:
-    """Stages 1 and 2 for every chunk of the grid, in order: drawn, and its opinions started."""
+    """Stages 1 and 2 for every chunk of the grid, in order: drawn, and its opinions started.
+
+    A bridged kernel's chunk is waited for before it is handed on, so that the inputs it wrote
+    into travel with the chunk that wrote them (:attr:`_Chunk.writes`)."""
     facts = [_dtypes.facts(dtype) for dtype in options.dtypes]
+    fn = how.fn
+    rows = options.samples + _inputs.ADVERSARIAL_ROWS
     for c in options.classes:
         size, _ = sizes[c]
         checked = min(_opinions.CHECKED_ROWS, size)
-        noise = _inputs.draw_noise(options.seed, c, options.samples)
+        streamed = how.layout is not None  # drawn by blocks as chunks ask, whatever the batch
+        noise = None if streamed else _inputs.draw_noise(options.seed, c, options.samples)
         for kind in options.labels:
-            draws = _inputs.draw(options.seed, c, kind, options.samples, noise)
+            if noise is None:
+                draws: Any = StreamedDraws(options.seed, c, kind, rows)
+            else:
+                draws = _inputs.draw(options.seed, c, kind, options.samples, noise)
             for scale in options.scales:
                 for begin in range(0, draws.rows, size):
                     part, start, valid = _chunk(draws, begin, size)
                     z64 = np.stack([_inputs.logits(part, scale, f.far_gap(c)) for f in facts])
                     rng = _inputs.generator(options.seed, c, _inputs.DIRECTIONS, begin)
                     direction = rng.standard_normal((checked, c))
+                    how.writes()  # none carried over (the shrinker calls the kernel too)
                     pending = _opinions.dispatch(_opinions.PROGRAMS, reference, fn,
                                                  options.dtypes, z64, part.labels, direction)
+                    if how.bridged:
+                        jax.block_until_ready([out["closed_form"] for out in pending])
                     # The largest finite |logit|: scale * |noise|, but in the adversarial rows,
                     # which come first. (Labels are at most 7.4: no dtype overflows on them.)
                     # An input overflows on the cast exactly when this largest one does.
@@ -315,7 +372,7 @@ def _chunks(
                         top = float(np.max(np.abs(z[head]), where=finite, initial=0.0))
                         largest[f.name] = max(noise_max, top)
                     yield _Chunk(c, kind, scale, draws, start, valid,
-                                 begin + size >= draws.rows, largest, pending)
+                                 begin + size >= draws.rows, largest, pending, how.writes())
 
 
 def _judge_chunk(
@@ -351,8 +408,22 @@ def _finite(value: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
+def _whole(draws: Any) -> tuple[_inputs.Draws | None, str]:
+    """The cell's draws whole, for shrinking its batch: streamed draws are made whole only
+    while they fit a chunk (memory stays bounded whatever the batch)."""
+    if not isinstance(draws, StreamedDraws):
+        return draws, ""
+    if draws.rows * draws.classes > MAX_CHUNK_ELEMENTS:
+        return None, (f"the batch of {draws.rows} rows × {draws.classes} classes is not drawn "
+                      "whole to be shrunk")
+    return draws.take(slice(0, draws.rows)), ""
+
+
 def _cell(
     fn: Callable[..., Any],
+    kernel: Kernel | None,
+    layout: Layout | None,
+    framework: str,
     reference: Reference,
     options: Options,
     draws: _inputs.Draws,
@@ -362,27 +433,35 @@ def _cell(
     kind: str,
     tolerance: Tolerance,
     m: _measure.Measurement,
+    writes: tuple[Write, ...],
 ) -> Cell:
     """One cell: judged, explained, recorded."""
     judgement = _judge.judge(m, dtype, _dtypes.facts(dtype).max, tolerance,
                              kind != "unnormalized")
+    if writes and judgement.verdict != "undefined":
+        judgement = _judge.Judgement("disagree", describe_writes(writes))
     undefined = judgement.verdict == "undefined"
     n = int(m.elements)
-    worst = None if undefined or not n else _explain.worst(m, c)
+    worst = None if undefined or not n else _explain.worst(m, c, layout)
     counterexample = None
-    if judgement.verdict == "disagree" and worst is not None and _judge.autograd_ok(m):
+    if writes and judgement.verdict == "disagree" and kernel is not None:
+        counterexample = _explain.written(kernel, draws, c, dtype, scale, kind, tolerance,
+                                          options.seed)
+    elif judgement.verdict == "disagree" and worst is not None and _judge.autograd_ok(m):
         one_row = draws.take(np.array([worst.row]))
         z_row = _inputs.logits(one_row, scale, _dtypes.facts(dtype).far_gap(c))[0]
         counterexample = _explain.counterexample(
             functools.partial(_first_failing, fn, reference, dtype, tolerance),
             options.closed_form, options, z_row, one_row.labels[0], worst, c, dtype, scale,
-            kind, tolerance,
+            kind, tolerance, kernel=kernel,
         )
         if counterexample is None:  # no row fails alone: shrink the batch (_batch_shrink)
-            z_all = _inputs.logits(draws, scale, _dtypes.facts(dtype).far_gap(c))
-            counterexample, why = _batch_shrink.plain_counterexample(
-                fn, options.closed_form, dtype, tolerance, z_all, draws.labels, options, c,
-                scale, kind, worst.row)
+            whole, why = _whole(draws)
+            if whole is not None:
+                z_all = _inputs.logits(whole, scale, _dtypes.facts(dtype).far_gap(c))
+                counterexample, why = _batch_shrink.plain_counterexample(
+                    fn, options.closed_form, dtype, tolerance, z_all, whole.labels, options, c,
+                    scale, kind, worst.row)
             if counterexample is None:
                 judgement = dataclasses.replace(
                     judgement, explanation=f"{judgement.explanation}; no counterexample: {why}")
@@ -404,7 +483,8 @@ def _cell(
         verdict=judgement.verdict,
         explanation=judgement.explanation,
         worst=worst,
-        reproduce=_explain.reproduce(options, c, dtype, scale, kind),
+        reproduce=_explain.reproduce(options, c, dtype, scale, kind, layout, framework,
+                                     kernel.device if kernel is not None else "cpu"),
         rows=draws.rows,
         within_tolerance=fraction(m.within),
         autograd_max_ulp=None if undefined else _finite(m.autograd_max_ulp),
@@ -419,6 +499,7 @@ def _cell(
             ok=_judge.autograd_ok(m),
         ),
         counterexample=counterexample,
+        writes=writes,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import _limits, _loss_options, _options
+from . import _kernel_options, _limits, _loss_options, _options
 from ._files import check_writable, staged
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -292,18 +292,26 @@ def verify(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     closed_form: Annotated[Optional[str], typer.Option(  # noqa: UP007
         "--closed-form", help="Your own gradient, as module:function taking (z, y) "
-                              "(default: softmax(z) - y); with loss flags, "
+                              "(default: softmax(z) - y); with loss flags or --framework, "
                               "(z, targets, grad_output).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help=_NO_CACHE_HELP)] = False,
     label_smoothing: _loss_options.LabelSmoothing = None, weight: _loss_options.Weight = None,
     ignore_index: _loss_options.IgnoreIndex = None, reduction: _loss_options.Reduction = None,
     z_loss: _loss_options.ZLoss = None, softcap: _loss_options.Softcap = None,
     temperature: _loss_options.Temperature = None, targets: _loss_options.Targets = None,
+    framework: Annotated[str, typer.Option(help="What --closed-form is written in: jax, torch "
+                                                "or numpy.")] = "jax",
+    device: Annotated[str, typer.Option(help="Where a torch --closed-form runs: cpu or "
+                                             "cuda.")] = "cpu",
+    shape: Annotated[Optional[str], typer.Option(help="Logits B,T,V (batch, sequence, "  # noqa: UP007
+                                                      "vocabulary) or R,V, in place of "
+                                                      "--classes and --samples.")] = None,
 ) -> None:
     """Check σ(z) − y (or your closed form) against jax.grad over a grid of class counts,
     dtypes, scales and labels."""
     options = _verify_options(classes, dtypes, scales, labels, samples, seed, rtol, atol)
     _flag(_limits.check_grid, options["classes"], options["samples"], options["dtypes"])
+    options |= _flag(_kernel_options.kernel_options, framework, device, closed_form, shape)  # type: ignore[operator]
     loss = _flag(_loss_options.parse_loss, label_smoothing, weight, ignore_index, reduction,
                  z_loss, softcap, temperature, targets)
     for count in options["classes"]:
@@ -322,6 +330,8 @@ def verify(
             variant = {} if loss.is_plain else {"loss": loss}
             report = checker.check(function, progress=progress, **variant, **options)
         except (ValueError, TypeError) as error:
+            if str(error).startswith(("shape:", "framework:")):  # checked against the grid
+                raise InputError(f"--{error}") from None
             if not str(error).startswith("closed_form:"):  # every other argument was validated
                 raise
             raise _closed_form_error(closed_form, error) from None

@@ -18,6 +18,9 @@ from . import _dtypes, _inputs
 from ._measure import Measurement
 from ._options import Options, Tolerance
 from ._report import Worst, format_number
+from ._frameworks import Kernel
+from ._kernel_plan import Layout
+from ._kernel_snippet import kernel_snippet
 from ._shrink import FirstFailing, shrink
 from ._snippet import snippet
 
@@ -34,13 +37,29 @@ def closed_form_spec(closed_form: Callable[..., Any]) -> str:
     return f"{module}:{name or type(closed_form).__name__}"
 
 
-def reproduce(options: Options, c: int, dtype: str, scale: float, kind: str) -> str:
+def reproduce(
+    options: Options,
+    c: int,
+    dtype: str,
+    scale: float,
+    kind: str,
+    layout: Layout | None = None,
+    framework: str = "jax",
+    device: str = "cpu",
+) -> str:
     """The ``softmax-ce verify`` line that recomputes one cell: every option that shapes it
-    (the closed form, the grid point, samples, seed, tolerances given)."""
+    (the closed form, the grid point — ``--shape`` in place of ``--classes`` and ``--samples``
+    where the check had a shape —, samples, seed, tolerances given, framework and device)."""
+    grid = f"--classes {c}" if layout is None else f"--shape {layout.flag()}"
+    rows = f" --samples {options.samples}" if layout is None else ""
     line = (
-        f"softmax-ce verify --classes {c} --dtypes {dtype} --scales {format_number(scale)} "
-        f"--labels {kind} --samples {options.samples} --seed {options.seed}"
+        f"softmax-ce verify {grid} --dtypes {dtype} --scales {format_number(scale)} "
+        f"--labels {kind}{rows} --seed {options.seed}"
     )
+    if framework != "jax":
+        line += f" --framework {framework}"
+    if device != "cpu":
+        line += f" --device {device}"
     if options.rtol is not None:
         line += f" --rtol {format_number(options.rtol)}"
     if options.atol is not None:
@@ -50,9 +69,11 @@ def reproduce(options: Options, c: int, dtype: str, scale: float, kind: str) -> 
     return line
 
 
-def worst(m: Measurement, classes: int) -> Worst:
-    """The worst element of a measured cell, with its row's kind."""
+def worst(m: Measurement, classes: int, layout: Layout | None = None) -> Worst:
+    """The worst element of a measured cell, with its row's kind (and its batch and position
+    where the logits have a sequence axis)."""
     row, klass = divmod(int(m.worst_index), classes)
+    position = None if layout is None else layout.position(row)
     return Worst(
         row=row,
         class_=klass,
@@ -60,6 +81,8 @@ def worst(m: Measurement, classes: int) -> Worst:
         autograd=float(m.worst_ag),
         reference=float(m.worst_ex),
         row_kind=_inputs.ROW_KINDS[min(row, _inputs.RANDOM)],
+        batch=None if position is None else position[0],
+        position=None if position is None else position[1],
     )
 
 
@@ -75,6 +98,7 @@ def counterexample(
     scale: float,
     kind: str,
     tolerance: Tolerance,
+    kernel: Kernel | None = None,
 ) -> str | None:
     """A shrunk failing case near the worst row, as a runnable snippet, or None.
 
@@ -87,6 +111,7 @@ def counterexample(
         where: the worst element.
         c, dtype, scale, kind: the cell.
         tolerance: the cell's tolerance.
+        kernel: a torch or NumPy kernel, whose snippet is written in its framework.
     """
     found = shrink(first_failing, z_row, y_row, where.class_, kind != "unnormalized")
     if found is None:
@@ -97,6 +122,40 @@ def counterexample(
         f"shrunk from row {where.row} of the cell classes={c}, dtype={dtype}, "
         f"scale={format_number(scale)}, labels={kind}, seed={options.seed}"
     )
+    if kernel is not None and kernel.framework != "jax":
+        return kernel_snippet(
+            kernel.fn, framework=kernel.framework, device=kernel.device, dtype=dtype,
+            z=z.tolist(), y=y.tolist(), tolerance=tolerance, origin=origin,
+        )
     return snippet(
         closed_form, dtype=dtype, z=z.tolist(), y=y.tolist(), tolerance=tolerance, origin=origin
+    )
+
+
+def written(
+    kernel: Kernel,
+    draws: _inputs.Draws,
+    c: int,
+    dtype: str,
+    scale: float,
+    kind: str,
+    tolerance: Tolerance,
+    seed: int,
+) -> str | None:
+    """A snippet that shows a kernel writing into its inputs, on the cell's first random row
+    (no shrinking: any input shows a write)."""
+    if kernel.framework == "jax":
+        return None
+    facts = _dtypes.facts(dtype)
+    row = min(_inputs.RANDOM, draws.rows - 1)
+    one_row = draws.take(np.array([row]))
+    z = _inputs.logits(one_row, scale, facts.far_gap(c))[0]
+    z, y = (np.asarray(v).astype(facts.dtype).astype(np.float64) for v in (z, one_row.labels[0]))
+    origin = (
+        f"row {row} of the cell classes={c}, dtype={dtype}, scale={format_number(scale)}, "
+        f"labels={kind}, seed={seed}: the kernel writes into its inputs"
+    )
+    return kernel_snippet(
+        kernel.fn, framework=kernel.framework, device=kernel.device, dtype=dtype,
+        z=z.tolist(), y=y.tolist(), tolerance=tolerance, origin=origin,
     )

@@ -56,12 +56,14 @@ class Write:
 
     Attributes:
         input: its name, one of :data:`INPUTS`.
+        shape: its shape in that call (a chunk of rows, padded, may be more than a cell's).
         changed: elements whose bits changed (all of them when the shape changed).
         elements: elements it holds.
         index: the first changed element's index (``()`` for a scalar or a changed shape).
     """
 
     input: str
+    shape: tuple[int, ...]
     changed: int
     elements: int
     index: tuple[int, ...]
@@ -69,6 +71,7 @@ class Write:
     def to_json(self) -> dict[str, Any]:
         return {
             "input": self.input,
+            "shape": list(self.shape),
             "changed": self.changed,
             "elements": self.elements,
             "index": list(self.index),
@@ -91,18 +94,18 @@ class Call:
 
 def describe_writes(writes: tuple[Write, ...]) -> str:
     """The explanation of a cell whose kernel writes into its inputs, e.g. ``"writes into its
-    input logits in place (4096 of 4096 elements changed, the first at (0, 0, 0)): whatever it
-    returns, the caller's logits are gone"``."""
+    input logits [2, 3, 5] in place (30 of 30 elements changed, the first at (0, 0, 0)):
+    whatever it returns, what the caller passed is overwritten"``."""
     parts = []
     for write in writes:
         where = f", the first at {write.index}" if write.index else ""
         parts.append(
-            f"{write.input} ({write.changed} of {write.elements} elements changed{where})"
+            f"{write.input} {list(write.shape)} ({write.changed} of {write.elements} elements "
+            f"changed{where})"
         )
-    names = " and ".join(write.input for write in writes)
     return (
-        f"writes into its input {' and '.join(parts)} in place: whatever it returns, the "
-        f"caller's {names} {'is' if len(writes) == 1 else 'are'} gone"
+        f"writes into its input {' and '.join(parts)} in place: whatever it returns, what the "
+        "caller passed is overwritten"
     )
 
 
@@ -140,13 +143,13 @@ def _bits(array: np.ndarray) -> np.ndarray:
 
 def _write(name: str, before: np.ndarray, after: np.ndarray) -> Write | None:
     if before.shape != after.shape or before.dtype != after.dtype:
-        return Write(name, before.size, before.size, ())
+        return Write(name, before.shape, before.size, before.size, ())
     differ = _bits(before) != _bits(after)
     changed = int(np.count_nonzero(differ))
     if not changed:
         return None
     first = np.unravel_index(int(np.argmax(differ.reshape(-1))), before.shape)
-    return Write(name, changed, before.size, tuple(int(i) for i in first))
+    return Write(name, before.shape, changed, before.size, tuple(int(i) for i in first))
 
 
 @dataclass(frozen=True, eq=False)

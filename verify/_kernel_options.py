@@ -106,3 +106,18 @@ def validate_shape(value: Any) -> tuple[int, ...] | None:
             f"shape: the vocabulary {sizes[-1]} is above the largest accepted, {MAX_VOCABULARY}"
         )
     return tuple(sizes)  # type: ignore[arg-type]
+
+
+def kernel_options(
+    framework: Any, device: Any, closed_form: str | None, shape: str | None
+) -> dict[str, Any]:
+    """The CLI's ``--framework``, ``--device`` and ``--shape``, validated, as keyword arguments
+    of :func:`verify.check`; a framework other than JAX needs ``--closed-form``."""
+    chosen = validate_framework(framework)
+    if chosen != "jax" and closed_form is None:
+        raise ValueError(
+            f"framework: {chosen!r} needs --closed-form MODULE:FUNCTION, a function written in "
+            "it (the default closed form, softmax(z) - y, is JAX)"
+        )
+    return {"framework": chosen, "device": validate_device(device, chosen),
+            "shape": validate_shape(shape)}  # fmt: skip

@@ -36,6 +36,8 @@ def cell_json(cell: Cell) -> dict[str, Any]:
             "reference": _number(cell.worst.reference),
             "row_kind": cell.worst.row_kind,
         }
+        if cell.worst.batch is not None:
+            worst |= {"batch": cell.worst.batch, "position": cell.worst.position}
     check = None
     if cell.autograd_check is not None:
         check = {
@@ -66,6 +68,7 @@ def cell_json(cell: Cell) -> dict[str, Any]:
         "residual_match": _stat(cell.residual_match),
         "autograd_check": check,
         "counterexample": cell.counterexample,
+        "writes": [write.to_json() for write in cell.writes],
     }
 
 
@@ -113,9 +116,12 @@ def _worst_line(cell: Cell) -> str:
     w = cell.worst
     if w is None:
         return "no element judged"
+    where = f"row {w.row} ({w.row_kind}), class {w.class_}"
+    if w.batch is not None:
+        where = f"batch {w.batch}, position {w.position}, class {w.class_} (row {w.row}, {w.row_kind})"
     return (
-        f"row {w.row} ({w.row_kind}), class {w.class_}: closed form {w.closed_form!r}, "
-        f"jax.grad {w.autograd!r}, float64 {w.reference!r}"
+        f"{where}: closed form {w.closed_form!r}, jax.grad {w.autograd!r}, float64 "
+        f"{w.reference!r}"
     )
 
 

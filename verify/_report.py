@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike
+from typing import TYPE_CHECKING
 
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from ._options import Tolerance
 
 if TYPE_CHECKING:
     from derivation._loss import Loss
+    from ._frameworks import Write
 
 SCHEMA = "softmax-ce.verify/1"
 
@@ -38,6 +40,8 @@ class Worst:
         autograd: ``jax.grad`` in the cell's dtype.
         reference: the exact gradient, float64 ``jax.grad`` at the same rounded inputs.
         row_kind: ``"far-above"``, ``"ties"``, ``"all-equal"``, ``"masked"`` or ``"random"``.
+        batch, position: where the row stands in logits ``[batch, sequence, vocabulary]``
+            (``verify.check(shape=(B, T, V))``), else None.
     """
 
     row: int
@@ -46,6 +50,8 @@ class Worst:
     autograd: float
     reference: float
     row_kind: str
+    batch: int | None = None
+    position: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,8 @@ class Cell:
             snippet, or ``None``.
         grad_output: for a loss variant, the upstream gradient of the cell (``"1"``, ``"0.75"``,
             ``"0.5,1,1.5,2 by row"``); ``None`` for the plain loss.
+        writes: the inputs a kernel wrote into, in the first call that wrote (such a cell is
+            ``disagree``, whatever the kernel returned); empty when none.
     """
 
     classes: int
@@ -124,6 +132,7 @@ class Cell:
     autograd_check: AutogradCheck | None
     counterexample: str | None
     grad_output: str | None = None
+    writes: tuple[Write, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,72 @@
+"""Peak memory and time of checking a torch kernel on LLM-shaped logits, at a vocabulary of
+262,144, as the batch grows; the same rows checked without a shape (the cell drawn whole) are the
+baseline, measured side by side in one run.
+
+Run: ``python benchmarks/bench_kernels.py [POSITIONS ...]``. For each number of positions B·T
+(as ``shape=(1, T, 262144)``), one bfloat16 cell (scale 1, one-hot labels), each configuration in
+a fresh subprocess: the peak resident memory (``ru_maxrss``, imports of JAX and torch included)
+and the wall time of the check. With a shape the draws are made block by block as chunks ask for
+them (``verify._stream``), so memory stays flat; drawn whole, a cell holds 3 MiB a row at this
+vocabulary. The kernel: softmax in float32, σ·Σy − y, cast back. Nothing is asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import textwrap
+
+VOCABULARY = 262_144
+DEFAULT_POSITIONS = (16, 64, 256)
+
+CHILD = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    import torch
+    import verify
+
+    def torch_kernel(logits, targets, grad_output):
+        z, y = logits.float(), targets.float()
+        p = torch.softmax(z, dim=-1) * y.sum(dim=-1, keepdim=True) - y
+        return (grad_output.float() * p).to(logits.dtype)
+
+    how, positions, vocabulary = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    grid = {"dtypes": "bfloat16", "scales": 1.0, "labels": "onehot"}
+    if how == "shape":
+        grid["shape"] = (1, positions, vocabulary)
+    else:
+        grid |= {"classes": vocabulary, "samples": positions - 4}
+    start = time.perf_counter()
+    report = verify.check(torch_kernel, framework="torch", **grid)
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"ok": report.ok, "peak_mib": peak_kib / 1024, "seconds": seconds}))
+    """
+)
+
+
+def run(how: str, positions: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, how, str(positions), str(VOCABULARY)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(positions: tuple[int, ...]) -> None:
+    print(f"V = {VOCABULARY:,}, bfloat16, one cell, torch kernel on CPU; "
+          f"{platform.machine()}, Python {platform.python_version()}")
+    print()
+    print("| positions | draws | peak RSS (MiB) | check (s) | ok |")
+    print("|---:|---|---:|---:|---|")
+    for n in positions:
+        for how in ("whole", "shape"):  # interleaved: the baseline beside each
+            r = run(how, n)
+            name = "whole cell (baseline)" if how == "whole" else "shape=(1, T, V), streamed"
+            print(f"| {n} | {name} | {r['peak_mib']:.0f} | {r['seconds']:.1f} | {r['ok']} |")
+
+
+if __name__ == "__main__":
+    main(tuple(int(a) for a in sys.argv[1:]) or DEFAULT_POSITIONS)

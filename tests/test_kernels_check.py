@@ -1,0 +1,110 @@
+"""``verify.check(..., framework=...)`` and ``verify.assert_gradient`` on torch and NumPy kernels
+of the plain loss (probability targets, a sum): a right kernel holds, one that writes into its
+logits is reported as such whatever it returns, a wrong one fails with a counterexample that runs.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import verify
+
+GRID = {"classes": 10, "scales": 1.0, "labels": "onehot", "samples": 8}
+
+
+def torch_kernel(logits, targets, grad_output):
+    """σ(z)·Σy − y, in float32 for half types, times grad_output: the plain loss's gradient."""
+    acc = torch.float32 if logits.dtype in (torch.bfloat16, torch.float16) else logits.dtype
+    z, y = logits.to(acc), targets.to(acc)
+    p = torch.softmax(z, dim=-1) * y.sum(dim=-1, keepdim=True) - y
+    return (grad_output.to(acc) * p).to(logits.dtype)
+
+
+def torch_overwrites(logits, targets, grad_output):
+    """The right values, written over the logits (returns them)."""
+    return logits.copy_(torch_kernel(logits, targets, grad_output))
+
+
+def numpy_off(logits, targets, grad_output):
+    """0.9·σ(z) − y: wrong wherever σ is not tiny."""
+    z = logits.astype(np.float32)
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    return (0.9 * p - targets.astype(np.float32)).astype(logits.dtype)
+
+
+@pytest.fixture(scope="module")
+def overwritten():
+    return verify.check(torch_overwrites, framework="torch", dtypes="float32", **GRID)
+
+
+def test_a_right_torch_kernel_holds():
+    report = verify.check(torch_kernel, framework="torch", dtypes="float64,bfloat16", **GRID)
+    assert report.claim == "torch_kernel"
+    assert [c.verdict for c in report.cells] == ["agree"] * 2
+    assert report.cells[0].max_ulp <= 4  # float64 crossed to torch and back unrounded
+    assert all(c.writes == () for c in report.cells)
+    assert verify.assert_gradient(torch_kernel, framework="torch", dtypes="bfloat16", **GRID) is None
+
+
+def test_a_kernel_that_writes_into_its_logits_disagrees_whatever_it_returns(overwritten):
+    for cell in overwritten.cells:
+        (write,) = cell.writes
+        rows = write.shape[0]  # the chunk the kernel was called on: the cell's rows, padded
+        assert rows >= cell.rows and write.shape == (rows, 10)
+        assert (write.input, write.changed, write.elements, write.index) == (
+            "logits", rows * 10, rows * 10, (0, 0))
+        assert cell.verdict == "disagree"
+        assert cell.explanation == (
+            f"writes into its input logits [{rows}, 10] ({rows * 10} of {rows * 10} elements "
+            "changed, the first at (0, 0)) in place: whatever it returns, what the caller "
+            "passed is overwritten"
+        )
+        assert cell.agree_fraction == 1.0  # its values are right
+    cell = json.loads(overwritten.to_json())["cells"][0]
+    assert cell["writes"] == [{"input": "logits", "shape": [rows, 10], "changed": rows * 10,
+                               "elements": rows * 10, "index": [0, 0]}]  # fmt: skip
+
+
+def test_the_write_is_shown_by_a_snippet_that_runs(overwritten):
+    snippet = overwritten.cells[0].counterexample
+    assert "from test_kernels_check import torch_overwrites" in snippet
+    with pytest.raises(AssertionError, match="the kernel wrote into its logits"):
+        exec(compile(snippet, "<counterexample>", "exec"), {})  # noqa: S102 - our own snippet
+
+
+def test_assert_gradient_raises_with_cells_and_a_runnable_counterexample():
+    with pytest.raises(AssertionError) as caught:
+        verify.assert_gradient(numpy_off, framework="numpy", dtypes="bfloat16", **GRID)
+    message = str(caught.value)
+    head, *rest = message.splitlines()
+    assert head == ("numpy_off disagrees with autograd in 1 of 1 cells (seed 0; bfloat16 rtol "
+                    "0.016 atol 1e-05)")  # fmt: skip
+    assert rest[0].startswith("classes 10 · bfloat16 · scale 1 · onehot: ")
+    assert "elements disagree" in rest[0]
+    snippet = message[message.index("# Falsifying example") :]
+    assert "logits = np.array([[0.0, 0.0]], dtype=jnp.bfloat16)" in snippet
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
+        exec(compile(snippet, "<counterexample>", "exec"), {})  # noqa: S102 - our own snippet
+
+
+def test_a_kernel_that_raises_is_a_value_error_before_anything_is_measured():
+    calls = []
+
+    def broken(logits, targets, grad_output):
+        calls.append(tuple(logits.shape))
+        raise RuntimeError("no kernel for this dtype")
+
+    with pytest.raises(ValueError, match=r"^closed_form: broken raised RuntimeError: no kernel "
+                       r"for this dtype on torch inputs \(logits torch.float16\[2, 10\]"):
+        verify.assert_gradient(broken, framework="torch", dtypes="float16", **GRID)
+    assert calls == [(2, 10)]  # the probe's two rows, once
+
+
+def test_bad_framework_arguments_are_errors_not_failures():
+    with pytest.raises(ValueError, match="^framework: unknown framework 'tensorflow'"):
+        verify.assert_gradient(torch_kernel, framework="tensorflow", **GRID)
+    with pytest.raises(TypeError, match="progress"):
+        verify.assert_gradient(torch_kernel, framework="torch", progress=print, **GRID)

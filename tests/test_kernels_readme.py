@@ -1,0 +1,78 @@
+"""The README's pytest example of ``verify.assert_gradient`` runs and passes, as written; the
+command-line form of the same check exits as the contract says."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from verify._cli import main
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def gradient_block():
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S)
+              if b.startswith("# test_gradient.py")]  # fmt: skip
+    assert len(blocks) == 1
+    return blocks[0]
+
+
+def test_the_readme_pytest_example_passes():
+    namespace = {}
+    exec(compile(gradient_block(), "README.md:test_gradient.py", "exec"), namespace)  # noqa: S102
+    assert namespace["test_grad_logits"]() is None
+
+
+def test_the_readme_says_what_the_kernel_receives():
+    assert "`fn(logits, targets, grad_output) -> grad_logits`" in README
+    assert "`softmax-ce verify --closed-form mypackage.kernels:grad_logits\n--framework torch" in README
+    assert "(or, where one sequence of `T·V` does not fit 2**20 elements, on windows" in README
+
+
+KERNEL = '''\
+import numpy as np
+
+
+def overwrite(logits, targets, grad_output):
+    z = logits.astype(np.float64)
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    logits[...] = (p / p.sum(axis=-1, keepdims=True) - targets).astype(logits.dtype)
+    return logits
+'''
+
+
+def test_the_cli_reports_a_kernel_that_writes_into_its_logits(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cli_kernel.py").write_text(KERNEL)
+    code = main(["verify", "--closed-form", "cli_kernel:overwrite", "--framework", "numpy",
+                 "--classes", "10", "--dtypes", "float32", "--scales", "1", "--labels", "onehot",
+                 "--samples", "8", "--format", "json", "--quiet"])  # fmt: skip
+    cell = json.loads(capsys.readouterr().out)["cells"][0]
+    assert code == 1
+    assert cell["verdict"] == "disagree"
+    (write,) = cell["writes"]
+    rows = write["shape"][0]
+    assert write == {"input": "logits", "shape": [rows, 10], "changed": rows * 10,
+                     "elements": rows * 10, "index": [0, 0]}
+    assert cell["explanation"].startswith(f"writes into its input logits [{rows}, 10] (")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--framework", "pytorch", "--closed-form", "m:f"],
+     "error: --framework: unknown framework 'pytorch'; did you mean 'torch'? (accepted: jax, "
+     "torch, numpy)"),
+    (["--framework", "torch"], "error: --framework: 'torch' needs --closed-form MODULE:FUNCTION"),
+    (["--framework", "numpy", "--device", "cuda", "--closed-form", "m:f"],
+     "error: --device: 'cuda' runs torch functions only"),
+    (["--framework", "torch", "--device", "cuda", "--closed-form", "m:f"],
+     "error: --device: 'cuda' asked for, but torch.cuda.is_available() is False"),
+])  # fmt: skip
+def test_bad_kernel_flags_are_one_error_line(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["verify", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(message) and captured.err.count("\n") == 1

@@ -1,0 +1,119 @@
+"""LLM-shaped logits: ``shape=(B, T, V)`` gives the function ``[b, T, V]`` tensors (whole
+sequences, or windows of one when a sequence does not fit a chunk), names the worst element by
+(batch, position, class), and reproduces with ``--shape``."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+import torch
+
+import verify
+from verify._kernel_bridge import as_sequences
+from verify._kernel_plan import Layout, aligned_chunking, layout
+
+ONE_CELL = {"dtypes": "float32", "scales": 1.0, "labels": "onehot"}
+
+
+def softmax_gradient(logits, targets, grad_output):
+    """σ(z)·Σy − y over the last axis, any leading axes, in float32 for half types."""
+    acc = torch.float32 if logits.dtype in (torch.bfloat16, torch.float16) else logits.dtype
+    z, y = logits.to(acc), targets.to(acc)
+    p = torch.softmax(z, dim=-1) * y.sum(dim=-1, keepdim=True) - y
+    return (grad_output.to(acc) * p).to(logits.dtype)
+
+
+def off_at_position_5(logits, targets, grad_output):
+    """JAX: right, but doubled at position 5 of every sequence."""
+    grad = (jax.nn.softmax(logits, axis=-1) * targets.sum(-1, keepdims=True) - targets) * grad_output
+    return grad.at[:, 5].multiply(2) if logits.ndim == 3 and logits.shape[1] > 5 else grad
+
+
+def test_the_function_sees_whole_sequences_and_the_worst_is_a_batch_and_position():
+    seen = []
+
+    def spy(logits, targets, grad_output):  # traced: shapes are seen once per program
+        seen.append((tuple(logits.shape), tuple(targets.shape)))
+        return off_at_position_5(logits, targets, grad_output)
+
+    report = verify.check(spy, shape=(3, 8, 50), **ONE_CELL)
+    (cell,) = report.cells
+    assert ((3, 8, 50), (3, 8, 50)) in seen  # the whole batch, probability targets alike
+    assert (cell.classes, cell.rows, cell.samples) == (50, 24, 20)
+    assert cell.verdict == "disagree"
+    assert cell.worst.position == 5 and cell.worst.row == 8 * cell.worst.batch + 5
+    worst = json.loads(report.to_json())["cells"][0]["worst"]
+    assert (worst["batch"], worst["position"]) == (cell.worst.batch, 5)
+    assert cell.reproduce == ("softmax-ce verify --shape 3,8,50 --dtypes float32 --scales 1 "
+                              "--labels onehot --seed 0")  # fmt: skip
+    assert f"batch {cell.worst.batch}, position 5, class {cell.worst.class_} (row" in (
+        report.to_text())
+
+
+def test_an_llm_shaped_bfloat16_cell_agrees():
+    seen = set()
+
+    def spy(logits, targets, grad_output):
+        seen.add(tuple(logits.shape))
+        return softmax_gradient(logits, targets, grad_output)
+
+    report = verify.check(spy, framework="torch", shape=(2, 16, 32_000), dtypes="bfloat16",
+                          scales=1.0, labels="onehot")  # fmt: skip
+    assert report.ok and report.cells[0].rows == 32
+    assert (2, 16, 32_000) in seen  # 2 × 16 × 32,000 = 1,024,000 elements: one chunk
+    assert report.cells[0].reproduce.startswith("softmax-ce verify --shape 2,16,32000 ")
+
+
+@pytest.mark.parametrize("shape, expected", [
+    (Layout(24, 50, 8), (24, 24)),            # the whole batch in one chunk, one block
+    (Layout(64, 32_000, 16), (32, 2)),         # two sequences a chunk, 2 rows a block
+    (Layout(8 * 2048, 262_144, 2048), (4, 1)),  # 4-position windows: 2048 · 262,144 > 2**20
+    (Layout(6 * 3, 400_000, 3), (1, 1)),        # one position a call: 3 does not fit twice
+])  # fmt: skip
+def test_chunks_are_whole_sequences_or_windows_of_one(shape, expected):
+    size, block = aligned_chunking(shape, 2**20, 2**16)
+    assert (size, block) == expected
+    assert size % shape.sequence == 0 or shape.sequence % size == 0
+    assert shape.rows % size == 0 or size % shape.sequence == 0  # the last chunk stays aligned
+
+
+def test_rows_become_sequences():
+    rows = np.arange(12 * 2).reshape(12, 2)
+    assert as_sequences(rows, 4, 1).shape == (3, 4, 2)
+    assert as_sequences(rows[:3], 4, 1).shape == (1, 3, 2)  # a window of one sequence
+    assert as_sequences(np.arange(12), 4, 0).shape == (3, 4)
+    assert as_sequences(np.float32(1), 4, 0).shape == ()
+    assert as_sequences(rows, None, 1) is rows
+
+
+def test_shapes_that_cannot_be_checked_are_named():
+    with pytest.raises(ValueError, match=r"^shape: 1,3,10 holds 3 rows \(batch × sequence\); "
+                       "at least 5"):
+        verify.check(shape=(1, 3, 10))
+    with pytest.raises(ValueError, match="^shape: sets the class count"):
+        verify.check(shape=(2, 3, 10), classes=10)
+    with pytest.raises(ValueError, match="^shape: expected B,T,V"):
+        verify.check(shape="2,3,4,5")
+    assert layout((7, 10)) == Layout(7, 10, None)
+
+
+@pytest.mark.parametrize("kind", ["onehot", "soft", "unnormalized"])
+def test_streamed_draws_do_not_depend_on_how_rows_are_asked_for(kind, monkeypatch):
+    from verify import _inputs, _stream
+
+    monkeypatch.setattr(_stream, "BLOCK_ELEMENTS", 40)  # 4 rows a block at 10 classes
+    draws = _stream.StreamedDraws(seed=3, classes=10, labels=kind, rows=13)
+    assert draws.block_rows == 4 and draws.rows == 13 and draws.noise.shape == (13, 10)
+    whole = draws.take(slice(0, 13))
+    for part in (slice(2, 9), slice(7, 13), np.array([12]), np.array([3])):
+        piece = draws.take(part)
+        for name in ("noise", "noise_max", "labels", "top", "partner", "row_kind"):
+            np.testing.assert_array_equal(getattr(piece, name), getattr(whole, name)[part])
+    assert list(whole.row_kind[:5]) == [0, 1, 2, 3, _inputs.RANDOM]
+    masked = whole.labels[_inputs.MASKED]
+    assert np.all(masked[draws.mask] == 0) and draws.mask.any()
+    if kind != "unnormalized":
+        np.testing.assert_allclose(whole.labels.sum(axis=-1), 1.0, rtol=1e-12)
+    again = _stream.StreamedDraws(seed=3, classes=10, labels=kind, rows=13).take(slice(0, 13))
+    np.testing.assert_array_equal(again.noise, whole.noise)  # seeded: the same draws

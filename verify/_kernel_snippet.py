@@ -1,0 +1,118 @@
+"""A kernel's counterexample as a runnable snippet in its own framework (pure Python, no JAX).
+
+A torch kernel's snippet needs torch alone: the reference is autograd of ``F.cross_entropy`` with
+probability targets and ``reduction="sum"`` (the plain loss), in the dtype and in float64. A
+NumPy kernel's snippet takes its reference from ``jax.grad``, as the JAX snippet does. Both call
+the kernel on copies and say which input it wrote into, before comparing gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ._options import Tolerance
+from ._snippet import function_lines
+
+_TORCH_REFERENCE = '''\
+def reference(logits, targets, grad_output):  # autograd of C = -sum(targets * log_softmax(logits))
+    leaf = logits.detach().clone().requires_grad_(True)
+    loss = F.cross_entropy(leaf, targets, reduction="sum")
+    return torch.autograd.grad(loss, leaf, grad_output)[0]
+'''
+
+_JAX_REFERENCE = '''\
+def loss(z, y):  # C = -sum(y * log_softmax(z)), with 0 * log 0 = 0
+    return -jnp.sum(jnp.where(y == 0, 0.0, y * jax.nn.log_softmax(z)))
+'''
+
+
+def _rows(values: Sequence[float]) -> str:
+    def one(value: float) -> str:
+        if value != value:
+            return "float('nan')"
+        if value in (float("inf"), float("-inf")):
+            return f"float('{value}')"
+        return repr(float(value))
+
+    return "[[" + ", ".join(one(value) for value in values) + "]]"
+
+
+def kernel_snippet(
+    fn: Callable,
+    *,
+    framework: str,
+    device: str,
+    dtype: str,
+    z: Sequence[float],
+    y: Sequence[float],
+    tolerance: Tolerance,
+    origin: str,
+) -> str:
+    """The runnable counterexample of a torch or NumPy kernel on one row.
+
+    Args:
+        fn: the kernel ``(logits, targets, grad_output) -> grad_logits``.
+        framework: ``"torch"`` or ``"numpy"``.
+        device: where a torch kernel runs.
+        dtype: the cell's dtype.
+        z: the logits, already representable in ``dtype``.
+        y: the probability targets, already representable in ``dtype``.
+        tolerance: the cell's tolerance.
+        origin: what the comment line says the case comes from.
+    """
+    setup, call = function_lines(fn)
+    if framework == "torch":
+        where = "" if device == "cpu" else f", device={device!r}"
+        lines = [
+            f"# Falsifying example, {origin}",
+            "import torch",
+            "import torch.nn.functional as F",
+            *setup,
+            "",
+            _TORCH_REFERENCE,
+            f"logits = torch.tensor({_rows(z)}, dtype=torch.{dtype}{where})",
+            f"targets = torch.tensor({_rows(y)}, dtype=torch.{dtype}{where})",
+            f"grad_output = torch.tensor(1.0, dtype=torch.{dtype}{where})",
+            "given = (logits.clone(), targets.clone(), grad_output.clone())",
+            f"kernel = {call}(*given)",
+            'for name, before, after in zip(("logits", "targets", "grad_output"),',
+            "                               (logits, targets, grad_output), given):",
+            '    assert torch.equal(before, after), f"the kernel wrote into its {name}"',
+            "autograd = reference(logits, targets, grad_output)",
+            "exact = reference(logits.double(), targets.double(), grad_output.double())",
+            'print("kernel:  ", kernel)',
+            'print("autograd:", autograd)',
+            'print("float64: ", exact)',
+            f"torch.testing.assert_close(kernel, autograd, rtol={tolerance.rtol!r}, "
+            f"atol={tolerance.atol!r})",
+        ]
+    else:
+        np_dtype = f"jnp.{dtype}" if dtype == "bfloat16" else f"np.{dtype}"
+        lines = [
+            f"# Falsifying example, {origin}",
+            "import jax",
+            "import jax.numpy as jnp",
+            "import numpy as np",
+            *setup,
+            "",
+            _JAX_REFERENCE,
+            f"logits = np.array({_rows(z)}, dtype={np_dtype})",
+            f"targets = np.array({_rows(y)}, dtype={np_dtype})",
+            f"grad_output = np.array(1.0, dtype={np_dtype})",
+            "given = (logits.copy(), targets.copy(), grad_output.copy())",
+            f"kernel = {call}(*given)",
+            'for name, before, after in zip(("logits", "targets", "grad_output"),',
+            "                               (logits, targets, grad_output), given):",
+            '    assert np.array_equal(before, after, equal_nan=True), '
+            'f"the kernel wrote into its {name}"',
+            "autograd = np.asarray(jax.grad(loss)(jnp.asarray(logits), jnp.asarray(targets)))",
+            "with jax.enable_x64(True):",
+            "    exact = jax.grad(loss)(jnp.asarray(logits, jnp.float64), "
+            "jnp.asarray(targets, jnp.float64))",
+            'print("kernel:  ", kernel)',
+            'print("jax.grad:", autograd)',
+            'print("float64: ", exact)',
+            "np.testing.assert_allclose(kernel.astype(np.float64), autograd.astype(np.float64), "
+            f"rtol={tolerance.rtol!r}, atol={tolerance.atol!r})",
+        ]
+    return "\n".join(lines) + "\n"
