@@ -24,30 +24,31 @@ def softmax_gradient(logits, targets, grad_output):
     return (grad_output.to(acc) * p).to(logits.dtype)
 
 
-def off_at_position_5(logits, targets, grad_output):
-    """JAX: right, but doubled at position 5 of every sequence."""
+SEEN = []
+
+
+def off_at_the_last_position(logits, targets, grad_output):
+    """JAX: right, but doubled at the last position of every sequence [b, T, V]."""
+    SEEN.append((tuple(logits.shape), tuple(targets.shape)))  # traced: once per program
     grad = (jax.nn.softmax(logits, axis=-1) * targets.sum(-1, keepdims=True) - targets) * grad_output
-    return grad.at[:, 5].multiply(2) if logits.ndim == 3 and logits.shape[1] > 5 else grad
+    return grad.at[:, -1].multiply(2) if logits.ndim == 3 else grad
 
 
 def test_the_function_sees_whole_sequences_and_the_worst_is_a_batch_and_position():
-    seen = []
-
-    def spy(logits, targets, grad_output):  # traced: shapes are seen once per program
-        seen.append((tuple(logits.shape), tuple(targets.shape)))
-        return off_at_position_5(logits, targets, grad_output)
-
-    report = verify.check(spy, shape=(3, 8, 50), **ONE_CELL)
+    report = verify.check(off_at_the_last_position, shape=(3, 8, 50), **ONE_CELL)
     (cell,) = report.cells
-    assert ((3, 8, 50), (3, 8, 50)) in seen  # the whole batch, probability targets alike
+    assert ((3, 8, 50), (3, 8, 50)) in SEEN  # the whole batch, probability targets alike
     assert (cell.classes, cell.rows, cell.samples) == (50, 24, 20)
     assert cell.verdict == "disagree"
-    assert cell.worst.position == 5 and cell.worst.row == 8 * cell.worst.batch + 5
+    assert cell.worst.position == 7 and cell.worst.row == 8 * cell.worst.batch + 7
     worst = json.loads(report.to_json())["cells"][0]["worst"]
-    assert (worst["batch"], worst["position"]) == (cell.worst.batch, 5)
+    assert (worst["batch"], worst["position"]) == (cell.worst.batch, 7)
+    assert "logits = jnp.array([[[" in cell.counterexample  # one position of one sequence
+    with pytest.raises(AssertionError, match="the kernel disagrees with jax.grad"):
+        exec(compile(cell.counterexample, "<counterexample>", "exec"), {})  # noqa: S102
     assert cell.reproduce == ("softmax-ce verify --shape 3,8,50 --dtypes float32 --scales 1 "
                               "--labels onehot --seed 0")  # fmt: skip
-    assert f"batch {cell.worst.batch}, position 5, class {cell.worst.class_} (row" in (
+    assert f"batch {cell.worst.batch}, position 7, class {cell.worst.class_} (row" in (
         report.to_text())
 
 

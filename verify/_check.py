@@ -444,16 +444,17 @@ def _cell(
     n = int(m.elements)
     worst = None if undefined or not n else _explain.worst(m, c, layout)
     counterexample = None
+    sequence = layout is not None and layout.sequence is not None
     if writes and judgement.verdict == "disagree" and kernel is not None:
         counterexample = _explain.written(kernel, draws, c, dtype, scale, kind, tolerance,
-                                          options.seed)
+                                          options.seed, sequence)
     elif judgement.verdict == "disagree" and worst is not None and _judge.autograd_ok(m):
         one_row = draws.take(np.array([worst.row]))
         z_row = _inputs.logits(one_row, scale, _dtypes.facts(dtype).far_gap(c))[0]
         counterexample = _explain.counterexample(
             functools.partial(_first_failing, fn, reference, dtype, tolerance),
             options.closed_form, options, z_row, one_row.labels[0], worst, c, dtype, scale,
-            kind, tolerance, kernel=kernel,
+            kind, tolerance, kernel=kernel, sequence=sequence,
         )
         if counterexample is None:  # no row fails alone: shrink the batch (_batch_shrink)
             whole, why = _whole(draws)

@@ -99,6 +99,7 @@ def counterexample(
     kind: str,
     tolerance: Tolerance,
     kernel: Kernel | None = None,
+    sequence: bool = False,
 ) -> str | None:
     """A shrunk failing case near the worst row, as a runnable snippet, or None.
 
@@ -111,7 +112,8 @@ def counterexample(
         where: the worst element.
         c, dtype, scale, kind: the cell.
         tolerance: the cell's tolerance.
-        kernel: a torch or NumPy kernel, whose snippet is written in its framework.
+        kernel: a kernel taking ``grad_output``, whose snippet is written in its framework.
+        sequence: the kernel saw the row as one position of one sequence, ``[1, 1, V]``.
     """
     found = shrink(first_failing, z_row, y_row, where.class_, kind != "unnormalized")
     if found is None:
@@ -122,10 +124,10 @@ def counterexample(
         f"shrunk from row {where.row} of the cell classes={c}, dtype={dtype}, "
         f"scale={format_number(scale)}, labels={kind}, seed={options.seed}"
     )
-    if kernel is not None and kernel.framework != "jax":
+    if kernel is not None and kernel.three_arguments:
         return kernel_snippet(
             kernel.fn, framework=kernel.framework, device=kernel.device, dtype=dtype,
-            z=z.tolist(), y=y.tolist(), tolerance=tolerance, origin=origin,
+            z=z.tolist(), y=y.tolist(), tolerance=tolerance, origin=origin, sequence=sequence,
         )
     return snippet(
         closed_form, dtype=dtype, z=z.tolist(), y=y.tolist(), tolerance=tolerance, origin=origin
@@ -141,6 +143,7 @@ def written(
     kind: str,
     tolerance: Tolerance,
     seed: int,
+    sequence: bool = False,
 ) -> str | None:
     """A snippet that shows a kernel writing into its inputs, on the cell's first random row
     (no shrinking: any input shows a write)."""
@@ -157,5 +160,5 @@ def written(
     )
     return kernel_snippet(
         kernel.fn, framework=kernel.framework, device=kernel.device, dtype=dtype,
-        z=z.tolist(), y=y.tolist(), tolerance=tolerance, origin=origin,
+        z=z.tolist(), y=y.tolist(), tolerance=tolerance, origin=origin, sequence=sequence,
     )

@@ -47,20 +47,25 @@ def kernel_snippet(
     y: Sequence[float],
     tolerance: Tolerance,
     origin: str,
+    sequence: bool = False,
 ) -> str:
-    """The runnable counterexample of a torch or NumPy kernel on one row.
+    """The runnable counterexample of a kernel on one row.
 
     Args:
         fn: the kernel ``(logits, targets, grad_output) -> grad_logits``.
-        framework: ``"torch"`` or ``"numpy"``.
+        framework: ``"torch"``, ``"numpy"`` or ``"jax"``.
         device: where a torch kernel runs.
         dtype: the cell's dtype.
         z: the logits, already representable in ``dtype``.
         y: the probability targets, already representable in ``dtype``.
         tolerance: the cell's tolerance.
         origin: what the comment line says the case comes from.
+        sequence: the row is one position of one sequence, ``[1, 1, V]``, as the kernel saw it.
     """
     setup, call = function_lines(fn)
+    z_text, y_text = _rows(z), _rows(y)
+    if sequence:
+        z_text, y_text = f"[{z_text}]", f"[{y_text}]"
     if framework == "torch":
         where = "" if device == "cpu" else f", device={device!r}"
         lines = [
@@ -70,8 +75,8 @@ def kernel_snippet(
             *setup,
             "",
             _TORCH_REFERENCE,
-            f"logits = torch.tensor({_rows(z)}, dtype=torch.{dtype}{where})",
-            f"targets = torch.tensor({_rows(y)}, dtype=torch.{dtype}{where})",
+            f"logits = torch.tensor({z_text}, dtype=torch.{dtype}{where})",
+            f"targets = torch.tensor({y_text}, dtype=torch.{dtype}{where})",
             f"grad_output = torch.tensor(1.0, dtype=torch.{dtype}{where})",
             "given = (logits.clone(), targets.clone(), grad_output.clone())",
             f"kernel = {call}(*given)",
@@ -86,6 +91,27 @@ def kernel_snippet(
             f"torch.testing.assert_close(kernel, autograd, rtol={tolerance.rtol!r}, "
             f"atol={tolerance.atol!r})",
         ]
+    elif framework == "jax":
+        lines = [
+            f"# Falsifying example, {origin}",
+            "import jax",
+            "import jax.numpy as jnp",
+            *setup,
+            "",
+            _JAX_REFERENCE,
+            f"logits = jnp.array({z_text}, dtype=jnp.{dtype})",
+            f"targets = jnp.array({y_text}, dtype=jnp.{dtype})",
+            f"grad_output = jnp.array(1.0, dtype=jnp.{dtype})",
+            f"kernel = {call}(logits, targets, grad_output)",
+            "autograd = jax.grad(loss)(logits, targets)",
+            "with jax.enable_x64(True):",
+            "    exact = jax.grad(loss)(logits.astype(jnp.float64), targets.astype(jnp.float64))",
+            'print("kernel:  ", kernel)',
+            'print("jax.grad:", autograd)',
+            'print("float64: ", exact)',
+            f"assert jnp.allclose(kernel, autograd, rtol={tolerance.rtol!r}, "
+            f'atol={tolerance.atol!r}), "the kernel disagrees with jax.grad"',
+        ]
     else:
         np_dtype = f"jnp.{dtype}" if dtype == "bfloat16" else f"np.{dtype}"
         lines = [
@@ -96,8 +122,8 @@ def kernel_snippet(
             *setup,
             "",
             _JAX_REFERENCE,
-            f"logits = np.array({_rows(z)}, dtype={np_dtype})",
-            f"targets = np.array({_rows(y)}, dtype={np_dtype})",
+            f"logits = np.array({z_text}, dtype={np_dtype})",
+            f"targets = np.array({y_text}, dtype={np_dtype})",
             f"grad_output = np.array(1.0, dtype={np_dtype})",
             "given = (logits.copy(), targets.copy(), grad_output.copy())",
             f"kernel = {call}(*given)",
