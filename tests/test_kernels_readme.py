@@ -36,6 +36,13 @@ KERNEL = '''\
 import numpy as np
 
 
+def right(logits, targets, grad_output):
+    z = logits.astype(np.float32)
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    grad = p / p.sum(axis=-1, keepdims=True) * targets.sum(axis=-1, keepdims=True) - targets
+    return (grad_output * grad).astype(logits.dtype)
+
+
 def overwrite(logits, targets, grad_output):
     z = logits.astype(np.float64)
     p = np.exp(z - z.max(axis=-1, keepdims=True))
@@ -69,6 +76,9 @@ def test_the_cli_reports_a_kernel_that_writes_into_its_logits(tmp_path, monkeypa
      "error: --device: 'cuda' runs torch functions only"),
     (["--framework", "torch", "--device", "cuda", "--closed-form", "m:f"],
      "error: --device: 'cuda' asked for, but torch.cuda.is_available() is False"),
+    (["--shape", "2,2,10"], "error: --shape: 2,2,10 holds 4 rows (batch × sequence); at least 5"),
+    (["--shape", "2,8,10", "--classes", "10"], "error: --shape: sets the class count (V)"),
+    (["--shape", "8"], "error: --shape: expected B,T,V (batch, sequence, vocabulary) or R,V"),
 ])  # fmt: skip
 def test_bad_kernel_flags_are_one_error_line(argv, message, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -76,3 +86,16 @@ def test_bad_kernel_flags_are_one_error_line(argv, message, capsys, monkeypatch)
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith(message) and captured.err.count("\n") == 1
+
+
+def test_the_cli_checks_llm_shaped_logits(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cli_kernel.py").write_text(KERNEL)
+    code = main(["verify", "--closed-form", "cli_kernel:right", "--framework", "numpy",
+                 "--shape", "2,4,10", "--dtypes", "float32", "--scales", "1", "--labels",
+                 "onehot", "--format", "json", "--quiet"])  # fmt: skip
+    cell = json.loads(capsys.readouterr().out)["cells"][0]
+    assert code == 0
+    assert (cell["classes"], cell["rows"], cell["samples"]) == (10, 8, 4)
+    assert cell["worst"]["row"] == 4 * cell["worst"]["batch"] + cell["worst"]["position"]
+    assert cell["reproduce"].startswith("softmax-ce verify --shape 2,4,10 --dtypes float32")
