@@ -147,7 +147,6 @@ def check(
                 "out"
             )
         classes, samples = shaped[-1], int(np.prod(shaped[:-1])) - _inputs.ADVERSARIAL_ROWS
-    how = plan(closed_form, _traceable(None), framework, device, shaped)
     options = validate(
         closed_form,
         classes=classes,
@@ -159,6 +158,7 @@ def check(
         rtol=rtol,
         atol=atol,
     )
+    how = plan(options.closed_form, _traceable(None), framework, device, shaped)
     tolerances = tolerances_for(options.dtypes, options.rtol, options.atol)
     if loss is not None and not isinstance(loss, Loss):
         raise ValueError(f"loss: expected a verify.Loss or None, got {loss!r}")

@@ -10,8 +10,11 @@ Batched by ``vmap`` (the shrinker judges candidates that way) the callback runs 
 candidate, in order.
 
 What a callback cannot return travels beside it: per dtype, the first call of the kernel that
-wrote into its inputs (:meth:`Bridge.take`, read after each group of cells) and the first error
-it raised, raised again there as itself. Until then the program sees NaN, never a made-up gradient.
+wrote into its inputs (:meth:`Bridge.take`, read after each chunk) and the first error it
+raised, raised again there as itself. Until then the program sees NaN, never a made-up gradient.
+
+The callback's arrays are JAX's; the kernel gets a copy of its own (:class:`Kernel`), and the
+callback's arrays are the snapshot it is compared with.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ PROBE_ROWS = 2
 class Bridge:
     """``(z, y) -> gradient`` for the measuring stage, calling a torch or NumPy kernel.
 
-    Hashed by identity, and made once per (function, framework, device) by :func:`bridge`, so
-    that a second check of the same kernel reuses the programs compiled for the first.
+    Hashed by identity, and made once per (function, framework, device, sequence) by
+    :func:`bridge`, so that a second check of the same kernel reuses the programs compiled for
+    the first.
     """
 
     def __init__(self, kernel: Kernel, sequence: int | None = None) -> None:
