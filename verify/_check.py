@@ -35,7 +35,7 @@ from . import _batch_shrink, _dtypes, _explain, _inputs, _judge, _measure, _opin
 from ._frameworks import Kernel, Write, describe_writes
 from ._kernel_bridge import probe
 from ._kernel_options import validate_shape
-from ._kernel_plan import Layout, Plan, aligned_chunking, plan
+from ._kernel_plan import Layout, Plan, aligned_chunking, layout, plan
 from ._stream import StreamedDraws
 from ._options import (
     DEFAULT_CLASSES,
@@ -141,6 +141,7 @@ def check(
     """
     shaped = validate_shape(shape)
     if shaped is not None:
+        layout(shaped)  # at least 5 rows, or a ValueError naming shape
         if tuple(np.atleast_1d(classes)) != DEFAULT_CLASSES or samples != DEFAULT_SAMPLES:
             raise ValueError(
                 "shape: sets the class count (V) and the rows (B·T); leave classes and samples "
