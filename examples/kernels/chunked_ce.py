@@ -18,11 +18,9 @@ where g_r is the upstream gradient (divided by the number of rows counted, for "
 ignored rows. Together this is PyTorch's ``F.cross_entropy(z, t, ignore_index=...,
 label_smoothing=ε, reduction=...)`` for logits ``[..., V]`` and index targets ``[...]``.
 
-Check it with ``verify`` (the loss it implements, at the constants below)::
-
-    cd examples/kernels
-    softmax-ce verify --closed-form chunked_ce:grad_logits --framework torch \
-        --label-smoothing 0.1 --ignore-index -100 --reduction mean --targets indices
+:func:`grad_logits` is the kernel a check calls, ``(logits, targets, grad_output) ->
+grad_logits``, at the constants below; ``tests/test_kernels_examples.py`` holds it to autograd of
+``F.cross_entropy``.
 """
 
 from __future__ import annotations
