@@ -22,9 +22,8 @@ import jax
 import jax.numpy as jnp
 
 from ._frameworks import Kernel, Write
+from ._inputs import ADVERSARIAL_ROWS
 from ._kernel_bridge import Bridge, as_sequences, bridge
-
-ADVERSARIAL_ROWS = 4
 
 
 @dataclass(frozen=True, slots=True)
