@@ -47,7 +47,8 @@ def test_the_function_sees_whole_sequences_and_the_worst_is_a_batch_and_position
     with pytest.raises(AssertionError, match="the kernel disagrees with jax.grad"):
         exec(compile(cell.counterexample, "<counterexample>", "exec"), {})  # noqa: S102
     assert cell.reproduce == ("softmax-ce verify --shape 3,8,50 --dtypes float32 --scales 1 "
-                              "--labels onehot --seed 0")  # fmt: skip
+                              "--labels onehot --seed 0 --closed-form "
+                              "test_kernels_shapes:off_at_the_last_position")  # fmt: skip
     assert f"batch {cell.worst.batch}, position 7, class {cell.worst.class_} (row" in (
         report.to_text())
 
@@ -63,7 +64,10 @@ def test_an_llm_shaped_bfloat16_cell_agrees():
                           scales=1.0, labels="onehot")  # fmt: skip
     assert report.ok and report.cells[0].rows == 32
     assert (2, 16, 32_000) in seen  # 2 × 16 × 32,000 = 1,024,000 elements: one chunk
-    assert report.cells[0].reproduce.startswith("softmax-ce verify --shape 2,16,32000 ")
+    line = report.cells[0].reproduce
+    assert line.startswith("softmax-ce verify --shape 2,16,32000 ") and "--framework torch" in line
+    assert line.endswith(" --closed-form 'test_kernels_shapes:test_an_llm_shaped_bfloat16_cell_agrees"
+                         ".<locals>.spy'")  # a local function: the line says so, and fails loudly
 
 
 @pytest.mark.parametrize("shape, expected", [

@@ -46,6 +46,10 @@ class Bridge:
         self.kernel = kernel
         self.sequence = sequence
         self.__name__ = kernel.name
+        # The user's names: snippets import the function by them, and the program cache keeps
+        # no program of a user's function under this package's name.
+        self.__module__ = getattr(kernel.fn, "__module__", None) or ""
+        self.__qualname__ = getattr(kernel.fn, "__qualname__", kernel.name)
         self._writes: dict[str, tuple[Write, ...]] = {}
         self._error: Exception | None = None
 

@@ -57,6 +57,15 @@ def layout(shape: tuple[int, ...]) -> Layout:
     return Layout(rows=rows, vocabulary=shape[-1], sequence=shape[1] if len(shape) == 3 else None)
 
 
+def _named_as(wrapper: Any, fn: Callable[..., Any]) -> None:
+    """Gives a wrapper its function's names: reports and snippets name the user's function, and
+    the program cache keeps no program of a user's function under this package's name."""
+    name = getattr(fn, "__name__", repr(fn))
+    object.__setattr__(wrapper, "__name__", name)
+    object.__setattr__(wrapper, "__qualname__", getattr(fn, "__qualname__", name))
+    object.__setattr__(wrapper, "__module__", getattr(fn, "__module__", None) or "")
+
+
 @dataclass(frozen=True)
 class Traced:
     """A JAX function as ``(z, y) -> gradient`` on ``[rows, classes]``: a three-argument one
@@ -67,9 +76,8 @@ class Traced:
     three_arguments: bool
     sequence: int | None
 
-    @property
-    def __name__(self) -> str:  # noqa: A003 - what reports call the function
-        return getattr(self.fn, "__name__", repr(self.fn))
+    def __post_init__(self) -> None:
+        _named_as(self, self.fn)
 
     def __call__(self, z: jax.Array, y: jax.Array) -> jax.Array:
         z3, y3 = as_sequences(z, self.sequence, 1), as_sequences(y, self.sequence, 1)
@@ -147,7 +155,7 @@ class _Unhashable:
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
-        self.__name__ = getattr(fn, "__name__", repr(fn))
+        _named_as(self, fn)
 
     def __call__(self, *args: Any) -> Any:
         return self.fn(*args)
