@@ -4,11 +4,16 @@ the two planted copies differ from it exactly where the bug was planted."""
 
 import difflib
 import importlib.util
+import sys
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
 import torch.nn.functional as F
+
+import verify
 
 KERNELS = Path(__file__).parent.parent / "examples" / "kernels"
 
@@ -16,6 +21,7 @@ KERNELS = Path(__file__).parent.parent / "examples" / "kernels"
 def load(name):
     spec = importlib.util.spec_from_file_location(f"kernels_{name}", KERNELS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # importable by name, as a counterexample imports it
     spec.loader.exec_module(module)
     return module
 
@@ -138,3 +144,49 @@ def test_each_planted_copy_differs_from_the_good_kernel_only_in_its_planted_line
     added = [line for line in diff if line.startswith("+ ")]
     assert len(removed) == changed and len(added) == (2 if changed == 3 else 1)
     assert all("planted" in line or "return logits" in line for line in added)
+
+
+# The loss the example kernels compute (their module constants), checked by verify itself.
+LOSS = verify.Loss(label_smoothing=GOOD.LABEL_SMOOTHING, ignore_index=GOOD.IGNORE_INDEX,
+                   reduction=GOOD.REDUCTION, targets="indices")  # fmt: skip
+GRID = {"classes": 10, "scales": 1.0, "samples": 12}
+
+
+def test_the_chunked_kernel_passes_assert_gradient():
+    assert verify.assert_gradient(GOOD.grad_logits, framework="torch", loss=LOSS,
+                                  dtypes=("float32", "bfloat16"), **GRID) is None  # fmt: skip
+
+
+def test_the_inplace_copy_is_caught_as_a_write_into_its_logits():
+    with pytest.raises(AssertionError) as caught:
+        verify.assert_gradient(INPLACE.grad_logits, framework="torch", loss=LOSS,
+                               dtypes="float32", **GRID)  # fmt: skip
+    head, *cells = str(caught.value).splitlines()
+    assert head.startswith("grad_logits disagrees with autograd in 6 of 6 cells")
+    explanations = [line.split(": ", 1)[1] for line in cells if line.startswith("classes 10")]
+    assert len(explanations) == 6
+    assert set(explanations) == {
+        "writes into its input logits [16, 10] (160 of 160 elements changed, the first at "
+        "(0, 0)) in place: whatever it returns, what the caller passed is overwritten"
+    }
+
+
+def test_the_smoothing_bug_disagrees_with_a_counterexample_that_runs(capsys):
+    report = verify.check(SMOOTHING.grad_logits, framework="torch", loss=LOSS,
+                          dtypes="float32", **GRID)  # fmt: skip
+    assert not report.ok
+    by_kind = {(c.labels, c.grad_output): c for c in report.cells}
+    assert by_kind["indices", "1"].verdict == "disagree"
+    assert by_kind["indices", "1"].explanation == "16 of 160 elements disagree"  # the targets
+    assert by_kind["all-ignored", "1"].verdict == "agree"  # no target, no bug
+    assert all(c.writes == () for c in report.cells)
+    snippet = by_kind["indices", "1"].counterexample
+    assert "from kernels_chunked_ce_smoothing_bug import grad_logits" in snippet
+    namespace = {}
+    exec(compile(snippet, "<counterexample>", "exec"), namespace)  # noqa: S102 - our own snippet
+    got, want = np.asarray(namespace["closed_form"]), np.asarray(namespace["reference"])
+    off = np.abs(got.astype(np.float64) - want)
+    target = int(np.asarray(namespace["targets"])[0])
+    assert off[0, target] == pytest.approx(0.1 / got.shape[1], rel=1e-5)  # g·ε/V in float32
+    off[0, target] = 0
+    assert off.max() < 1e-6  # and nowhere else

@@ -44,6 +44,7 @@ def assert_gradient(
     fn: Callable[..., Any] | None,
     *,
     framework: str = "jax",
+    loss: Any = None,
     **grid: Any,
 ) -> None:
     """Asserts that a gradient agrees with autograd over a grid, for use in a test suite.
@@ -53,8 +54,10 @@ def assert_gradient(
             ``(logits, targets, grad_output) -> grad_logits`` in ``framework``, or a JAX
             ``(z, y) -> grad``; ``None`` is σ(z) − y.
         framework: ``"jax"``, ``"torch"`` or ``"numpy"``.
+        loss: a :class:`verify.Loss`, or None for the plain loss.
         **grid: any other keyword argument of :func:`verify.check` (``classes``, ``dtypes``,
-            ``scales``, ``labels``, ``samples``, ``seed``, ``rtol``, ``atol``, ``device``).
+            ``scales``, ``labels``, ``samples``, ``seed``, ``rtol``, ``atol``, ``device``,
+            ``shape``).
 
     Returns:
         None, when every cell agrees or disagrees only as the theory predicts
@@ -73,6 +76,6 @@ def assert_gradient(
     """
     if "progress" in grid:
         raise TypeError("assert_gradient: progress is not an argument here (nothing is shown)")
-    report = check(fn, framework=framework, **grid)
+    report = check(fn, framework=framework, loss=loss, **grid)
     if not report.ok:
         raise AssertionError(failure_message(report))

@@ -35,7 +35,15 @@ from . import _batch_shrink, _dtypes, _explain, _inputs, _judge, _measure, _opin
 from ._frameworks import Kernel, Write, describe_writes
 from ._kernel_bridge import probe
 from ._kernel_options import validate_shape
-from ._kernel_plan import Layout, Plan, aligned_chunking, layout, plan
+from ._kernel_plan import (
+    Layout,
+    Plan,
+    aligned_chunking,
+    finish_variant_cells,
+    layout,
+    plan,
+    variant_function,
+)
 from ._stream import StreamedDraws
 from ._options import (
     DEFAULT_CLASSES,
@@ -167,7 +175,10 @@ def check(
     if loss is not None and not loss.is_plain:
         from ._variant_check import check_variant
 
-        return check_variant(options.closed_form, loss, options, tolerances, progress)
+        return check_variant(
+            variant_function(how, options.closed_form), loss, options, tolerances, progress,
+            finish=lambda cells: finish_variant_cells(cells, how, options, loss, framework),
+        )
     fn, kernel = how.fn, how.kernel
     reference = plain()
     rows = options.samples + _inputs.ADVERSARIAL_ROWS

@@ -175,3 +175,83 @@ def aligned_chunking(layout: Layout, max_elements: int, block_elements: int) -> 
     block = max((d for d in range(1, size + 1)
                  if size % d == 0 and d * layout.vocabulary <= block_elements), default=1)  # fmt: skip
     return size, block
+
+
+@dataclass(frozen=True)
+class Sequenced:
+    """A three-argument JAX kernel shown logits ``[b, T, V]`` (and targets, and a per-row
+    ``grad_output``, alike) while the pipeline holds ``[rows, V]``; hashed by its fields."""
+
+    fn: Callable[..., Any]
+    sequence: int
+
+    def __post_init__(self) -> None:
+        _named_as(self, self.fn)
+
+    def __call__(self, z: jax.Array, targets: jax.Array, grad_output: jax.Array) -> jax.Array:
+        t = self.sequence
+        per_row = 1 if targets.ndim == z.ndim else 0
+        out = self.fn(as_sequences(z, t, 1), as_sequences(targets, t, per_row),
+                      as_sequences(grad_output, t, 0))  # fmt: skip
+        return jnp.asarray(out).reshape(z.shape)
+
+
+def variant_function(how: Plan, closed_form: Callable[..., Any] | None) -> Callable[..., Any] | None:
+    """What a loss variant's check calls as ``fn(z, targets, grad_output)``: the bridge of a
+    torch or NumPy kernel, or the JAX function (shown sequences where a shape has them)."""
+    if how.bridged:
+        return how.fn
+    if closed_form is None or how.layout is None or how.layout.sequence is None:
+        return closed_form
+    return Sequenced(closed_form, how.layout.sequence)
+
+
+_TORCH_CALL = (
+    "import torch  # a torch kernel: its inputs cross by DLPack, its gradient comes back widened\n"
+    "closed_form = jnp.asarray({name}(*(torch.from_dlpack(a).clone() for a in (z, targets, "
+    "grad_output))).double().numpy()).astype(z.dtype)"
+)
+
+
+def finish_variant_cells(
+    cells: list[Any], how: Plan, options: Any, loss: Any, framework: str
+) -> list[Any]:
+    """A variant batch's cells, as a kernel's check reports them: a cell whose kernel wrote into
+    its inputs disagrees (whatever it returned), the worst element is named by batch and
+    position where the logits have a sequence axis, the reproduce line carries ``--shape`` and
+    ``--framework``, and a torch kernel's snippet hands it torch tensors."""
+    import dataclasses
+
+    from . import _explain
+    from ._frameworks import describe_writes
+    from ._report import Worst
+
+    writes = how.writes()
+    device = how.kernel.device if how.kernel is not None else "cpu"
+    out = []
+    for cell in cells:
+        changes: dict[str, Any] = {}
+        written = writes.get(cell.dtype, ())
+        if written and cell.verdict != "undefined":
+            changes |= {"verdict": "disagree", "explanation": describe_writes(written),
+                        "writes": written, "counterexample": None}  # fmt: skip
+        if how.layout is not None:
+            kind = cell.labels if loss.targets == "probabilities" else "onehot"
+            line = _explain.reproduce(options, cell.classes, cell.dtype, cell.scale, kind,
+                                      how.layout, framework, device)  # fmt: skip
+            changes["reproduce"] = " ".join([line, *loss.flags()])
+            where = how.layout.position(cell.worst.row) if cell.worst is not None else None
+            if where is not None:
+                changes["worst"] = dataclasses.replace(cell.worst, batch=where[0],
+                                                       position=where[1])  # fmt: skip
+        elif framework != "jax":
+            changes["reproduce"] = f"{cell.reproduce} --framework {framework}" + (
+                f" --device {device}" if device != "cpu" else "")
+        snippet = changes.get("counterexample", cell.counterexample)
+        if snippet is not None and how.bridged and how.kernel.framework == "torch":
+            name = how.fn.__qualname__
+            call = f"closed_form = {name}(z, targets, grad_output)"
+            if call in snippet:
+                changes["counterexample"] = snippet.replace(call, _TORCH_CALL.format(name=name))
+        out.append(dataclasses.replace(cell, **changes) if changes else cell)
+    return out

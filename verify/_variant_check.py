@@ -37,8 +37,10 @@ def claim_of(closed_form: Callable[..., Any] | None, loss: Loss) -> str:
 
 def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: Options,
                   tolerances: dict[str, Tolerance],
-                  progress: Callable[[int, int], None] | None) -> Report:
-    """The report of a variant check (arguments already validated)."""
+                  progress: Callable[[int, int], None] | None,
+                  finish: Callable[[list[Cell]], list[Cell]] | None = None) -> Report:
+    """The report of a variant check (arguments already validated); ``finish``, when given, is
+    applied to the cells of each batch as they are made (a kernel's writes into its inputs)."""
     fn = closed_form if closed_form is not None else _variant.DerivedClosedForm(loss)
     for c in options.classes:
         loss.weight_for(c)  # one weight per class, or a ValueError naming weight
@@ -61,8 +63,9 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
                     g = _variant.grad_output(loss, mode, draws.rows, np.float64)
                     reference = _variant.VariantReference(loss, g, denominator)
                     for scale in options.scales:
-                        cells += _cells(fn, mode, reference, options, draws, y, c, scale, kind,
-                                        tolerances)
+                        made = _cells(fn, mode, reference, options, draws, y, c, scale, kind,
+                                      tolerances)
+                        cells += made if finish is None else finish(made)
                         if progress is not None:
                             progress(len(cells), total)
     order = {key: n for n, key in enumerate(itertools.product(
