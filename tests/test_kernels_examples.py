@@ -190,3 +190,12 @@ def test_the_smoothing_bug_disagrees_with_a_counterexample_that_runs(capsys):
     assert off[0, target] == pytest.approx(0.1 / got.shape[1], rel=1e-5)  # g·ε/V in float32
     off[0, target] = 0
     assert off.max() < 1e-6  # and nowhere else
+
+
+def test_the_readme_shows_the_loss_the_example_kernel_is_checked_with():
+    readme = (KERNELS.parent.parent / "README.md").read_text()
+    line = ('loss = verify.Loss(label_smoothing=0.1, ignore_index=-100, reduction="mean", '
+            'targets="indices")')  # fmt: skip
+    assert line in readme
+    assert verify.Loss(label_smoothing=0.1, ignore_index=-100, reduction="mean",
+                       targets="indices") == LOSS  # the line, as the tests build it
