@@ -165,10 +165,10 @@ def test_the_inplace_copy_is_caught_as_a_write_into_its_logits():
     assert head.startswith("grad_logits disagrees with autograd in 6 of 6 cells")
     explanations = [line.split(": ", 1)[1] for line in cells if line.startswith("classes 10")]
     assert len(explanations) == 6
-    assert set(explanations) == {
+    assert all(text.startswith(
         "writes into its input logits [16, 10] (160 of 160 elements changed, the first at "
         "(0, 0)) in place: whatever it returns, what the caller passed is overwritten"
-    }
+    ) for text in explanations)  # fmt: skip
 
 
 def test_the_smoothing_bug_disagrees_with_a_counterexample_that_runs(capsys):
@@ -177,7 +177,7 @@ def test_the_smoothing_bug_disagrees_with_a_counterexample_that_runs(capsys):
     assert not report.ok
     by_kind = {(c.labels, c.grad_output): c for c in report.cells}
     assert by_kind["indices", "1"].verdict == "disagree"
-    assert by_kind["indices", "1"].explanation == "16 of 160 elements disagree"  # the targets
+    assert by_kind["indices", "1"].explanation.startswith("16 of 160 elements disagree")
     assert by_kind["all-ignored", "1"].verdict == "agree"  # no target, no bug
     assert all(c.writes == () for c in report.cells)
     snippet = by_kind["indices", "1"].counterexample
