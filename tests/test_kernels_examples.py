@@ -199,3 +199,21 @@ def test_the_readme_shows_the_loss_the_example_kernel_is_checked_with():
     assert line in readme
     assert verify.Loss(label_smoothing=0.1, ignore_index=-100, reduction="mean",
                        targets="indices") == LOSS  # the line, as the tests build it
+
+
+def test_the_chunked_kernel_on_llm_shaped_logits_with_ignored_positions():
+    seen = []
+
+    def spy(logits, targets, grad_output):
+        seen.append((tuple(logits.shape), tuple(targets.shape), tuple(grad_output.shape)))
+        return GOOD.grad_logits(logits, targets, grad_output)
+
+    report = verify.check(spy, framework="torch", loss=LOSS, shape=(2, 8, 50), dtypes="float32",
+                          scales=1.0)  # fmt: skip
+    assert report.ok
+    assert ((2, 8, 50), (2, 8), ()) in seen  # [batch, sequence, vocabulary], targets [B, T]
+    cell = next(c for c in report.cells if c.labels == "ignored")
+    assert cell.explanation.startswith("4 of 16 rows ignored; ")
+    assert cell.worst.row == 8 * cell.worst.batch + cell.worst.position
+    assert cell.reproduce.startswith("softmax-ce verify --shape 2,8,50 --dtypes float32 ")
+    assert "--framework torch" in cell.reproduce and "--ignore-index -100" in cell.reproduce
