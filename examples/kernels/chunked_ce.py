@@ -20,7 +20,14 @@ label_smoothing=ε, reduction=...)`` for logits ``[..., V]`` and index targets `
 
 :func:`grad_logits` is the kernel a check calls, ``(logits, targets, grad_output) ->
 grad_logits``, at the constants below; ``tests/test_kernels_examples.py`` holds it to autograd of
-``F.cross_entropy``.
+``F.cross_entropy``, and to ``verify`` itself::
+
+    import verify
+    from chunked_ce import grad_logits  # from examples/kernels
+
+    loss = verify.Loss(label_smoothing=0.1, ignore_index=-100, reduction="mean",
+                       targets="indices")
+    verify.assert_gradient(grad_logits, framework="torch", loss=loss, classes=(10, 1000))
 """
 
 from __future__ import annotations
