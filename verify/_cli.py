@@ -316,6 +316,8 @@ def verify(
                  z_loss, softcap, temperature, targets)
     for count in options["classes"]:
         _flag(loss.weight_for, count)
+    _flag(_kernel_options.check_shape_memory, options["shape"], not loss.is_plain,
+          options["dtypes"])
     function = _import_closed_form(closed_form)
     fmt = _choice("format", format, VERIFY_FORMATS)
     target = _writable("out", out)

@@ -121,3 +121,28 @@ def kernel_options(
         )
     return {"framework": chosen, "device": validate_device(device, chosen),
             "shape": validate_shape(shape)}  # fmt: skip
+
+
+def check_shape_memory(shape: tuple[int, ...] | None, variant: bool, dtypes: Any) -> None:
+    """Refuses a shape whose cells cannot fit in memory: a loss variant's cell is one batch,
+    drawn and called whole (a mean divides by a sum over all of it), so ``B·T × V`` counts as
+    the grid's rows × classes; the plain loss streams its rows, whatever the batch.
+
+    Raises:
+        ValueError: ``shape: ...``, with what the batch needs and what the machine has.
+    """
+    if shape is None or not variant:
+        return
+    from . import _limits  # no JAX there either
+
+    rows = 1
+    for size in shape[:-1]:
+        rows *= size
+    try:
+        _limits.check_grid((shape[-1],), rows - _limits.ADVERSARIAL_ROWS, dtypes)
+    except ValueError as error:
+        detail = str(error).split(": ", 1)[-1]
+        raise ValueError(
+            f"shape: {','.join(map(str, shape))} with a loss variant is one batch of {rows:,} "
+            f"rows × {shape[-1]:,} classes, drawn whole: {detail}"
+        ) from None
