@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import numbers
 from typing import Any
+
+from ._options import _integer
 
 FRAMEWORKS: tuple[str, ...] = ("jax", "torch", "numpy")
 """The frameworks a closed form can be written in."""
@@ -69,19 +70,6 @@ def validate_device(value: Any, framework: str) -> str:
                 "machine (accepted here: cpu)"
             )
     return device
-
-
-def _integer(item: Any) -> int | None:
-    if isinstance(item, bool):
-        return None
-    if isinstance(item, numbers.Integral):
-        return int(item)
-    if isinstance(item, str):
-        try:
-            return int(item.strip())
-        except ValueError:
-            return None
-    return None
 
 
 def validate_shape(value: Any) -> tuple[int, ...] | None:
