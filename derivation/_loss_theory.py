@@ -9,6 +9,7 @@ mask ``m_r``, the mean's denominator ``D``, and the options' ε, λ, cap, T.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -57,16 +58,33 @@ def _elementwise(expr: sp.Expr, v: Variant) -> sp.Expr:
     return expr
 
 
-@functools.lru_cache(maxsize=64)
+def structure(loss: Loss) -> Loss:
+    """The loss with the same options on and off, reduction and targets, and the same stand-in
+    value for each option that is on: the route and its theory depend on nothing else (the
+    options' values are the symbols ε, λ, cap, T, w), so every loss of one structure shares
+    them."""
+    return Loss(label_smoothing=0.5 if loss.label_smoothing > 0 else 0.0,
+                weight=None if loss.weight is None else (1.0,),
+                ignore_index=None if loss.ignore_index is None else -100,
+                reduction=loss.reduction, z_loss=1.0 if loss.z_loss > 0 else 0.0,
+                softcap=None if loss.softcap is None else 1.0,
+                temperature=1.0 if loss.temperature == 1.0 else 2.0, targets=loss.targets)
+
+
 def loss_theory(loss: Loss) -> LossTheory:
     """Read the gradient off the variant's route for any number of classes.
 
     The gradient for any targets is the line before "targets sum to one" (or the result, for
-    weighted targets, which no such step simplifies).
+    weighted targets, which no such step simplifies). Derived once per :func:`structure`.
 
     Raises:
         RuntimeError: the route does not hold, so there is no theory to offer.
     """
+    return dataclasses.replace(_theory(structure(loss)), loss=loss)
+
+
+@functools.lru_cache(maxsize=64)
+def _theory(loss: Loss) -> LossTheory:
     route = variant_route(loss, c)
     if not route.holds:
         raise RuntimeError(f"the loss variant's route does not hold: {route.steps}")
@@ -79,4 +97,4 @@ def loss_theory(loss: Loss) -> LossTheory:
     return LossTheory(loss, gradient, closed, sp.factor(gradient - closed), size)
 
 
-__all__ = ["LossTheory", "loss_theory", "ARGUMENTS"]
+__all__ = ["LossTheory", "loss_theory", "structure", "ARGUMENTS"]

@@ -94,3 +94,12 @@ def test_the_size_is_the_sum_of_the_gradients_terms():
     with_z_loss = loss_theory(Loss(z_loss=0.1, weight=(1.0, 2.0)))
     assert abs(2 * g * lam * LSE * SOFTMAX) in with_z_loss.size.args
     assert abs(g * WEIGHT * TARGET) in with_z_loss.size.args
+
+
+def test_losses_of_one_structure_share_the_theory_and_keep_their_own_loss():
+    one, other = Loss(label_smoothing=0.1, z_loss=1e-3), Loss(label_smoothing=0.3, z_loss=0.5)
+    a, b = loss_theory(one), loss_theory(other)
+    assert a.loss == one and b.loss == other
+    assert (a.gradient, a.closed_form, a.residual, a.size) == (
+        b.gradient, b.closed_form, b.residual, b.size)
+    assert loss_theory(Loss(label_smoothing=0.1)).gradient != a.gradient

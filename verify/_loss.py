@@ -131,8 +131,15 @@ class Prediction:
     size: jax.Array
 
 
-@functools.cache
 def _lambdified(loss: Loss) -> tuple[Callable[..., jax.Array], ...]:
+    from derivation._loss_theory import structure
+
+    return _lambdified_structure(structure(loss))
+
+
+@functools.cache
+def _lambdified_structure(loss: Loss) -> tuple[Callable[..., jax.Array], ...]:
+    """One set of functions per loss structure: the options' values are their arguments."""
     from derivation._loss_theory import ARGUMENTS, loss_theory
 
     theory = loss_theory(loss)
