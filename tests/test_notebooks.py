@@ -4,7 +4,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from conftest import executed_notebook
 
 EXPECTED_PICTURES = {"01-derivation": 1, "02-where-they-agree": 3, "03-the-course-derivation": 0,
                      "04-variants": 2}
@@ -18,15 +19,13 @@ def test_the_notebooks_are_there():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path, monkeypatch, tmp_path):
-    notebook = nbformat.read(path, as_version=4)
-    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
+def test_notebook_runs(path):
+    committed = nbformat.read(path, as_version=4)
+    assert all(not cell.get("outputs") for cell in committed.cells if cell.cell_type == "code"), (
         "notebooks are committed without outputs")
-    monkeypatch.delenv("MPLBACKEND", raising=False)  # Jupyter's inline backend, as for a reader
-    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})  # files land there
-    client.execute()
+    # Run in a fresh kernel with Jupyter's inline backend, as for a reader, its files in a
+    # folder of its own; started when the tests were collected (conftest).
+    notebook = executed_notebook(path)
     errors = [out for cell in notebook.cells for out in cell.get("outputs", [])
               if out.get("output_type") == "error"]
     assert not errors
