@@ -239,7 +239,7 @@ def _cells(fn: Callable[..., Any], mode: str, reference: _variant.VariantReferen
     for f, z in zip(facts, z64, strict=True):
         finite = np.isfinite(z)
         largest = max(noise_max, float(np.max(np.abs(z), where=finite, initial=0.0)))
-        tolerance = tolerances[f.name]
+        tolerance, scaled = _scaled_tolerance(tolerances[f.name], reference, y)
         o = opinions[f.name]
         check = _measure.autograd_check(o, reference, valid)
         m = _measure.measure(o, reference, f, tolerance.rtol, tolerance.atol, valid, largest,
@@ -249,7 +249,7 @@ def _cells(fn: Callable[..., Any], mode: str, reference: _variant.VariantReferen
         n = int(m.elements)
         worst = None if undefined or not n else _explain.worst(m, c)
         counterexample = None
-        explanation = _explanation(judgement, loss, kind, y)
+        explanation = _explanation(judgement, loss, kind, y) + scaled
         if judgement.verdict == "disagree" and worst is not None and _judge.autograd_ok(m):
             counterexample, why = _batch_shrink.counterexample(
                 fn, loss, mode, f.name, tolerance, z, y, options, c, scale, kind, worst.row)
@@ -279,6 +279,28 @@ def _cells(fn: Callable[..., Any], mode: str, reference: _variant.VariantReferen
             grad_output=_variant.describe_grad_output(loss, mode),
         ))
     return out
+
+
+def _scaled_tolerance(tolerance: Tolerance, reference: _variant.VariantReference,
+                      y: np.ndarray) -> tuple[Tolerance, str]:
+    """The tolerance with atol scaled down by the gradient's scale max_r|g_r·m_r|·max_k w_k / D
+    where that is below one (a mean over many rows: else every element is below atol and any
+    output agrees), and the words that say so (empty when atol is unchanged)."""
+    loss = reference.spec
+    d = float(reference.denominator)
+    if d <= 0:
+        return tolerance, ""
+    g = np.broadcast_to(np.abs(np.asarray(reference.grad_output, np.float64)), (y.shape[0],))
+    kept = ~_ignored(loss, y) if loss.targets == "indices" and loss.ignore_index is not None \
+        else np.ones(y.shape[0], bool)
+    weight = float(np.max(np.abs(loss.weight_for(y.shape[1]))))
+    factor = float(np.max(g * kept, initial=0.0)) * weight / d
+    if not 0 < factor < 1:
+        return tolerance, ""
+    atol = tolerance.atol * factor
+    return (dataclasses.replace(tolerance, atol=atol),
+            f"; atol {tolerance.atol:g} scaled to {atol:.3g} by the gradient's scale "
+            f"max|g·m|·max w/D = {factor:.3g}")
 
 
 def _finite(value: Any) -> float | None:

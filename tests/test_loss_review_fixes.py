@@ -1,0 +1,30 @@
+"""False passes and crashes of the loss-variant and kernel checks, each pinned by a kernel that
+slipped through: a ``mean`` gradient smaller than atol, a shifted upstream gradient, a JAX
+kernel of the wrong dtype, a streamed shape sized as if drawn whole, ``--shape`` with
+``--weight``."""
+
+import numpy as np
+import pytest
+
+import verify
+from derivation import Loss
+from verify import _batch_shrink
+
+
+@pytest.fixture(autouse=True)
+def no_shrinking(monkeypatch):
+    monkeypatch.setattr(_batch_shrink, "MAX_CELLS", 0)
+
+
+def zeros_np(logits, targets, grad_output):
+    return np.zeros_like(logits)
+
+
+def test_a_mean_gradient_below_atol_is_still_judged_on_its_own_scale():
+    # Every element of this gradient is below atol (1e-5): g/(T·D) ≈ 1/(100·2004) = 5e-6.
+    loss = Loss(reduction="mean", targets="indices", temperature=100.0)
+    report = verify.check(zeros_np, framework="numpy", loss=loss, classes=(4,),
+                          dtypes=("float32",), scales=(1.0,), samples=2000)
+    assert [cell.verdict for cell in report.cells] == ["disagree", "disagree"]
+    assert not report.ok
+    assert "atol 1e-05 scaled to 4.99e-09" in report.cells[0].explanation
