@@ -28,3 +28,39 @@ def test_a_mean_gradient_below_atol_is_still_judged_on_its_own_scale():
     assert [cell.verdict for cell in report.cells] == ["disagree", "disagree"]
     assert not report.ok
     assert "atol 1e-05 scaled to 4.99e-09" in report.cells[0].explanation
+
+
+def _none_grad(logits, targets, g):
+    import torch
+    import torch.nn.functional as F
+
+    z = logits.detach().double().reshape(-1, logits.shape[-1]).requires_grad_()
+    F.cross_entropy(z, targets.reshape(-1), reduction="none").backward(g.double().reshape(-1))
+    return z.grad.reshape(logits.shape).to(logits.dtype)
+
+
+def none_batch_flipped(logits, targets, grad_output):
+    return _none_grad(logits, targets, grad_output.flip(0))
+
+
+def none_rolled(logits, targets, grad_output):
+    return _none_grad(logits, targets, grad_output.roll(4, dims=-1))
+
+
+def none_ok(logits, targets, grad_output):
+    return _none_grad(logits, targets, grad_output)
+
+
+@pytest.mark.parametrize(("fn", "grid"), [
+    (none_batch_flipped, {"shape": (2, 8, 6)}),
+    (none_rolled, {"classes": (6,), "samples": 60}),
+])
+def test_an_upstream_gradient_shifted_along_the_rows_is_caught(fn, grid):
+    loss = Loss(reduction="none", targets="indices")
+    report = verify.check(fn, framework="torch", loss=loss, dtypes=("float32",),
+                          scales=(1.0,), **grid)
+    assert [(cell.grad_output, cell.verdict) for cell in report.cells] == [
+        ("1", "agree"), ("0.5 to 2 in steps of 1/8, drawn by row", "disagree")]
+    assert verify.check(none_ok, framework="torch", loss=loss, dtypes=("float32",),
+                        scales=(1.0,), **grid).ok
+
