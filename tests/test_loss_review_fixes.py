@@ -64,3 +64,23 @@ def test_an_upstream_gradient_shifted_along_the_rows_is_caught(fn, grid):
     assert verify.check(none_ok, framework="torch", loss=loss, dtypes=("float32",),
                         scales=(1.0,), **grid).ok
 
+
+def jax_f64(z, targets, grad_output):
+    import jax.numpy as jnp
+
+    from verify._loss import gradient
+
+    return gradient(Loss(targets="indices"), z.astype(jnp.float64), targets,
+                    grad_output.astype(jnp.float64))
+
+
+def jax_complex(z, targets, grad_output):
+    return jax_f64(z, targets, grad_output) + 1j
+
+
+@pytest.mark.parametrize(("fn", "got"), [(jax_f64, "float64"), (jax_complex, "complex128")])
+def test_a_jax_variant_kernel_of_another_dtype_is_refused(fn, got):
+    with pytest.raises(TypeError, match=f"returns {got} on bfloat16 logits; expected a real"):
+        verify.check(fn, loss=Loss(targets="indices"), classes=(4,), dtypes=("bfloat16",),
+                     scales=(1.0,), samples=8)
+

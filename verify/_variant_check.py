@@ -134,6 +134,11 @@ def _validate(fn: Callable[..., Any], loss: Loss, options: Options, rows: int) -
             shape = getattr(out, "shape", type(out).__name__)
             raise ValueError(f"closed_form: expected an array of shape (rows, c) = {spec.shape},"
                              f" got {shape}")
+        if not jnp.issubdtype(out.dtype, jnp.floating) or out.dtype != spec.dtype:
+            raise TypeError(
+                f"closed_form: {claim_of(fn, loss)} returns {out.dtype} on {dtype} logits; "
+                f"expected a real floating-point gradient in the logits' dtype {dtype} (return "
+                "grad.astype(z.dtype))")
         if key is not None:
             _VALIDATED.add(key)
 
