@@ -84,3 +84,14 @@ def test_a_jax_variant_kernel_of_another_dtype_is_refused(fn, got):
         verify.check(fn, loss=Loss(targets="indices"), classes=(4,), dtypes=("bfloat16",),
                      scales=(1.0,), samples=8)
 
+
+def test_a_plain_shape_is_streamed_so_not_refused_as_if_drawn_whole(monkeypatch, capsys):
+    from verify import _limits
+    from verify._cli import main
+
+    whole = _limits.verify_bytes(2 * 64, (512,), ("float32",))
+    monkeypatch.setattr(_limits, "available_bytes", lambda: whole // 2)
+    code = main(["verify", "--quiet", "--shape", "2,64,512", "--dtypes", "float32",
+                 "--scales", "1", "--labels", "onehot", "--format", "json"])
+    assert code == 0
+    assert '"verdict": "agree"' in capsys.readouterr().out

@@ -310,8 +310,9 @@ def verify(
     """Check σ(z) − y (or your closed form) against jax.grad over a grid of class counts,
     dtypes, scales and labels."""
     options = _verify_options(classes, dtypes, scales, labels, samples, seed, rtol, atol)
-    _flag(_limits.check_grid, options["classes"], options["samples"], options["dtypes"])
     options |= _flag(_kernel_options.kernel_options, framework, device, closed_form, shape)  # type: ignore[operator]
+    if options["shape"] is None:  # a shape's memory is checked below, for what it draws
+        _flag(_limits.check_grid, options["classes"], options["samples"], options["dtypes"])
     loss = _flag(_loss_options.parse_loss, label_smoothing, weight, ignore_index, reduction,
                  z_loss, softcap, temperature, targets)
     for count in options["classes"]:
@@ -334,6 +335,9 @@ def verify(
         except (ValueError, TypeError) as error:
             if str(error).startswith(("shape:", "framework:")):  # checked against the grid
                 raise InputError(f"--{error}") from None
+            if str(error).startswith(("classes:", "samples:")):  # the grid's memory estimate
+                flag = "--shape: " if options["shape"] is not None else "--"
+                raise InputError(f"{flag}{error}") from None
             if not str(error).startswith("closed_form:"):  # every other argument was validated
                 raise
             raise _closed_form_error(closed_form, error) from None
