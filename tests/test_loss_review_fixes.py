@@ -95,3 +95,20 @@ def test_a_plain_shape_is_streamed_so_not_refused_as_if_drawn_whole(monkeypatch,
                  "--scales", "1", "--labels", "onehot", "--format", "json"])
     assert code == 0
     assert '"verdict": "agree"' in capsys.readouterr().out
+
+
+def test_shape_combines_with_weight_and_so_does_its_reproduce_line(capsys):
+    import json
+    import shlex
+
+    from verify._cli import main
+
+    args = ["verify", "--quiet", "--shape", "2,3,4", "--weight", "1,2,3,4", "--targets",
+            "indices", "--reduction", "mean", "--ignore-index", "2", "--dtypes", "float32",
+            "--scales", "1", "--format", "json"]
+    assert main(args) == 0
+    cells = json.loads(capsys.readouterr().out)["cells"]
+    assert {cell["verdict"] for cell in cells} == {"agree"}
+    line = shlex.split(cells[0]["reproduce"])
+    assert "--shape" in line and "--weight" in line
+    assert main([*line[1:], "--quiet", "--format", "json"]) == 0

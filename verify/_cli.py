@@ -315,7 +315,8 @@ def verify(
         _flag(_limits.check_grid, options["classes"], options["samples"], options["dtypes"])
     loss = _flag(_loss_options.parse_loss, label_smoothing, weight, ignore_index, reduction,
                  z_loss, softcap, temperature, targets)
-    for count in options["classes"]:
+    counts = options["classes"] if options["shape"] is None else (options["shape"][-1],)
+    for count in counts:  # a shape's last axis is its class count
         _flag(loss.weight_for, count)
     _flag(_kernel_options.check_shape_memory, options["shape"], not loss.is_plain,
           options["dtypes"])
