@@ -112,3 +112,16 @@ def test_shape_combines_with_weight_and_so_does_its_reproduce_line(capsys):
     line = shlex.split(cells[0]["reproduce"])
     assert "--shape" in line and "--weight" in line
     assert main([*line[1:], "--quiet", "--format", "json"]) == 0
+
+
+def test_an_ignore_index_beyond_int64_is_refused_as_itself(capsys):
+    from verify._cli import main
+
+    with pytest.raises(ValueError, match=r"^ignore_index: expected an integer in int64's range"):
+        Loss(targets="indices", ignore_index=2**63)
+    assert Loss(targets="indices", ignore_index=-(2**63)).ignore_index == -(2**63)
+    assert main(["verify", "--targets", "indices", "--ignore-index",
+                 "99999999999999999999"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --ignore-index: expected an integer in int64's range")
+    assert err.count("\n") == 1
