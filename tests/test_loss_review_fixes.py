@@ -125,3 +125,37 @@ def test_an_ignore_index_beyond_int64_is_refused_as_itself(capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --ignore-index: expected an integer in int64's range")
     assert err.count("\n") == 1
+
+
+def zero_div(logits, targets, grad_output):
+    import torch.nn.functional as F
+
+    scale = 1 / int((targets != -100).sum())  # ZeroDivisionError when every row is ignored
+    z = logits.detach().double().requires_grad_()
+    F.cross_entropy(z, targets, ignore_index=-100, reduction="sum").backward(
+        grad_output.double() * scale)
+    return z.grad.to(logits.dtype)
+
+
+def always_raises(logits, targets, grad_output):
+    raise RuntimeError("not implemented")
+
+
+MEAN_IGNORED = Loss(targets="indices", ignore_index=-100, reduction="mean")
+
+
+def test_a_kernel_raising_on_one_batch_disagrees_there_and_the_report_stands():
+    report = verify.check(zero_div, framework="torch", loss=MEAN_IGNORED, classes=(4,),
+                          dtypes=("float32",), scales=(1.0,), samples=8)
+    assert [(cell.labels, cell.verdict) for cell in report.cells] == [
+        ("indices", "agree"), ("indices", "agree"), ("ignored", "agree"), ("ignored", "agree"),
+        ("all-ignored", "disagree"), ("all-ignored", "disagree")]
+    assert report.cells[-1].explanation.startswith(
+        "zero_div raised ZeroDivisionError: division by zero on torch inputs")
+    assert "(on this batch)" in report.cells[-1].explanation
+
+
+def test_a_kernel_raising_on_every_input_is_still_a_bad_closed_form():
+    with pytest.raises(ValueError, match="^closed_form: always_raises raised RuntimeError"):
+        verify.check(always_raises, framework="torch", loss=MEAN_IGNORED, classes=(4,),
+                     dtypes=("float32",), scales=(1.0,), samples=8)

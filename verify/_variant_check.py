@@ -23,7 +23,8 @@ import numpy as np
 
 from derivation import Loss
 
-from . import _batch_shrink, _dtypes, _explain, _inputs, _judge, _measure, _opinions, _variant
+from . import (_batch_shrink, _dtypes, _explain, _inputs, _judge, _kernel_bridge, _measure,
+               _opinions, _variant)
 from ._options import Options, Tolerance
 from ._report import AutogradCheck, Cell, Report, format_number
 
@@ -49,6 +50,8 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
     rows = options.samples + _inputs.ADVERSARIAL_ROWS
     with jax.enable_x64(True):
         _validate(fn, loss, options, rows)
+        if isinstance(fn, _kernel_bridge.Bridge):
+            _probe(fn, loss, options)
         cells = []
         total = (len(options.classes) * len(kinds) * len(_variant.GRAD_OUTPUTS)
                  * len(options.scales) * len(options.dtypes))
@@ -141,6 +144,21 @@ def _validate(fn: Callable[..., Any], loss: Loss, options: Options, rows: int) -
                 "grad.astype(z.dtype))")
         if key is not None:
             _VALIDATED.add(key)
+
+
+def _probe(fn: _kernel_bridge.Bridge, loss: Loss, options: Options) -> None:
+    """Calls a torch or NumPy kernel once per (dtype, c) on a few rows of zero logits, every
+    target class 0 (none ignored), so that a kernel that raises on any input is one error
+    before anything is measured; an exception on a later batch is a ``disagree`` cell."""
+    rows = _kernel_bridge.PROBE_ROWS
+    for dtype, c in itertools.product(options.dtypes, options.classes):
+        labels = np.zeros((rows, c))
+        labels[:, 0] = 1.0
+        y = _variant.encode(loss, labels, "indices", options.seed)
+        z = jnp.zeros((rows, c), _dtypes.facts(dtype).dtype)
+        g = _variant.grad_output(loss, _variant.GRAD_OUTPUTS[0], rows, z.dtype)
+        _variant.bind(fn, loss, z, jnp.asarray(y, z.dtype), g)
+        fn.take()
 
 
 def _reproduce(options: Options, loss: Loss, c: int, dtype: str, scale: float,
