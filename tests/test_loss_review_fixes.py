@@ -159,3 +159,21 @@ def test_a_kernel_raising_on_every_input_is_still_a_bad_closed_form():
     with pytest.raises(ValueError, match="^closed_form: always_raises raised RuntimeError"):
         verify.check(always_raises, framework="torch", loss=MEAN_IGNORED, classes=(4,),
                      dtypes=("float32",), scales=(1.0,), samples=8)
+
+
+@pytest.mark.parametrize(("flag", "value", "loss", "got"), [
+    ("temperature", "1e-300", Loss(targets="indices", temperature=1e-300), "0"),
+    ("softcap", "1e-300", Loss(targets="indices", softcap=1e-300), "0"),
+    ("weight", "1e308,1,1,1", Loss(targets="indices", weight=(1e308, 1, 1, 1)), "inf"),
+])
+def test_a_parameter_the_dtype_cannot_hold_is_refused(capfd, flag, value, loss, got):
+    from verify._cli import main
+
+    grid = {"classes": (4,), "dtypes": ("float32",), "scales": (1.0,), "samples": 8}
+    with pytest.raises(ValueError, match=f"^{flag}: .* rounds to {got} in float32; expected"):
+        verify.check(None, loss=loss, **grid)
+    args = ["verify", "--quiet", "--targets", "indices", "--classes", "4", "--samples", "8",
+            "--dtypes", "float32", "--scales", "1", f"--{flag}", value]
+    assert main(args) == 2
+    err = capfd.readouterr().err
+    assert err.startswith(f"error: --{flag}: ") and err.count("\n") == 1

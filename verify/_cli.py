@@ -336,6 +336,10 @@ def verify(
         except (ValueError, TypeError) as error:
             if str(error).startswith(("shape:", "framework:")):  # checked against the grid
                 raise InputError(f"--{error}") from None
+            field = str(error).split(":", 1)[0]
+            if field in _loss_options.FLAGS:  # a loss parameter the dtypes cannot hold
+                raise InputError(f"--{_loss_options.FLAGS[field]}:{str(error).split(':', 1)[1]}"
+                                 ) from None
             if str(error).startswith(("classes:", "samples:")):  # the grid's memory estimate
                 flag = "--shape: " if options["shape"] is not None else "--"
                 raise InputError(f"{flag}{error}") from None

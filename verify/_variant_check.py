@@ -45,6 +45,7 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
     fn = closed_form if closed_form is not None else _variant.DerivedClosedForm(loss)
     for c in options.classes:
         loss.weight_for(c)  # one weight per class, or a ValueError naming weight
+    _representable(loss, options.dtypes)
     kinds = _variant.kinds(loss, options.labels)
     _batch_shrink.reset_budget()
     rows = options.samples + _inputs.ADVERSARIAL_ROWS
@@ -159,6 +160,28 @@ def _probe(fn: _kernel_bridge.Bridge, loss: Loss, options: Options) -> None:
         g = _variant.grad_output(loss, _variant.GRAD_OUTPUTS[0], rows, z.dtype)
         _variant.bind(fn, loss, z, jnp.asarray(y, z.dtype), g)
         fn.take()
+
+
+def _representable(loss: Loss, dtypes: tuple[str, ...]) -> None:
+    """Refuses a temperature, softcap or weight that rounds to zero or infinity in a checked
+    dtype (as a kernel holds it, e.g. PyTorch's ``weight`` in the logits' dtype): every cell
+    would be NaN on both sides, blamed on the closed form.
+
+    Raises:
+        ValueError: ``temperature: ...``, ``softcap: ...`` or ``weight: ...``.
+    """
+    given = {"temperature": (loss.temperature,), "softcap": (loss.softcap,) if loss.softcap
+             else (), "weight": loss.weight or ()}
+    for dtype in dtypes:
+        facts = _dtypes.facts(dtype)
+        for name, values in given.items():
+            for value in values:
+                with np.errstate(over="ignore", under="ignore"):
+                    rounded = float(np.asarray(value, facts.dtype).astype(np.float64))
+                if not (np.isfinite(rounded) and rounded != 0):
+                    raise ValueError(
+                        f"{name}: {value!r} rounds to {rounded:g} in {dtype}; expected a value "
+                        f"that stays nonzero and finite there (at most {facts.max:g})")
 
 
 def _reproduce(options: Options, loss: Loss, c: int, dtype: str, scale: float,
