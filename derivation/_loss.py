@@ -132,6 +132,9 @@ class Loss:
                 raise ValueError(f"ignore_index: applies to index targets only; set "
                                  f"targets='indices' (got targets={targets!r})")
             ignore = int(ignore)
+            if not -(2**63) <= ignore < 2**63:  # targets are int64 arrays in every framework
+                raise ValueError(f"ignore_index: expected an integer in int64's range "
+                                 f"[-2**63, 2**63 - 1], got {ignore}")
         for name, value in (("label_smoothing", smoothing), ("weight", _weights(self.weight)),
                             ("ignore_index", ignore), ("reduction", reduction),
                             ("z_loss", z_loss), ("softcap", softcap),

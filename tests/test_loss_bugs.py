@@ -36,9 +36,9 @@ def verdicts(report):
 def test_liger_678_caught_only_where_grad_output_varies_by_row():
     report = check("liger_678_none_ignores_grad_output")
     assert verdicts(report) == {("indices", "1"): "agree",
-                                ("indices", "0.5,1,1.5,2 by row"): "disagree"}
+                                ("indices", "0.5 to 2 in steps of 1/8, drawn by row"): "disagree"}
     bad = report.cells[1]
-    assert "with grad_output 0.5,1,1.5,2 by row, not 1" in bad.explanation
+    assert "with grad_output 0.5 to 2 in steps of 1/8, drawn by row, not 1" in bad.explanation
     assert not report.ok and bad.counterexample is not None
 
 

@@ -166,6 +166,7 @@ def check(
         seed=seed,
         rtol=rtol,
         atol=atol,
+        drawn_whole=shaped is None or (isinstance(loss, Loss) and not loss.is_plain),
     )
     how = plan(options.closed_form, _traceable(None), framework, device, shaped)
     tolerances = tolerances_for(options.dtypes, options.rtol, options.atol)

@@ -310,11 +310,13 @@ def verify(
     """Check σ(z) − y (or your closed form) against jax.grad over a grid of class counts,
     dtypes, scales and labels."""
     options = _verify_options(classes, dtypes, scales, labels, samples, seed, rtol, atol)
-    _flag(_limits.check_grid, options["classes"], options["samples"], options["dtypes"])
     options |= _flag(_kernel_options.kernel_options, framework, device, closed_form, shape)  # type: ignore[operator]
+    if options["shape"] is None:  # a shape's memory is checked below, for what it draws
+        _flag(_limits.check_grid, options["classes"], options["samples"], options["dtypes"])
     loss = _flag(_loss_options.parse_loss, label_smoothing, weight, ignore_index, reduction,
                  z_loss, softcap, temperature, targets)
-    for count in options["classes"]:
+    counts = options["classes"] if options["shape"] is None else (options["shape"][-1],)
+    for count in counts:  # a shape's last axis is its class count
         _flag(loss.weight_for, count)
     _flag(_kernel_options.check_shape_memory, options["shape"], not loss.is_plain,
           options["dtypes"])
@@ -334,6 +336,13 @@ def verify(
         except (ValueError, TypeError) as error:
             if str(error).startswith(("shape:", "framework:")):  # checked against the grid
                 raise InputError(f"--{error}") from None
+            field = str(error).split(":", 1)[0]
+            if field in _loss_options.FLAGS:  # a loss parameter the dtypes cannot hold
+                raise InputError(f"--{_loss_options.FLAGS[field]}:{str(error).split(':', 1)[1]}"
+                                 ) from None
+            if str(error).startswith(("classes:", "samples:")):  # the grid's memory estimate
+                flag = "--shape: " if options["shape"] is not None else "--"
+                raise InputError(f"{flag}{error}") from None
             if not str(error).startswith("closed_form:"):  # every other argument was validated
                 raise
             raise _closed_form_error(closed_form, error) from None

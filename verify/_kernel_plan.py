@@ -226,11 +226,20 @@ def finish_variant_cells(
     from ._frameworks import describe_writes
     from ._report import Worst
 
-    writes = how.writes()
+    raised = None
+    try:
+        writes = how.writes()
+    except ValueError as error:
+        if error.__cause__ is None:  # a wrong shape: the kernel's fault, whatever the batch
+            raise
+        # It passed the probe (_variant_check): an exception on this batch is its finding.
+        raised, writes = f"{error}".removeprefix("closed_form: ") + " (on this batch)", {}
     device = how.kernel.device if how.kernel is not None else "cpu"
     out = []
     for cell in cells:
         changes: dict[str, Any] = {}
+        if raised is not None:
+            changes |= {"verdict": "disagree", "explanation": raised, "counterexample": None}
         written = writes.get(cell.dtype, ())
         if written and cell.verdict != "undefined":
             changes |= {"verdict": "disagree", "explanation": describe_writes(written),

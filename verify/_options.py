@@ -223,8 +223,12 @@ def validate(
     seed: Any = DEFAULT_SEED,
     rtol: Any = None,
     atol: Any = None,
+    drawn_whole: bool = True,
 ) -> Options:
     """Validates every argument of :func:`verify.check` before anything is computed.
+
+    ``drawn_whole`` False (the plain loss with a ``shape``: its rows are streamed) leaves out
+    the memory estimate of drawing every row at once.
 
     Raises:
         ValueError: a value out of range or an unknown name, or a grid larger than the memory
@@ -243,5 +247,6 @@ def validate(
         rtol=validate_tolerance("rtol", rtol),
         atol=validate_tolerance("atol", atol),
     )
-    check_grid(options.classes, options.samples, options.dtypes)
+    if drawn_whole:
+        check_grid(options.classes, options.samples, options.dtypes)
     return options

@@ -9,7 +9,7 @@ The pipeline passes logits ``z`` and labels ``y``, both ``[rows, classes]``. For
   its gradient zero);
 * **probability targets** are the labels themselves, of every kind the plain check draws;
 * the **upstream gradient** ``grad_output`` is ``1`` or, in the cells that sweep it, 0.75 (a
-  scalar, for ``mean`` and ``sum``) or 0.5, 1, 1.5, 2, 0.5, … down the rows (``none``);
+  scalar, for ``mean`` and ``sum``) or 0.5 + k/8, k drawn per row from 0 … 12 (``none``);
 * the **reference** (:class:`VariantReference`) is the reference loss of :mod:`._loss` times
   the upstream gradient, the mean's denominator taken over the whole cell; its theory inputs
   are what the derivation predicts there (:func:`._loss.predict`, lambdified from the checked
@@ -39,6 +39,11 @@ GRAD_OUTPUTS = ("1", "swept")
 SCALAR_GRAD_OUTPUT = 0.75
 IGNORED = 9
 """The generator purpose of the choice of ignored rows (after ``_inputs``' own purposes)."""
+ROW_GRAD_OUTPUT = 10
+"""The generator purpose of the per-row upstream gradient (:func:`row_pattern`)."""
+ROW_GRAD_OUTPUT_STEPS = 13
+"""The per-row upstream gradient takes the values 0.5 + k/8, k = 0 … 12 (0.5 to 2)."""
+ROW_GRAD_OUTPUT_WORDS = "0.5 to 2 in steps of 1/8, drawn by row"
 
 
 def kinds(loss: Loss, labels: tuple[str, ...]) -> tuple[str, ...]:
@@ -50,8 +55,11 @@ def kinds(loss: Loss, labels: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def row_pattern(rows: int) -> np.ndarray:
-    """0.5, 1, 1.5, 2, 0.5, … : a per-row upstream gradient, exact in every dtype."""
-    return 0.5 + 0.5 * (np.arange(rows) % 4)
+    """A per-row upstream gradient, 0.5 + k/8 with k drawn per row from 0 … 12 (a fixed seed):
+    exact in every dtype, and with no period, so that a kernel reading ``grad_output`` shifted
+    or reversed along the rows does not match it."""
+    rng = _inputs.generator(0, 0, ROW_GRAD_OUTPUT)
+    return 0.5 + rng.integers(0, ROW_GRAD_OUTPUT_STEPS, rows) / 8
 
 
 def grad_output(loss: Loss, mode: str, rows: int, dtype: Any) -> jax.Array:
@@ -63,10 +71,10 @@ def grad_output(loss: Loss, mode: str, rows: int, dtype: Any) -> jax.Array:
 
 
 def describe_grad_output(loss: Loss, mode: str) -> str:
-    """``"1"``, ``"0.75"`` or ``"0.5,1,1.5,2 by row"``: the cell's JSON value."""
+    """``"1"``, ``"0.75"`` or :data:`ROW_GRAD_OUTPUT_WORDS`: the cell's JSON value."""
     if mode == "1":
         return "1"
-    return "0.5,1,1.5,2 by row" if loss.reduction == "none" else repr(SCALAR_GRAD_OUTPUT)
+    return ROW_GRAD_OUTPUT_WORDS if loss.reduction == "none" else repr(SCALAR_GRAD_OUTPUT)
 
 
 def encode(loss: Loss, labels: np.ndarray, kind: str, seed: int) -> np.ndarray:

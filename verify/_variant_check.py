@@ -23,7 +23,8 @@ import numpy as np
 
 from derivation import Loss
 
-from . import _batch_shrink, _dtypes, _explain, _inputs, _judge, _measure, _opinions, _variant
+from . import (_batch_shrink, _dtypes, _explain, _inputs, _judge, _kernel_bridge, _measure,
+               _opinions, _variant)
 from ._options import Options, Tolerance
 from ._report import AutogradCheck, Cell, Report, format_number
 
@@ -44,11 +45,14 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
     fn = closed_form if closed_form is not None else _variant.DerivedClosedForm(loss)
     for c in options.classes:
         loss.weight_for(c)  # one weight per class, or a ValueError naming weight
+    _representable(loss, options.dtypes)
     kinds = _variant.kinds(loss, options.labels)
     _batch_shrink.reset_budget()
     rows = options.samples + _inputs.ADVERSARIAL_ROWS
     with jax.enable_x64(True):
         _validate(fn, loss, options, rows)
+        if isinstance(fn, _kernel_bridge.Bridge):
+            _probe(fn, loss, options)
         cells = []
         total = (len(options.classes) * len(kinds) * len(_variant.GRAD_OUTPUTS)
                  * len(options.scales) * len(options.dtypes))
@@ -134,8 +138,50 @@ def _validate(fn: Callable[..., Any], loss: Loss, options: Options, rows: int) -
             shape = getattr(out, "shape", type(out).__name__)
             raise ValueError(f"closed_form: expected an array of shape (rows, c) = {spec.shape},"
                              f" got {shape}")
+        if not jnp.issubdtype(out.dtype, jnp.floating) or out.dtype != spec.dtype:
+            raise TypeError(
+                f"closed_form: {claim_of(fn, loss)} returns {out.dtype} on {dtype} logits; "
+                f"expected a real floating-point gradient in the logits' dtype {dtype} (return "
+                "grad.astype(z.dtype))")
         if key is not None:
             _VALIDATED.add(key)
+
+
+def _probe(fn: _kernel_bridge.Bridge, loss: Loss, options: Options) -> None:
+    """Calls a torch or NumPy kernel once per (dtype, c) on a few rows of zero logits, every
+    target class 0 (none ignored), so that a kernel that raises on any input is one error
+    before anything is measured; an exception on a later batch is a ``disagree`` cell."""
+    rows = _kernel_bridge.PROBE_ROWS
+    for dtype, c in itertools.product(options.dtypes, options.classes):
+        labels = np.zeros((rows, c))
+        labels[:, 0] = 1.0
+        y = _variant.encode(loss, labels, "indices", options.seed)
+        z = jnp.zeros((rows, c), _dtypes.facts(dtype).dtype)
+        g = _variant.grad_output(loss, _variant.GRAD_OUTPUTS[0], rows, z.dtype)
+        _variant.bind(fn, loss, z, jnp.asarray(y, z.dtype), g)
+        fn.take()
+
+
+def _representable(loss: Loss, dtypes: tuple[str, ...]) -> None:
+    """Refuses a temperature, softcap or weight that rounds to zero or infinity in a checked
+    dtype (as a kernel holds it, e.g. PyTorch's ``weight`` in the logits' dtype): every cell
+    would be NaN on both sides, blamed on the closed form.
+
+    Raises:
+        ValueError: ``temperature: ...``, ``softcap: ...`` or ``weight: ...``.
+    """
+    given = {"temperature": (loss.temperature,), "softcap": (loss.softcap,) if loss.softcap
+             else (), "weight": loss.weight or ()}
+    for dtype in dtypes:
+        facts = _dtypes.facts(dtype)
+        for name, values in given.items():
+            for value in values:
+                with np.errstate(over="ignore", under="ignore"):
+                    rounded = float(np.asarray(value, facts.dtype).astype(np.float64))
+                if not (np.isfinite(rounded) and rounded != 0):
+                    raise ValueError(
+                        f"{name}: {value!r} rounds to {rounded:g} in {dtype}; expected a value "
+                        f"that stays nonzero and finite there (at most {facts.max:g})")
 
 
 def _reproduce(options: Options, loss: Loss, c: int, dtype: str, scale: float,
@@ -239,7 +285,7 @@ def _cells(fn: Callable[..., Any], mode: str, reference: _variant.VariantReferen
     for f, z in zip(facts, z64, strict=True):
         finite = np.isfinite(z)
         largest = max(noise_max, float(np.max(np.abs(z), where=finite, initial=0.0)))
-        tolerance = tolerances[f.name]
+        tolerance, scaled = _scaled_tolerance(tolerances[f.name], reference, y)
         o = opinions[f.name]
         check = _measure.autograd_check(o, reference, valid)
         m = _measure.measure(o, reference, f, tolerance.rtol, tolerance.atol, valid, largest,
@@ -249,7 +295,7 @@ def _cells(fn: Callable[..., Any], mode: str, reference: _variant.VariantReferen
         n = int(m.elements)
         worst = None if undefined or not n else _explain.worst(m, c)
         counterexample = None
-        explanation = _explanation(judgement, loss, kind, y)
+        explanation = _explanation(judgement, loss, kind, y) + scaled
         if judgement.verdict == "disagree" and worst is not None and _judge.autograd_ok(m):
             counterexample, why = _batch_shrink.counterexample(
                 fn, loss, mode, f.name, tolerance, z, y, options, c, scale, kind, worst.row)
@@ -279,6 +325,28 @@ def _cells(fn: Callable[..., Any], mode: str, reference: _variant.VariantReferen
             grad_output=_variant.describe_grad_output(loss, mode),
         ))
     return out
+
+
+def _scaled_tolerance(tolerance: Tolerance, reference: _variant.VariantReference,
+                      y: np.ndarray) -> tuple[Tolerance, str]:
+    """The tolerance with atol scaled down by the gradient's scale max_r|g_r·m_r|·max_k w_k / D
+    where that is below one (a mean over many rows: else every element is below atol and any
+    output agrees), and the words that say so (empty when atol is unchanged)."""
+    loss = reference.spec
+    d = float(reference.denominator)
+    if d <= 0:
+        return tolerance, ""
+    g = np.broadcast_to(np.abs(np.asarray(reference.grad_output, np.float64)), (y.shape[0],))
+    kept = ~_ignored(loss, y) if loss.targets == "indices" and loss.ignore_index is not None \
+        else np.ones(y.shape[0], bool)
+    weight = float(np.max(np.abs(loss.weight_for(y.shape[1]))))
+    factor = float(np.max(g * kept, initial=0.0)) * weight / d
+    if not 0 < factor < 1:
+        return tolerance, ""
+    atol = tolerance.atol * factor
+    return (dataclasses.replace(tolerance, atol=atol),
+            f"; atol {tolerance.atol:g} scaled to {atol:.3g} by the gradient's scale "
+            f"max|g·m|·max w/D = {factor:.3g}")
 
 
 def _finite(value: Any) -> float | None:
