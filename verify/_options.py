@@ -157,7 +157,7 @@ def validate_samples(value: Any) -> int:
 
 
 def validate_seed(value: Any) -> int:
-    """The seed of every draw (NumPy PCG64 generators seeded with it), an integer in [0, 2**32 - 1]."""
+    """The seed of every draw (NumPy PCG64 generators seeded with it), in [0, 2**32 - 1]."""
     number = _integer(value)
     if number is None or not 0 <= number <= MAX_SEED:
         raise ValueError(f"seed: expected an integer in [0, {MAX_SEED}], got {value!r}")
