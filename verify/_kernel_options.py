@@ -8,11 +8,10 @@ numpy)``.
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 from typing import Any
 
-from ._options import _integer
+from ._options import _integer, choose_one
 
 FRAMEWORKS: tuple[str, ...] = ("jax", "torch", "numpy")
 """The frameworks a closed form can be written in."""
@@ -25,21 +24,9 @@ MAX_VOCABULARY = 2**20
 tokenizers, and one float64 row of it (8 MiB) still far inside any memory budget."""
 
 
-def _choose(name: str, noun: str, value: Any, accepted: tuple[str, ...]) -> str:
-    if not isinstance(value, str):
-        raise TypeError(
-            f"{name}: expected a {noun} name, got {value!r} (accepted: {', '.join(accepted)})"
-        )
-    if value not in accepted:
-        close = difflib.get_close_matches(value, accepted, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{name}: unknown {noun} {value!r}{hint} (accepted: {', '.join(accepted)})")
-    return value
-
-
 def validate_framework(value: Any) -> str:
     """``"jax"``, ``"torch"`` or ``"numpy"``; torch must be importable for ``"torch"``."""
-    framework = _choose("framework", "framework", value, FRAMEWORKS)
+    framework = choose_one("framework", "framework", value, FRAMEWORKS)
     if framework == "torch" and importlib.util.find_spec("torch") is None:
         raise ValueError(
             "framework: 'torch' needs PyTorch, which is not installed (pip install torch), "
@@ -55,7 +42,7 @@ def validate_device(value: Any, framework: str) -> str:
         value: the device asked for.
         framework: the validated framework.
     """
-    device = _choose("device", "device", value, DEVICES)
+    device = choose_one("device", "device", value, DEVICES)
     if device == "cuda":
         if framework != "torch":
             raise ValueError(

@@ -71,21 +71,24 @@ def _unique(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def choose_one(name: str, noun: str, item: Any, accepted: tuple[str, ...]) -> str:
+    """``item`` when it is one of ``accepted``; else an error naming it, the closest accepted
+    name and every accepted one."""
+    if not isinstance(item, str):
+        raise TypeError(
+            f"{name}: expected {noun} names, got {item!r} (accepted: {', '.join(accepted)})"
+        )
+    if item not in accepted:
+        close = difflib.get_close_matches(item, accepted, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"{name}: unknown {noun} {item!r}{hint} (accepted: {', '.join(accepted)})"
+        )
+    return item
+
+
 def _choose(name: str, noun: str, value: Any, accepted: tuple[str, ...]) -> tuple[str, ...]:
-    chosen = []
-    for item in _items(name, value):
-        if not isinstance(item, str):
-            raise TypeError(
-                f"{name}: expected {noun} names, got {item!r} (accepted: {', '.join(accepted)})"
-            )
-        if item not in accepted:
-            close = difflib.get_close_matches(item, accepted, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"{name}: unknown {noun} {item!r}{hint} (accepted: {', '.join(accepted)})"
-            )
-        chosen.append(item)
-    return _unique(chosen)
+    return _unique(choose_one(name, noun, item, accepted) for item in _items(name, value))
 
 
 def validate_dtypes(value: Any) -> tuple[str, ...]:

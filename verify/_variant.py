@@ -98,25 +98,20 @@ def encode(loss: Loss, labels: np.ndarray, kind: str, seed: int) -> np.ndarray:
     return y
 
 
-def decode(loss: Loss, y: jax.Array) -> jax.Array:
+def decode(loss: Loss, y: jax.Array, xp: Any = jnp) -> jax.Array:
     """The targets a closed form is given: ``[rows]`` indices (``ignore_index`` for a zero row)
-    or the probabilities ``y`` themselves."""
+    or the probabilities ``y`` themselves; ``xp`` is ``jax.numpy`` or ``numpy``."""
     if loss.targets == "probabilities":
         return y
-    index = jnp.argmax(y, axis=-1)
+    index = xp.argmax(y, axis=-1)
     if loss.ignore_index is None:
         return index
-    return jnp.where(jnp.sum(y, axis=-1) > 0, index, loss.ignore_index)
+    return xp.where(xp.sum(y, axis=-1) > 0, index, loss.ignore_index)
 
 
 def decoded(loss: Loss, y: np.ndarray) -> np.ndarray:
     """:func:`decode` in NumPy, for the driver (no JAX dispatch)."""
-    if loss.targets == "probabilities":
-        return y
-    index = np.argmax(y, axis=-1)
-    if loss.ignore_index is None:
-        return index
-    return np.where(np.sum(y, axis=-1) > 0, index, loss.ignore_index)
+    return decode(loss, y, np)
 
 
 def denominator(loss: Loss, y: np.ndarray) -> float:
