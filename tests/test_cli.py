@@ -114,8 +114,10 @@ def test_verify_a_wrong_closed_form_exits_1(tmp_path, monkeypatch, capsys):
     assert doc["ok"] is False and doc["summary"]["disagree"] == 2
 
 
-def test_verify_default_grid_in_a_real_subprocess(tmp_path):
-    """The bare command, as a user types it: the default grid holds for softmax(z) - y."""
+def test_verify_default_grid_in_a_real_subprocess(tmp_path, default_grid):
+    """The bare command, as a user types it: the default grid holds for softmax(z) - y, with
+    the same bytes as ``verify.check()`` in this process (whose programs the subprocess loads
+    from the session's cache; a cold start is timed in benchmarks/, not here)."""
     out = tmp_path / "report.json"
     proc = subprocess.run([sys.executable, "-m", "verify._cli", "verify", "--format", "json",
                            "--out", str(out)], capture_output=True, text=True, timeout=600)
@@ -124,6 +126,7 @@ def test_verify_default_grid_in_a_real_subprocess(tmp_path):
     doc = json.loads(out.read_text())
     assert doc["ok"] is True
     assert len(doc["cells"]) == 3 * 4 * 4 * 4
+    assert out.read_text() == default_grid.to_json()
 
 
 # --- report -----------------------------------------------------------------------------------
