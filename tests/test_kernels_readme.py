@@ -101,17 +101,21 @@ def test_the_cli_checks_llm_shaped_logits(tmp_path, monkeypatch, capsys):
     assert cell["reproduce"].startswith("softmax-ce verify --shape 2,4,10 --dtypes float32")
 
 
-def test_a_variant_batch_too_large_for_memory_is_refused_before_any_work(capsys, monkeypatch):
+def test_a_variant_batch_is_streamed_and_refused_only_where_one_call_does_not_fit(
+        capsys, monkeypatch):
     from verify import _limits
 
-    monkeypatch.setattr(_limits, "available_bytes", lambda: 2 * 2**30)  # 2 GiB
     argv = ["verify", "--shape", "8,1024,262144", "--dtypes", "bfloat16", "--closed-form",
             "no_such_module:f", "--framework", "numpy"]  # fmt: skip
-    assert main([*argv, "--label-smoothing", "0.1", "--targets", "indices"]) == 2
+    variant = [*argv, "--label-smoothing", "0.1", "--targets", "indices"]
+    monkeypatch.setattr(_limits, "available_bytes", lambda: 2 * 2**30)  # 2 GiB
+    for args in (variant, argv):  # streamed, variant or not: on to the missing module
+        assert main(args) == 2
+        assert capsys.readouterr().err.startswith("error: --closed-form: cannot import")
+    monkeypatch.setattr(_limits, "available_bytes", lambda: 2**29)  # 512 MiB: not one call
+    assert main(variant) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: --shape: 8,1024,262144 with a loss variant is one batch of "
-                          "8,192 rows × 262,144 classes, drawn whole: ")  # fmt: skip
+    assert err.startswith("error: --shape: 8,192 positions × 262,144 classes with a loss "
+                          "variant, streamed one call of at most 1,048,576 elements at a time, "
+                          "needs about 1.02 GB of memory; 537 MB is available")  # fmt: skip
     assert err.count("\n") == 1
-    # the plain loss streams its rows: the same shape goes on (to the missing module)
-    assert main(argv) == 2
-    assert capsys.readouterr().err.startswith("error: --closed-form: cannot import")

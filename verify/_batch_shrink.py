@@ -158,9 +158,11 @@ def plain_counterexample(fn: Callable[..., Any], closed_form: Callable[..., Any]
 def counterexample(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str,
                    tolerance: Tolerance, z64: np.ndarray, y: np.ndarray, options: Options,
                    c: int, scale: float, kind: str, worst_row: int = 0,
-                   shown: Callable[..., Any] | None = None) -> tuple[str | None, str]:
+                   shown: Callable[..., Any] | None = None,
+                   rows: str = "the cell's rows") -> tuple[str | None, str]:
     """A shrunk failing batch as a runnable snippet, or ``(None, why not)``. ``shown`` is the
-    plain closed form ``(z, y)`` a :class:`TwoArguments` wraps (``None``: σ − y)."""
+    plain closed form ``(z, y)`` a :class:`TwoArguments` wraps (``None``: σ − y); ``rows`` says
+    whose rows ``z`` holds (a streamed cell's: one call's, its own batch)."""
     if _BUDGET["left"] <= 0 or MAX_CELLS <= 0:
         return None, (f"not shrunk: a check shrinks its first {MAX_CELLS} disagreeing cell(s) "
                       "only (each candidate batch compiles); theirs stand for the rest")
@@ -178,7 +180,7 @@ def counterexample(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str,
     z, y = _classes(still, loss, z, y)
     z, y = _values(still, z, y)
     origin = (f"shrunk from the cell classes={c}, dtype={dtype}, scale={format_number(scale)}, "
-              f"labels={kind}, seed={options.seed}: {z.shape[0]} of the cell's rows, "
+              f"labels={kind}, seed={options.seed}: {z.shape[0]} of {rows}, "
               f"c = {z.shape[1]}")
     if isinstance(fn, TwoArguments):
         return plain_snippet(shown, dtype, z, y, tolerance, origin), ""

@@ -166,7 +166,7 @@ def check(
         seed=seed,
         rtol=rtol,
         atol=atol,
-        drawn_whole=shaped is None or (isinstance(loss, Loss) and not loss.is_plain),
+        drawn_whole=shaped is None,  # a shape is streamed past a chunk, variant or not
     )
     how = plan(options.closed_form, _traceable(None), framework, device, shaped)
     tolerances = tolerances_for(options.dtypes, options.rtol, options.atol)
@@ -179,6 +179,7 @@ def check(
         return check_variant(
             variant_function(how, options.closed_form), loss, options, tolerances, progress,
             finish=lambda cells: finish_variant_cells(cells, how, options, loss, framework),
+            layout=how.layout, chunk_elements=MAX_CHUNK_ELEMENTS,  # streamed past a chunk
         )
     fn, kernel = how.fn, how.kernel
     reference = plain()

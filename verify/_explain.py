@@ -42,19 +42,21 @@ def reproduce(
     c: int,
     dtype: str,
     scale: float,
-    kind: str,
+    kind: str | None,
     layout: Layout | None = None,
     framework: str = "jax",
     device: str = "cpu",
 ) -> str:
     """The ``softmax-ce verify`` line that recomputes one cell: every option that shapes it
     (the closed form, the grid point — ``--shape`` in place of ``--classes`` and ``--samples``
-    where the check had a shape —, samples, seed, tolerances given, framework and device)."""
+    where the check had a shape —, samples, seed, tolerances given, framework and device).
+    ``kind`` None leaves ``--labels`` out (index targets: their kinds are their own)."""
     grid = f"--classes {c}" if layout is None else f"--shape {layout.flag()}"
     rows = f" --samples {options.samples}" if layout is None else ""
+    labels = "" if kind is None else f" --labels {kind}"
     line = (
-        f"softmax-ce verify {grid} --dtypes {dtype} --scales {format_number(scale)} "
-        f"--labels {kind}{rows} --seed {options.seed}"
+        f"softmax-ce verify {grid} --dtypes {dtype} --scales {format_number(scale)}"
+        f"{labels}{rows} --seed {options.seed}"
     )
     if framework != "jax":
         line += f" --framework {framework}"

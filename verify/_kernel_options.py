@@ -99,12 +99,13 @@ def kernel_options(
 
 
 def check_shape_memory(shape: tuple[int, ...] | None, variant: bool, dtypes: Any) -> None:
-    """Refuses a shape whose cells cannot fit in memory: a loss variant's cell is one batch,
-    drawn and called whole (a mean divides by a sum over all of it), so ``B·T × V`` counts as
-    the grid's rows × classes; the plain loss streams its rows, whatever the batch.
+    """Refuses a shape whose cells cannot fit in memory. The plain loss streams its rows,
+    whatever the batch; so does a loss variant whose ``B·T × V`` exceed a chunk, each call a
+    batch of its own (``verify._variant_stream``): its memory is one call's, flat in the batch
+    (:func:`verify._limits.streamed_variant_bytes`).
 
     Raises:
-        ValueError: ``shape: ...``, with what the batch needs and what the machine has.
+        ValueError: ``shape: ...``, with what the cell needs and what the machine has.
     """
     if shape is None or not variant:
         return
@@ -113,11 +114,4 @@ def check_shape_memory(shape: tuple[int, ...] | None, variant: bool, dtypes: Any
     rows = 1
     for size in shape[:-1]:
         rows *= size
-    try:
-        _limits.check_grid((shape[-1],), rows - _limits.ADVERSARIAL_ROWS, dtypes)
-    except ValueError as error:
-        detail = str(error).split(": ", 1)[-1]
-        raise ValueError(
-            f"shape: {','.join(map(str, shape))} with a loss variant is one batch of {rows:,} "
-            f"rows × {shape[-1]:,} classes, drawn whole: {detail}"
-        ) from None
+    _limits.check_streamed(rows, shape[-1], tuple(dtypes or ()))

@@ -245,7 +245,7 @@ def finish_variant_cells(
             changes |= {"verdict": "disagree", "explanation": describe_writes(written),
                         "writes": written, "counterexample": None}  # fmt: skip
         if how.layout is not None:
-            kind = cell.labels if loss.targets == "probabilities" else "onehot"
+            kind = cell.labels if loss.targets == "probabilities" else None
             line = _explain.reproduce(options, cell.classes, cell.dtype, cell.scale, kind,
                                       how.layout, framework, device)  # fmt: skip
             changes["reproduce"] = " ".join([line, *loss.flags()])

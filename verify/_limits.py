@@ -82,6 +82,52 @@ def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] | int 
     return BASE_BYTES + DRAW_BYTES * rows * largest + CHUNK_BYTES * _count(dtypes) * chunk
 
 
+STREAM_BLOCKS = 2
+"""Blocks of draws a streamed cell holds at once (``verify._stream``: a call may straddle two)."""
+
+STREAM_BLOCK_ELEMENTS = 2**20
+"""Elements of one block of streamed draws (``verify._stream.BLOCK_ELEMENTS``)."""
+
+STREAM_ROW_BYTES = 16
+"""Bytes per row that a streamed variant cell keeps for all its rows: which are ignored (1)
+and the per-row upstream gradient (8)."""
+
+
+def streamed_variant_bytes(rows: int, classes: int, dtypes: Iterable[str] | int = ()) -> int:
+    """An upper bound of the peak memory of a loss variant's cell with a shape, ``rows`` =
+    B·T positions of ``classes`` = V: one batch of at most :data:`CHUNK_ELEMENTS` elements (or
+    one row, when a row is longer) in flight, called and judged as a grid of that many rows
+    would be, the stream's blocks of draws, and :data:`STREAM_ROW_BYTES` per row — flat in the
+    batch but for those few bytes (``verify._variant_stream``).
+
+    Example:
+        >>> streamed_variant_bytes(512, 262_144, ["bfloat16"]) // 2**20
+        976
+    """
+    call = min(rows, max(1, CHUNK_ELEMENTS // classes))
+    blocks = STREAM_BLOCKS * DRAW_BYTES * max(STREAM_BLOCK_ELEMENTS, classes)
+    return verify_bytes(call, [classes], dtypes) + blocks + STREAM_ROW_BYTES * rows
+
+
+def check_streamed(rows: int, classes: int, dtypes: Iterable[str] = (),
+                   available: int | None = None) -> None:
+    """Refuses a variant's shape whose streamed cell would not fit in memory (a machine with
+    less than about 2 GB free, or a batch of billions of positions).
+
+    Raises:
+        ValueError: ``shape: ...``, with what the cell needs and what the machine has.
+    """
+    memory = available_bytes() if available is None else available
+    needed = streamed_variant_bytes(rows, classes, tuple(dtypes))
+    if memory is None or needed <= memory:
+        return
+    raise ValueError(
+        f"shape: {rows:,} positions × {classes:,} classes with a loss variant, streamed one call "
+        f"of at most {max(CHUNK_ELEMENTS, classes):,} elements at a time, needs about "
+        f"{size(needed)} of memory; {size(memory)} is available: check fewer dtypes at once"
+    )
+
+
 def _largest(fits: Callable[[int], bool], upper: int) -> int:
     """The largest n in [0, upper] with ``fits(n)`` (``fits`` turns false once, and stays)."""
     low, high = 0, upper

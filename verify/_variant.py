@@ -77,12 +77,10 @@ def describe_grad_output(loss: Loss, mode: str) -> str:
     return ROW_GRAD_OUTPUT_WORDS if loss.reduction == "none" else repr(SCALAR_GRAD_OUTPUT)
 
 
-def encode(loss: Loss, labels: np.ndarray, kind: str, seed: int) -> np.ndarray:
-    """The labels a variant cell passes down the pipeline (see the module docstring)."""
-    if loss.targets == "probabilities":
-        return labels
-    rows, classes = labels.shape
-    index = _inputs.first_largest(labels)
+def ignored_rows(kind: str, seed: int, rows: int, classes: int) -> np.ndarray:
+    """``[rows]``, the rows of a cell whose index target is ``ignore_index``: none, all, or a
+    quarter chosen from the seed over all the cell's rows — so a streamed cell (:mod:`._stream`)
+    ignores the same rows whatever its chunks."""
     ignored = np.zeros(rows, bool)
     if kind == "all-ignored":
         ignored[:] = True
@@ -90,6 +88,27 @@ def encode(loss: Loss, labels: np.ndarray, kind: str, seed: int) -> np.ndarray:
         rng = _inputs.generator(seed, classes, IGNORED)
         count = max(1, min(rows - 1, round(IGNORED_FRACTION * rows)))
         ignored[rng.choice(rows, count, replace=False)] = True
+    return ignored
+
+
+def encode(loss: Loss, labels: np.ndarray, kind: str, seed: int,
+           ignored: np.ndarray | None = None) -> np.ndarray:
+    """The labels a variant cell passes down the pipeline (see the module docstring).
+
+    Args:
+        loss: the variant.
+        labels: ``[rows, classes]``, the drawn labels (one-hot for index targets).
+        kind: the cell's target kind.
+        seed: the check's seed.
+        ignored: ``[rows]``, which rows are ignored, for a chunk of a streamed cell (its slice
+            of :func:`ignored_rows`); None: chosen over these rows.
+    """
+    if loss.targets == "probabilities":
+        return labels
+    rows, classes = labels.shape
+    index = _inputs.first_largest(labels)
+    if ignored is None:
+        ignored = ignored_rows(kind, seed, rows, classes)
     y = np.zeros((rows, classes))
     y[np.arange(rows), index] = 1.0
     if ignored.any():
@@ -217,6 +236,6 @@ class DerivedClosedForm:
         return out.closed_form.astype(z.dtype)
 
 
-__all__ = ["INDEX_KINDS", "GRAD_OUTPUTS", "kinds", "encode", "decode", "decoded", "denominator",
+__all__ = ["INDEX_KINDS", "GRAD_OUTPUTS", "kinds", "ignored_rows", "encode", "decode", "decoded", "denominator",
            "grad_output", "describe_grad_output", "row_pattern", "VariantReference", "bind",
            "DerivedClosedForm"]

@@ -24,8 +24,9 @@ import numpy as np
 from derivation import Loss
 
 from . import (_batch_shrink, _dtypes, _explain, _inputs, _judge, _kernel_bridge, _measure,
-               _opinions, _variant)
-from ._options import Options, Tolerance
+               _limits, _opinions, _variant, _variant_stream)
+from ._kernel_plan import Layout
+from ._options import LABEL_KINDS, Options, Tolerance
 from ._report import AutogradCheck, Cell, Report, format_number
 
 
@@ -39,36 +40,55 @@ def claim_of(closed_form: Callable[..., Any] | None, loss: Loss) -> str:
 def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: Options,
                   tolerances: dict[str, Tolerance],
                   progress: Callable[[int, int], None] | None,
-                  finish: Callable[[list[Cell]], list[Cell]] | None = None) -> Report:
+                  finish: Callable[[list[Cell]], list[Cell]] | None = None,
+                  layout: Layout | None = None, chunk_elements: int | None = None) -> Report:
     """The report of a variant check (arguments already validated); ``finish``, when given, is
-    applied to the cells of each batch as they are made (a kernel's writes into its inputs)."""
+    applied to the cells of each batch as they are made (a kernel's writes into its inputs).
+    With a ``layout`` whose rows × classes exceed ``chunk_elements``, each cell is streamed
+    (:mod:`._variant_stream`: each call its own batch)."""
     fn = closed_form if closed_form is not None else _variant.DerivedClosedForm(loss)
     for c in options.classes:
         loss.weight_for(c)  # one weight per class, or a ValueError naming weight
     _representable(loss, options.dtypes)
+    _check_labels(loss, options.labels)
     kinds = _variant.kinds(loss, options.labels)
     _batch_shrink.reset_budget()
     rows = options.samples + _inputs.ADVERSARIAL_ROWS
+    sizes = {c: _variant_stream.call_rows(layout, rows, c, chunk_elements)
+             for c in options.classes}  # fmt: skip
+    for c, size in sizes.items():
+        if size:  # streamed: one call in flight (a shape's memory, as the CLI checks it)
+            _limits.check_streamed(rows, c, options.dtypes)
     with jax.enable_x64(True):
-        _validate(fn, loss, options, rows)
+        _validate(fn, loss, options, {c: sizes[c] or rows for c in options.classes})
         if isinstance(fn, _kernel_bridge.Bridge):
             _probe(fn, loss, options)
         cells = []
         total = (len(options.classes) * len(kinds) * len(_variant.GRAD_OUTPUTS)
                  * len(options.scales) * len(options.dtypes))
         for c in options.classes:
-            noise = _inputs.draw_noise(options.seed, c, options.samples)
+            size = sizes[c]
+            noise = None if size else _inputs.draw_noise(options.seed, c, options.samples)
             for kind in kinds:
-                drawn = "onehot" if loss.targets == "indices" else kind
-                draws = _inputs.draw(options.seed, c, drawn, options.samples, noise)
-                y = _variant.encode(loss, draws.labels, kind, options.seed)
-                denominator = _variant.denominator(loss, y)
+                if size:
+                    streamed = _variant_stream.StreamedCell.make(loss, options.seed, c, kind,
+                                                                 rows, size)
+                else:
+                    drawn = "onehot" if loss.targets == "indices" else kind
+                    draws = _inputs.draw(options.seed, c, drawn, options.samples, noise)
+                    y = _variant.encode(loss, draws.labels, kind, options.seed)
+                    denominator = _variant.denominator(loss, y)
                 for mode in _variant.GRAD_OUTPUTS:
-                    g = _variant.grad_output(loss, mode, draws.rows, np.float64)
-                    reference = _variant.VariantReference(loss, g, denominator)
+                    if not size:
+                        g = _variant.grad_output(loss, mode, draws.rows, np.float64)
+                        reference = _variant.VariantReference(loss, g, denominator)
                     for scale in options.scales:
-                        made = _cells(fn, mode, reference, options, draws, y, c, scale, kind,
-                                      tolerances)
+                        if size:
+                            made = _streamed_cells(fn, mode, streamed, options, c, scale,
+                                                   tolerances)
+                        else:
+                            made = _cells(fn, mode, reference, options, draws, y, c, scale,
+                                          kind, tolerances)
                         cells += made if finish is None else finish(made)
                         if progress is not None:
                             progress(len(cells), total)
@@ -82,6 +102,21 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
                  if cell.verdict == "disagree" else cell for cell in cells]
     return Report(claim=claim_of(closed_form, loss), seed=options.seed,
                   tolerances=MappingProxyType(tolerances), cells=tuple(cells), loss=loss)
+
+
+def _check_labels(loss: Loss, labels: tuple[str, ...]) -> None:
+    """Refuses label kinds with index targets, whose kinds are their own (none, a quarter, all
+    ignored): ``labels`` other than the default would be silently ignored.
+
+    Raises:
+        ValueError: ``labels: ...``.
+    """
+    if loss.targets == "indices" and tuple(labels) != LABEL_KINDS:
+        raise ValueError(
+            f"labels: {','.join(labels)} applies to probability targets only; with index "
+            "targets (targets='indices') the cells are the targets' own kinds (indices, "
+            "ignored, all-ignored): leave labels at its default, or use "
+            "targets='probabilities'")
 
 
 _AXES = {"labels": "targets", "grad_output": "grad_output", "dtype": "dtype", "scale": "scale",
@@ -116,17 +151,19 @@ _VALIDATED: set[tuple[Any, ...]] = set()
 """(kernel, loss, dtype, shape) already traced without fault: not traced again."""
 
 
-def _validate(fn: Callable[..., Any], loss: Loss, options: Options, rows: int) -> None:
-    """Traces the kernel on every (dtype, c) shape before anything is computed."""
+def _validate(fn: Callable[..., Any], loss: Loss, options: Options,
+              rows: dict[int, int]) -> None:
+    """Traces the kernel on every (dtype, c) shape ``[rows[c], c]`` (a cell's batch, or a
+    streamed cell's call) before anything is computed."""
     for dtype, c in itertools.product(options.dtypes, options.classes):
-        key = (fn, loss, dtype, rows, c)
+        key = (fn, loss, dtype, rows[c], c)
         try:
             if key in _VALIDATED:
                 continue
         except TypeError:  # an unhashable kernel: traced every time
             key = None
-        spec = jax.ShapeDtypeStruct((rows, c), _dtypes.facts(dtype).dtype)
-        g = _variant.grad_output(loss, _variant.GRAD_OUTPUTS[1], rows, spec.dtype)
+        spec = jax.ShapeDtypeStruct((rows[c], c), _dtypes.facts(dtype).dtype)
+        g = _variant.grad_output(loss, _variant.GRAD_OUTPUTS[1], rows[c], spec.dtype)
         try:
             out = jax.eval_shape(lambda z, y: _variant.bind(fn, loss, z, y, g), spec, spec)
         except Exception as error:  # the user's code: any exception is a bad closed form
@@ -187,20 +224,20 @@ def _representable(loss: Loss, dtypes: tuple[str, ...]) -> None:
 def _reproduce(options: Options, loss: Loss, c: int, dtype: str, scale: float,
                kind: str) -> str:
     line = _explain.reproduce(options, c, dtype, scale, kind if loss.targets == "probabilities"
-                              else "onehot")
+                              else None)
     return " ".join([line, *loss.flags()])
 
 
-def _explanation(judgement: _judge.Judgement, loss: Loss, kind: str, y: np.ndarray) -> str:
-    """The judge's reason, and what the cell is: every row ignored, some ignored."""
+def _explanation(judgement: _judge.Judgement, loss: Loss, kind: str, ignored: int,
+                 rows: int) -> str:
+    """The judge's reason, and what the cell is: every row ignored, ``ignored`` of ``rows``."""
     text = judgement.explanation
     if kind == "all-ignored":
         mean = ("PyTorch's mean is NaN and its gradient zero" if loss.reduction == "mean"
                 else "the loss and its gradient are zero")
         return f"every row ignored ({mean}); {text}"
     if kind == "ignored":
-        ignored = int(np.sum(_ignored(loss, y)))
-        return f"{ignored} of {y.shape[0]} rows ignored; {text}"
+        return f"{ignored} of {rows} rows ignored; {text}"
     return text
 
 
@@ -266,22 +303,37 @@ def _opinions_of(fn: Callable[..., Any], reference: _variant.VariantReference,
     return result
 
 
-def _cells(fn: Callable[..., Any], mode: str, reference: _variant.VariantReference,
-           options: Options, draws: _inputs.Draws, y: np.ndarray, c: int, scale: float,
-           kind: str, tolerances: dict[str, Tolerance]) -> list[Cell]:
-    """The cells of one batch: one per dtype."""
-    loss = reference.spec
+@dataclasses.dataclass(frozen=True)
+class _Measured:
+    """One dtype's measurement of a cell: of its batch, or of a streamed cell's calls combined.
+
+    Attributes:
+        m: the measurement (worst index in the cell's rows).
+        tolerance: the tolerance judged by (a streamed cell's: the largest atol of its calls).
+        scaled: the words that say how atol was scaled (empty when it was not).
+    """
+
+    m: _measure.Measurement
+    tolerance: Tolerance
+    scaled: str
+
+
+def _measure_batch(fn: Callable[..., Any], reference: _variant.VariantReference,
+                   options: Options, draws: _inputs.Draws, y: np.ndarray, c: int, scale: float,
+                   tolerances: dict[str, Tolerance], start: int = 0,
+                   ) -> tuple[dict[str, _Measured], np.ndarray]:
+    """Stages 2 and 3 on one batch (a cell's, or a streamed cell's call from row ``start``):
+    per dtype its measurement, and the batch's float64 logits ``[dtypes, rows, c]``."""
     facts = [_dtypes.facts(dtype) for dtype in options.dtypes]
     rows = draws.rows
     valid = np.ones(rows, bool)
     z64 = np.stack([_inputs.logits(draws, scale, f.far_gap(c)) for f in facts])
     checked = min(_opinions.CHECKED_ROWS, rows)
-    direction = _inputs.generator(options.seed, c, _inputs.DIRECTIONS, 0).standard_normal(
+    direction = _inputs.generator(options.seed, c, _inputs.DIRECTIONS, start).standard_normal(
         (checked, c))
     opinions = _opinions_of(fn, reference, options.dtypes, z64, y, direction)
     noise_max = scale * float(np.max(draws.noise_max))
-    normalized = loss.targets == "indices" or kind != "unnormalized"
-    out = []
+    out = {}
     for f, z in zip(facts, z64, strict=True):
         finite = np.isfinite(z)
         largest = max(noise_max, float(np.max(np.abs(z), where=finite, initial=0.0)))
@@ -290,41 +342,119 @@ def _cells(fn: Callable[..., Any], mode: str, reference: _variant.VariantReferen
         check = _measure.autograd_check(o, reference, valid)
         m = _measure.measure(o, reference, f, tolerance.rtol, tolerance.atol, valid, largest,
                              check)
-        judgement = _judge.judge(m, f.name, f.max, tolerance, normalized)
-        undefined = judgement.verdict == "undefined"
-        n = int(m.elements)
-        worst = None if undefined or not n else _explain.worst(m, c)
-        counterexample = None
-        explanation = _explanation(judgement, loss, kind, y) + scaled
-        if judgement.verdict == "disagree" and worst is not None and _judge.autograd_ok(m):
-            counterexample, why = _batch_shrink.counterexample(
-                fn, loss, mode, f.name, tolerance, z, y, options, c, scale, kind, worst.row)
-            if counterexample is None:
-                explanation += f"; no counterexample: {why}"
+        if start:
+            m = dataclasses.replace(m, worst_index=m.worst_index + start * c)
+        out[f.name] = _Measured(m, tolerance, scaled)
+    return out, z64
 
-        def fraction(count: Any) -> float | None:
-            return None if undefined or not n else int(count) / n
 
-        errors = undefined or bool(m.nonfinite_cf)
-        out.append(Cell(
-            classes=c, dtype=f.name, scale=scale, labels=kind, samples=options.samples,
-            max_abs_err=None if errors else _finite(m.max_abs_err),
-            max_rel_err=None if errors else _finite(m.max_rel_err),
-            max_ulp=None if errors else _finite(m.max_ulp),
-            agree_fraction=fraction(m.agree), verdict=judgement.verdict,
-            explanation=explanation, worst=worst,
-            reproduce=_reproduce(options, loss, c, f.name, scale, kind), rows=rows,
-            within_tolerance=fraction(m.within),
-            autograd_max_ulp=None if undefined else _finite(m.autograd_max_ulp),
-            label_sum_miss=None if undefined else _finite(m.label_sum_miss),
-            residual_match=None if undefined else _judge.residual_match(m),
-            autograd_check=None if undefined else AutogradCheck(
-                rows=int(m.checked_rows), forward_mode=float(m.forward_mode),
-                finite_difference=float(m.finite_difference), ok=_judge.autograd_ok(m)),
-            counterexample=counterexample,
-            grad_output=_variant.describe_grad_output(loss, mode),
-        ))
+def _cells(fn: Callable[..., Any], mode: str, reference: _variant.VariantReference,
+           options: Options, draws: _inputs.Draws, y: np.ndarray, c: int, scale: float,
+           kind: str, tolerances: dict[str, Tolerance]) -> list[Cell]:
+    """The cells of one batch: one per dtype."""
+    loss = reference.spec
+    measured, z64 = _measure_batch(fn, reference, options, draws, y, c, scale, tolerances)
+    ignored = int(np.sum(_ignored(loss, y))) if kind == "ignored" else 0
+    out = []
+    for index, dtype in enumerate(options.dtypes):
+
+        def batch(worst_row: int, z: np.ndarray = z64[index]) -> _Shrinkable:
+            return _Shrinkable(z, y, worst_row, "the cell's rows")
+
+        out.append(_cell(fn, mode, loss, options, c, dtype, scale, kind, measured[dtype],
+                         (ignored, draws.rows), batch))
     return out
+
+
+def _streamed_cells(fn: Callable[..., Any], mode: str, streamed: _variant_stream.StreamedCell,
+                    options: Options, c: int, scale: float,
+                    tolerances: dict[str, Tolerance]) -> list[Cell]:
+    """The cells of a streamed batch (:mod:`._variant_stream`), one per dtype: each call
+    measured as a batch of its own, the calls' measurements combined."""
+    loss = streamed.loss
+    parts: dict[str, list[_Measured]] = {dtype: [] for dtype in options.dtypes}
+    for call in streamed.calls(mode):
+        measured, _ = _measure_batch(fn, call.reference, options, call.draws, call.y, c, scale,
+                                     tolerances, call.start)  # fmt: skip
+        for dtype, one in measured.items():
+            parts[dtype].append(one)
+    out = []
+    for dtype in options.dtypes:
+        measured = parts[dtype]
+        atols = [one.tolerance.atol for one in measured]
+        tolerance = dataclasses.replace(tolerances[dtype], atol=max(atols))
+        words = _variant_stream.atol_words(tolerances[dtype].atol, atols, len(measured))
+        combined = _Measured(_measure.Measurement.combine([one.m for one in measured]),
+                             tolerance, words)
+
+        def batch(worst_row: int, dtype: str = dtype) -> _Shrinkable:
+            start = streamed.holding(worst_row)
+            call = streamed.call(start, mode)
+            z64 = _inputs.logits(call.draws, scale, _dtypes.facts(dtype).far_gap(c))
+            return _Shrinkable(z64, call.y, worst_row - start,
+                               f"the rows {start}–{start + call.rows - 1} of the call that "
+                               "holds the worst element (its own batch)")
+
+        out.append(_cell(fn, mode, loss, options, c, dtype, scale, streamed.kind, combined,
+                         (streamed.ignored_count(), streamed.rows), batch))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shrinkable:
+    """The batch a disagreeing cell's counterexample is shrunk from: its float64 logits (before
+    rounding to the dtype), its labels, the worst row in it, and whose rows they are."""
+
+    z64: np.ndarray
+    y: np.ndarray
+    worst_row: int
+    rows: str
+
+
+def _cell(fn: Callable[..., Any], mode: str, loss: Loss, options: Options, c: int, dtype: str,
+          scale: float, kind: str, measured: _Measured, ignored: tuple[int, int],
+          batch: Callable[[int], _Shrinkable]) -> Cell:
+    """Stages 3 (the verdict) and 4 of one cell; ``ignored`` is (rows ignored, rows), and
+    ``batch`` gives the batch to shrink around the worst row."""
+    f = _dtypes.facts(dtype)
+    m, tolerance = measured.m, measured.tolerance
+    normalized = loss.targets == "indices" or kind != "unnormalized"
+    judgement = _judge.judge(m, f.name, f.max, tolerance, normalized)
+    undefined = judgement.verdict == "undefined"
+    n = int(m.elements)
+    worst = None if undefined or not n else _explain.worst(m, c)
+    counterexample = None
+    explanation = _explanation(judgement, loss, kind, *ignored) + measured.scaled
+    if judgement.verdict == "disagree" and worst is not None and _judge.autograd_ok(m):
+        shrinkable = batch(worst.row)
+        counterexample, why = _batch_shrink.counterexample(
+            fn, loss, mode, f.name, tolerance, shrinkable.z64, shrinkable.y, options, c, scale,
+            kind, shrinkable.worst_row, rows=shrinkable.rows)
+        if counterexample is None:
+            explanation += f"; no counterexample: {why}"
+
+    def fraction(count: Any) -> float | None:
+        return None if undefined or not n else int(count) / n
+
+    errors = undefined or bool(m.nonfinite_cf)
+    return Cell(
+        classes=c, dtype=f.name, scale=scale, labels=kind, samples=options.samples,
+        max_abs_err=None if errors else _finite(m.max_abs_err),
+        max_rel_err=None if errors else _finite(m.max_rel_err),
+        max_ulp=None if errors else _finite(m.max_ulp),
+        agree_fraction=fraction(m.agree), verdict=judgement.verdict,
+        explanation=explanation, worst=worst,
+        reproduce=_reproduce(options, loss, c, f.name, scale, kind), rows=ignored[1],
+        within_tolerance=fraction(m.within),
+        autograd_max_ulp=None if undefined else _finite(m.autograd_max_ulp),
+        label_sum_miss=None if undefined else _finite(m.label_sum_miss),
+        residual_match=None if undefined else _judge.residual_match(m),
+        autograd_check=None if undefined else AutogradCheck(
+            rows=int(m.checked_rows), forward_mode=float(m.forward_mode),
+            finite_difference=float(m.finite_difference), ok=_judge.autograd_ok(m)),
+        counterexample=counterexample,
+        grad_output=_variant.describe_grad_output(loss, mode),
+    )
 
 
 def _scaled_tolerance(tolerance: Tolerance, reference: _variant.VariantReference,
