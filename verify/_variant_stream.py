@@ -147,9 +147,9 @@ def atol_words(atol: float, used: list[float], calls: int) -> str:
     low, high = min(used), max(used)
     if low == high == atol:
         return ""
-    span = f"{low:.3g}" if low == high else f"{low:.3g} to {high:.3g}"
-    return (f"; atol {atol:g} scaled call by call, to {span} over {calls} calls, by each call's "
-            "gradient scale max|g·m|·max w/D (each call is its own batch: its mean divides by "
+    span = f"{low:.3g} in each of" if low == high else f"from {low:.3g} to {high:.3g} over"
+    return (f"; atol {atol:g} scaled call by call by each call's gradient scale max|g·m|·max "
+            f"w/D: {span} {calls} calls (each call is a batch of its own: its mean divides by "
             "its own D)")
 
 

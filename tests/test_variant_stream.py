@@ -1,0 +1,177 @@
+"""A loss variant's LLM-shaped cell past one chunk is streamed: each call of the kernel is a
+batch of its own (whole sequences, or windows of t positions), judged alone, and the calls'
+measurements combined into one cell per dtype. The chunk limit is lowered here so that small
+shapes stream."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import verify
+from derivation import Loss
+from verify import _batch_shrink, _check, _inputs, _kernel_options, _limits, _stream, _variant
+from verify._variant_stream import StreamedCell
+
+SHAPE = (3, 4, 16)  # 12 positions × 16 classes = 192 elements
+GRID = {"dtypes": ("float32",), "scales": (1.0,)}
+WHOLE_SEQUENCES, WINDOWS = 64, 32  # chunk limits: one sequence a call, or 2 of its 4 positions
+
+
+def _torch_grad(logits, targets, grad_output, reduction, ignore_index=-100):
+    """Autograd of F.cross_entropy over the call's rows, as a kernel computes its batch."""
+    z = logits.detach().double().reshape(-1, logits.shape[-1]).requires_grad_()
+    loss = F.cross_entropy(z, targets.reshape(-1), ignore_index=ignore_index,
+                           reduction=reduction)
+    loss.backward(grad_output.double().reshape(loss.shape))
+    return z.grad.reshape(logits.shape).to(logits.dtype)
+
+
+def ce_sum(logits, targets, grad_output):
+    return _torch_grad(logits, targets, grad_output, "sum")
+
+
+def ce_none(logits, targets, grad_output):
+    return _torch_grad(logits, targets, grad_output, "none")
+
+
+def ce_mean(logits, targets, grad_output):
+    return _torch_grad(logits, targets, grad_output, "mean")
+
+
+CALLED = []
+
+
+def ce_none_last_position_off(logits, targets, grad_output):
+    """Right but at the last position of what it is given, off by 1/8 of its gradient."""
+    CALLED.append(tuple(logits.shape))
+    grad = _torch_grad(logits, targets, grad_output, "none").double()
+    grad[..., -1, :] *= 1.125
+    return grad.to(logits.dtype)
+
+
+def ce_mean_over_the_whole_batch(logits, targets, grad_output):
+    """A mean over every row of the call, ignored ones too: wrong where some are ignored."""
+    counted = (targets != -100).sum()
+    return (_torch_grad(logits, targets, grad_output, "mean") * counted
+            / targets.numel()).to(logits.dtype)
+
+
+SUM = Loss(targets="indices", reduction="sum")  # one target kind: none ignored
+NONE = Loss(targets="indices", ignore_index=-100, reduction="none")
+NONE_KEPT = Loss(targets="indices", reduction="none")
+MEAN = Loss(targets="indices", ignore_index=-100, reduction="mean")
+
+
+def _run(fn, loss, limit, monkeypatch, whole=False, shrink=False, **grid):
+    """The check with the chunk limit ``limit``; ``whole``: every cell one batch of the same
+    draws the streamed cell makes (the same rows, called at once); ``shrink``: a counterexample
+    for the first disagreeing cell (its candidates compile: seconds)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(_check, "MAX_CHUNK_ELEMENTS", limit)
+        if not shrink:
+            patch.setattr(_batch_shrink, "MAX_CELLS", 0)
+        if whole:
+            patch.setattr(_inputs, "draw", lambda seed, c, kind, samples, noise: (
+                _stream.StreamedDraws(seed, c, kind, samples + 4).take(slice(None))))
+        return verify.check(fn, framework="torch", loss=loss, shape=SHAPE, **(GRID | grid))
+
+
+def _calls(fn):
+    seen = []
+
+    def spy(logits, targets, grad_output):
+        seen.append(tuple(logits.shape))
+        return fn(logits, targets, grad_output)
+
+    return spy, seen
+
+
+@pytest.mark.parametrize("loss, fn", [(SUM, ce_sum), (NONE, ce_none_last_position_off)])
+def test_streamed_cells_judge_as_the_whole_batch_where_the_batch_does_not_matter(
+        monkeypatch, loss, fn):
+    streamed = _run(fn, loss, WHOLE_SEQUENCES, monkeypatch)
+    whole = _run(fn, loss, 2**20, monkeypatch, whole=True)
+    assert [c.verdict for c in streamed.cells] == [c.verdict for c in whole.cells]
+    for s, w in zip(streamed.cells, whole.cells, strict=True):
+        assert (s.labels, s.grad_output, s.dtype) == (w.labels, w.grad_output, w.dtype)
+        assert s.agree_fraction == w.agree_fraction
+        if loss.reduction == "none" and s.grad_output == "1":
+            assert (s.max_abs_err, s.max_ulp) == (w.max_abs_err, w.max_ulp)
+        if s.verdict == "disagree":  # the same worst element, named alike
+            assert (s.worst.batch, s.worst.position, s.worst.class_) == (
+                w.worst.batch, w.worst.position, w.worst.class_)
+    assert streamed.ok == (fn is ce_sum)
+
+
+def test_a_planted_bug_in_a_streamed_cell_is_named_by_batch_position_and_class(monkeypatch):
+    CALLED.clear()
+    report = _run(ce_none_last_position_off, NONE_KEPT, WINDOWS, monkeypatch, shrink=True)
+    assert (1, 2, 16) in CALLED  # windows of 2 of the 4 positions, never more (nor shrunk)
+    assert all(len(shape) == 3 and shape[:2] in ((1, 1), (1, 2)) for shape in CALLED)
+    assert [cell.verdict for cell in report.cells] == ["disagree", "disagree"]
+    assert {cell.rows for cell in report.cells} == {12}
+    for cell in report.cells:  # windows of 2 positions: the kernel's last is position 1 or 3
+        assert cell.worst.position in (1, 3)
+        assert cell.worst.row == 4 * cell.worst.batch + cell.worst.position
+        assert f"batch {cell.worst.batch}, position {cell.worst.position}" in report.to_text()
+        assert "--shape 3,4,16" in cell.reproduce and "--labels" not in cell.reproduce
+    snippet = report.cells[0].counterexample  # the first disagreeing cell's (a budget of one)
+    rows = re.search(r" of the rows (\d+)–(\d+) of the call that holds the worst element "
+                     r"\(its own batch\)", snippet)
+    first, last = int(rows[1]), int(rows[2])
+    assert last - first == 1 and first <= report.cells[0].worst.row <= last
+    namespace = {}
+    exec(compile(snippet, "<counterexample>", "exec"), namespace)  # noqa: S102 - it runs
+    assert not np.allclose(np.asarray(namespace["closed_form"], np.float64),
+                           np.asarray(namespace["reference"]), rtol=1e-3)
+
+
+def test_a_streamed_mean_divides_by_each_calls_own_denominator(monkeypatch):
+    spy, seen = _calls(ce_mean)
+    report = _run(spy, MEAN, WHOLE_SEQUENCES, monkeypatch)
+    assert report.ok and seen[-3:] == [(1, 4, 16)] * 3  # one whole sequence a call
+    for cell in report.cells[:4]:  # none or some ignored: atol scaled per call, as stated
+        assert "; atol 1e-05 scaled call by call by each call's gradient scale" in (
+            cell.explanation)
+        assert " 3 calls (each call is a batch of its own" in cell.explanation
+    assert "from 2.5e-06 to 5e-06 over 3 calls" in report.cells[2].explanation  # ignored, 1
+    assert all(cell.explanation.startswith("every row ignored (PyTorch's mean is NaN")
+               for cell in report.cells[4:])
+    wrong = _run(ce_mean_over_the_whole_batch, MEAN, WHOLE_SEQUENCES, monkeypatch)
+    assert [(c.labels, c.verdict) for c in wrong.cells if c.grad_output == "1"] == [
+        ("indices", "agree"), ("ignored", "disagree"), ("all-ignored", "agree")]
+
+
+def test_the_ignored_rows_and_upstream_gradients_do_not_depend_on_the_calls():
+    rows = 12
+    cells = [StreamedCell.make(NONE, 0, 16, "ignored", rows, size) for size in (4, 2, 12)]
+    ignored = _variant.ignored_rows("ignored", 0, rows, 16)
+    assert ignored.sum() == 3
+    for cell in cells:
+        np.testing.assert_array_equal(cell.ignored, ignored)
+        calls = list(cell.calls("swept"))
+        targets = np.concatenate([_variant.decoded(NONE, c.y) for c in calls])
+        np.testing.assert_array_equal(targets == -100, ignored)
+        g = np.concatenate([np.asarray(c.reference.grad_output) for c in calls])
+        np.testing.assert_array_equal(g, _variant.row_pattern(rows))
+        assert [c.start for c in calls] == list(range(0, rows, cell.size))
+
+
+@pytest.mark.parametrize("positions", [16, 64, 256, 512, 8192, 2**20])
+def test_a_streamed_cells_memory_estimate_stays_under_2_gb_and_flat(positions):
+    """V = 262,144 in bfloat16 (the benchmark's cell): one call in flight, whatever B·T."""
+    needed = _limits.streamed_variant_bytes(positions, 262_144, ("bfloat16",))
+    at_16 = _limits.streamed_variant_bytes(16, 262_144, ("bfloat16",))
+    assert needed < 2 * 10**9
+    assert needed - at_16 == _limits.STREAM_ROW_BYTES * (positions - 16)  # per row: 16 bytes
+    _kernel_options.check_shape_memory((1, positions, 262_144), True, ("bfloat16",))
+
+
+def test_a_streamed_shape_is_refused_where_one_call_does_not_fit(monkeypatch):
+    monkeypatch.setattr(_limits, "available_bytes", lambda: 2**29)
+    with pytest.raises(ValueError, match=r"^shape: 8,192 positions × 262,144 classes with a "
+                       "loss variant, streamed one call"):
+        verify.check(ce_sum, framework="torch", loss=SUM, shape=(8, 1024, 262_144))
