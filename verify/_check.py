@@ -32,7 +32,7 @@ import numpy as np
 from derivation._loss import Loss
 
 from . import _batch_shrink, _dtypes, _explain, _inputs, _judge, _measure, _opinions, _rule
-from ._frameworks import Kernel, Write, describe_writes
+from ._frameworks import Kernel, Write, with_writes
 from ._kernel_bridge import probe
 from ._kernel_options import validate_shape
 from ._kernel_plan import (
@@ -452,8 +452,8 @@ def _cell(
     """One cell: judged, explained, recorded."""
     judgement = _judge.judge(m, dtype, _dtypes.facts(dtype).max, tolerance,
                              kind != "unnormalized")
-    if writes and judgement.verdict != "undefined":
-        judgement = _judge.Judgement("disagree", describe_writes(writes))
+    if writes:  # reported whatever the verdict (an undefined cell stays undefined)
+        judgement = _judge.Judgement(*with_writes(judgement.verdict, judgement.explanation, writes))
     undefined = judgement.verdict == "undefined"
     n = int(m.elements)
     worst = None if undefined or not n else _explain.worst(m, c, layout)

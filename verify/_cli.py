@@ -315,6 +315,7 @@ def verify(
         _flag(_limits.check_grid, options["classes"], options["samples"], options["dtypes"])
     loss = _flag(_loss_options.parse_loss, label_smoothing, weight, ignore_index, reduction,
                  z_loss, softcap, temperature, targets)
+    _flag(_loss_options.check_labels, loss, options["labels"])  # not ignored silently
     counts = options["classes"] if options["shape"] is None else (options["shape"][-1],)
     for count in counts:  # a shape's last axis is its class count
         _flag(loss.weight_for, count)

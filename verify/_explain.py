@@ -115,7 +115,8 @@ def counterexample(
         c, dtype, scale, kind: the cell.
         tolerance: the cell's tolerance.
         kernel: a kernel taking ``grad_output``, whose snippet is written in its framework.
-        sequence: the kernel saw the row as one position of one sequence, ``[1, 1, V]``.
+        sequence: the function saw the row as one position of one sequence, ``[1, 1, V]``
+            (a kernel, or a two-argument JAX function checked with a shape).
     """
     found = shrink(first_failing, z_row, y_row, where.class_, kind != "unnormalized")
     if found is None:
@@ -132,7 +133,8 @@ def counterexample(
             z=z.tolist(), y=y.tolist(), tolerance=tolerance, origin=origin, sequence=sequence,
         )
     return snippet(
-        closed_form, dtype=dtype, z=z.tolist(), y=y.tolist(), tolerance=tolerance, origin=origin
+        closed_form, dtype=dtype, z=z.tolist(), y=y.tolist(), tolerance=tolerance, origin=origin,
+        sequence=sequence,
     )
 
 

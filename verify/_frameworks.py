@@ -109,6 +109,21 @@ def describe_writes(writes: tuple[Write, ...]) -> str:
     )
 
 
+def with_writes(verdict: str, explanation: str, writes: tuple[Write, ...]) -> tuple[str, str]:
+    """A cell's verdict and explanation once its kernel's writes into its inputs are known.
+
+    A kernel that writes into its inputs is reported as such whatever it returns: the cell's
+    verdict is ``disagree``, its explanation the write. An ``undefined`` cell stays
+    ``undefined`` — its inputs overflow on the cast, undefined for autograd too, so no verdict
+    is given — but its explanation still says what the kernel wrote (as its ``writes`` do).
+    """
+    if not writes:
+        return verdict, explanation
+    if verdict == "undefined":
+        return verdict, f"{explanation}; and the kernel {describe_writes(writes)}"
+    return "disagree", describe_writes(writes)
+
+
 def takes_grad_output(fn: Callable[..., Any]) -> bool:
     """Whether ``fn`` takes ``(logits, targets, grad_output)``; ``False`` for a JAX ``(z, y)``.
 
@@ -206,7 +221,8 @@ class Kernel:
             The :class:`Call`.
 
         Raises:
-            ValueError: the function raised, or returned an array of the wrong shape.
+            ValueError: the function raised, or returned an array of the wrong shape, or a
+                torch gradient on another device than its logits'.
             TypeError: it returned something that is not an array of the framework, an integer,
                 boolean or complex array, or an array in a dtype other than the logits'.
         """
@@ -267,7 +283,7 @@ class Kernel:
         import torch
 
         tensor = value.detach()
-        if tensor.device.type != "cpu":
+        if tensor.device.type != "cpu":  # an input given on CUDA (a gradient: checked first)
             tensor = tensor.cpu()
         tensor = tensor.resolve_conj().resolve_neg()
         if tensor.dtype == torch.bfloat16:
@@ -296,6 +312,11 @@ class Kernel:
             raise ValueError(
                 f"closed_form: {self.name} returned shape {list(out.shape)}; expected "
                 f"{list(logits.shape)}, the logits' shape"
+            )
+        if self.framework == "torch" and out.device.type != self.device:
+            raise ValueError(
+                f"closed_form: {self.name} returned its gradient on {out.device}; expected it on "
+                f"{self.device}, where its logits were given (return grad.to(logits.device))"
             )
         gradient = self._back(out) if self.framework != "jax" else np.asarray(out)
         got = self._dtype_name(gradient.dtype)

@@ -223,7 +223,7 @@ def finish_variant_cells(
     import dataclasses
 
     from . import _explain
-    from ._frameworks import describe_writes
+    from ._frameworks import with_writes
     from ._report import Worst
 
     raised = None
@@ -241,9 +241,13 @@ def finish_variant_cells(
         if raised is not None:
             changes |= {"verdict": "disagree", "explanation": raised, "counterexample": None}
         written = writes.get(cell.dtype, ())
-        if written and cell.verdict != "undefined":
-            changes |= {"verdict": "disagree", "explanation": describe_writes(written),
-                        "writes": written, "counterexample": None}  # fmt: skip
+        if written:  # reported whatever the verdict (an undefined cell stays undefined)
+            verdict, explanation = with_writes(changes.get("verdict", cell.verdict),
+                                               changes.get("explanation", cell.explanation),
+                                               written)  # fmt: skip
+            changes |= {"verdict": verdict, "explanation": explanation, "writes": written}
+            if verdict == "disagree":
+                changes["counterexample"] = None
         if how.layout is not None:
             kind = cell.labels if loss.targets == "probabilities" else None
             line = _explain.reproduce(options, cell.classes, cell.dtype, cell.scale, kind,

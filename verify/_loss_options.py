@@ -100,5 +100,22 @@ def parse_loss(label_smoothing: str | None = None, weight: str | None = None,
         raise ValueError(text) from None
 
 
-__all__ = ["parse_loss", "FLAGS", "LabelSmoothing", "Weight", "IgnoreIndex", "Reduction", "ZLoss",
+__all__ = ["parse_loss", "check_labels", "FLAGS", "LabelSmoothing", "Weight", "IgnoreIndex", "Reduction", "ZLoss",
            "Softcap", "Temperature", "Targets"]
+
+
+def check_labels(loss: Loss, labels: tuple[str, ...]) -> None:
+    """Refuses label kinds other than the default with index targets: their cells are the
+    targets' own kinds (none, a quarter, every row ignored), so ``labels`` would be silently
+    ignored.
+
+    Raises:
+        ValueError: ``labels: ...``.
+    """
+    from ._options import LABEL_KINDS
+
+    if loss.targets == "indices" and tuple(labels) != LABEL_KINDS:
+        raise ValueError(
+            f"labels: {','.join(labels)} is not used with index targets, whose cells are kinds "
+            "of their own (indices, ignored, all-ignored); leave labels at its default, or check "
+            "probability targets")

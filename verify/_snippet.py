@@ -85,6 +85,7 @@ def snippet(
     y: Sequence[float],
     tolerance: Tolerance,
     origin: str,
+    sequence: bool = False,
 ) -> str:
     """The runnable counterexample.
 
@@ -95,8 +96,13 @@ def snippet(
         y: the labels, already representable in ``dtype``.
         tolerance: the cell's tolerance.
         origin: a comment line saying where the case was shrunk from.
+        sequence: the row is one position of one sequence, ``[1, 1, V]``, as the function saw
+            it (a check with ``shape=(B, T, V)``); else ``[1, V]``.
     """
     setup, call = function_lines(fn)
+    z_text, y_text = _literal(z), _literal(y)
+    if sequence:
+        z_text, y_text = f"[{z_text}]", f"[{y_text}]"
     lines = [
         f"# Falsifying example, {origin}",
         "import jax",
@@ -104,8 +110,8 @@ def snippet(
         *setup,
         "",
         _LOSS,
-        f"z = jnp.array({_literal(z)}, dtype=jnp.{dtype})",
-        f"y = jnp.array({_literal(y)}, dtype=jnp.{dtype})",
+        f"z = jnp.array({z_text}, dtype=jnp.{dtype})",
+        f"y = jnp.array({y_text}, dtype=jnp.{dtype})",
         f"closed_form = {call}(z, y)",
         "autograd = jax.grad(loss)(z, y)",
         "with jax.enable_x64(True):",

@@ -26,7 +26,8 @@ from derivation import Loss
 from . import (_batch_shrink, _dtypes, _explain, _inputs, _judge, _kernel_bridge, _measure,
                _limits, _opinions, _variant, _variant_stream)
 from ._kernel_plan import Layout
-from ._options import LABEL_KINDS, Options, Tolerance
+from ._loss_options import check_labels
+from ._options import Options, Tolerance
 from ._report import AutogradCheck, Cell, Report, format_number
 
 
@@ -50,7 +51,7 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
     for c in options.classes:
         loss.weight_for(c)  # one weight per class, or a ValueError naming weight
     _representable(loss, options.dtypes)
-    _check_labels(loss, options.labels)
+    check_labels(loss, options.labels)
     kinds = _variant.kinds(loss, options.labels)
     _batch_shrink.reset_budget()
     rows = options.samples + _inputs.ADVERSARIAL_ROWS
@@ -102,21 +103,6 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
                  if cell.verdict == "disagree" else cell for cell in cells]
     return Report(claim=claim_of(closed_form, loss), seed=options.seed,
                   tolerances=MappingProxyType(tolerances), cells=tuple(cells), loss=loss)
-
-
-def _check_labels(loss: Loss, labels: tuple[str, ...]) -> None:
-    """Refuses label kinds with index targets, whose kinds are their own (none, a quarter, all
-    ignored): ``labels`` other than the default would be silently ignored.
-
-    Raises:
-        ValueError: ``labels: ...``.
-    """
-    if loss.targets == "indices" and tuple(labels) != LABEL_KINDS:
-        raise ValueError(
-            f"labels: {','.join(labels)} applies to probability targets only; with index "
-            "targets (targets='indices') the cells are the targets' own kinds (indices, "
-            "ignored, all-ignored): leave labels at its default, or use "
-            "targets='probabilities'")
 
 
 _AXES = {"labels": "targets", "grad_output": "grad_output", "dtype": "dtype", "scale": "scale",
