@@ -128,7 +128,10 @@ def check(
             it sets the class count (V) and the rows (B·T, the first 4 adversarial), so leave
             ``classes`` and ``samples`` out. The function sees logits ``[b, T, V]`` (whole
             sequences a call where they fit 2**20 elements, else ``[1, t, V]`` windows of one),
-            and the worst element is named by (batch, position, class).
+            and the worst element is named by (batch, position, class). With a loss variant a
+            batch past 2**20 elements is streamed too: each call is a batch of b sequences or
+            a window of t positions; its mean divides by that call's denominator (see
+            :mod:`verify._variant_stream`); memory stays one call's, whatever the batch.
 
     Returns:
         A :class:`verify.Report`, one :class:`verify.Cell` per (classes, dtype, scale, labels).

@@ -11,7 +11,8 @@ The pipeline passes logits ``z`` and labels ``y``, both ``[rows, classes]``. For
 * the **upstream gradient** ``grad_output`` is ``1`` or, in the cells that sweep it, 0.75 (a
   scalar, for ``mean`` and ``sum``) or 0.5 + k/8, k drawn per row from 0 … 12 (``none``);
 * the **reference** (:class:`VariantReference`) is the reference loss of :mod:`._loss` times
-  the upstream gradient, the mean's denominator taken over the whole cell; its theory inputs
+  the upstream gradient, the mean's denominator taken over the whole batch (a cell, or one call
+  of a streamed cell: :mod:`._variant_stream`); its theory inputs
   are what the derivation predicts there (:func:`._loss.predict`, lambdified from the checked
   route): the residual of a closed form that assumes Σt = 1, and the size of the gradient's
   terms.
@@ -134,7 +135,7 @@ def decoded(loss: Loss, y: np.ndarray) -> np.ndarray:
 
 
 def denominator(loss: Loss, y: np.ndarray) -> float:
-    """The mean's denominator over a whole cell (1 for ``sum`` and ``none``), in NumPy: the
+    """The mean's denominator over a whole batch (1 for ``sum`` and ``none``), in NumPy: the
     same sum as :func:`._loss.denominator` (a test holds them equal)."""
     rows, classes = y.shape
     if loss.reduction != "mean":
@@ -154,8 +155,9 @@ class VariantReference:
     Attributes:
         spec: the variant.
         grad_output: the upstream gradient, a scalar or ``[rows]`` (:func:`grad_output`).
-        denominator: the mean's denominator over the whole batch (0 where every row is ignored:
-            the loss is then NaN in PyTorch and its gradient zero). Arrays may be traced.
+        denominator: the mean's denominator over the whole batch — a cell, or a streamed
+            cell's call (0 where every row is ignored: the loss is then NaN in PyTorch and its
+            gradient zero). Arrays may be traced.
     """
 
     spec: Loss
