@@ -100,8 +100,8 @@ def parse_loss(label_smoothing: str | None = None, weight: str | None = None,
         raise ValueError(text) from None
 
 
-__all__ = ["parse_loss", "check_labels", "FLAGS", "LabelSmoothing", "Weight", "IgnoreIndex", "Reduction", "ZLoss",
-           "Softcap", "Temperature", "Targets"]
+__all__ = ["parse_loss", "check_labels", "FLAGS", "LabelSmoothing", "Weight", "IgnoreIndex",
+           "Reduction", "ZLoss", "Softcap", "Temperature", "Targets"]
 
 
 def check_labels(loss: Loss, labels: tuple[str, ...]) -> None:

@@ -5,9 +5,10 @@ grid and the reference. Each cell is one batch: the rows are never split or padd
 ``mean`` divides by a sum over the whole batch and a kernel computes it from all the rows it is
 given — except a cell with a shape whose rows × classes exceed a chunk, which is streamed
 (:mod:`._variant_stream`): each call a batch of its own, its mean divided by that call's
-denominator, the calls' measurements combined into the cell's. The grid: the class counts, dtypes and scales asked for; the target kinds
-(:func:`._variant.kinds`: for index targets none, a quarter and all rows ignored); and the
-upstream gradient, 1 and swept (:data:`._variant.GRAD_OUTPUTS`).
+denominator, the calls' measurements combined into the cell's. The grid: the class counts,
+dtypes and scales asked for; the target kinds (:func:`._variant.kinds`: for index targets none,
+a quarter and all rows ignored); and the upstream gradient, 1 and swept
+(:data:`._variant.GRAD_OUTPUTS`).
 """
 
 from __future__ import annotations

@@ -14,11 +14,11 @@ on ``n`` rows ``[n, V]``. Each call is a batch of its own, judged alone:
   accumulates gradients over micro-batches calls it. A call whose every row is ignored has
   D = 0: PyTorch's mean is NaN there and its gradient zero, as in a whole cell. ``sum`` and
   ``none`` do not depend on the batch: a streamed cell is then the whole cell, row by row;
-* **the same rows, whatever the chunking**: the draws come from :class:`verify._stream.StreamedDraws`
-  (a row's draws depend on the seed, the vocabulary, the label kind and the row only), the
-  ignored rows are chosen over all ``B·T`` rows from the seed (:func:`._variant.ignored_rows`),
-  and the per-row upstream gradient of ``none`` is :func:`._variant.row_pattern` over all rows,
-  sliced per call;
+* **the same rows, whatever the chunking**: the draws come from
+  :class:`verify._stream.StreamedDraws` (a row's draws depend on the seed, the vocabulary, the
+  label kind and the row only), the ignored rows are chosen over all ``B·T`` rows from the seed
+  (:func:`._variant.ignored_rows`), and the per-row upstream gradient of ``none`` is
+  :func:`._variant.row_pattern` over all rows, sliced per call;
 * **judged call by call**: each call's atol is scaled by its own gradient's scale
   (``_variant_check._scaled_tolerance``: max|g·m|·max w / D of that call), and the cell's
   explanation gives the range of atols used; the calls' measurements combine into the cell's
