@@ -134,6 +134,7 @@ def test_a_streamed_mean_divides_by_each_calls_own_denominator(monkeypatch):
     spy, seen = _calls(ce_mean)
     report = _run(spy, MEAN, WHOLE_SEQUENCES, monkeypatch)
     assert report.ok and seen[-3:] == [(1, 4, 16)] * 3  # one whole sequence a call
+    assert _run(spy, MEAN, WHOLE_SEQUENCES, monkeypatch).to_json() == report.to_json()
     for cell in report.cells[:4]:  # none or some ignored: atol scaled per call, as stated
         assert "; atol 1e-05 scaled call by call by each call's gradient scale" in (
             cell.explanation)
