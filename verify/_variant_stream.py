@@ -20,7 +20,7 @@ on ``n`` rows ``[n, V]``. Each call is a batch of its own, judged alone:
   (:func:`._variant.ignored_rows`), and the per-row upstream gradient of ``none`` is
   :func:`._variant.row_pattern` over all rows, sliced per call;
 * **judged call by call**: each call's atol is scaled by its own gradient's scale
-  (``_variant_check._scaled_tolerance``: max|g·m|·max w / D of that call), and the cell's
+  (``_variant_cells._scaled_tolerance``: max|g·m|·max w / D of that call), and the cell's
   explanation gives the range of atols used; the calls' measurements combine into the cell's
   (:meth:`verify._measure.Measurement.combine`, the worst element's index offset by its call's
   first row), one cell per dtype; a disagreeing cell's counterexample shrinks the batch of the
