@@ -13,7 +13,8 @@ One small object, :class:`Reference`, travels through the pipeline:
 
 The theory functions are NumPy functions of ``(sigma, label, label_sum)``, elementwise and
 broadcasting over ``[rows, classes]`` (``label_sum`` is ``[rows, 1]``), lambdified from
-``derivation.theory()``: never retyped. Today's only reference is :func:`plain`, the softmax
+``derivation.theory()`` (kept as generated code, :mod:`._theory_plain`, held equal to the
+derivation by a test): never retyped. Today's only reference is :func:`plain`, the softmax
 cross-entropy summed over rows; a loss variant is another :class:`Reference` with its own loss
 and its own lambdified theory, and nothing downstream changes.
 """
@@ -28,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+
+from . import _theory_plain
 
 Theory = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -79,53 +82,16 @@ class Reference:
         return jnp.sum(self.row_losses(z, y))
 
 
-class _Lazy:
-    """A theory function lambdified on its first call, so that SymPy loads while XLA compiles."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __call__(self, sigma: np.ndarray, label: np.ndarray, label_sum: np.ndarray) -> np.ndarray:
-        return _plain_theory()[self._name](sigma, label, label_sum)
-
-    def __repr__(self) -> str:
-        return f"<theory {self._name}>"
-
-
-@cache
-def _plain_theory() -> dict[str, Theory]:
-    """``derivation.theory()`` lambdified to NumPy, once per process."""
-    import sympy
-
-    import derivation
-
-    theory = derivation.theory()
-    symbols = (theory.sigma, theory.label, theory.label_sum)
-
-    def size(expression: sympy.Expr) -> sympy.Expr:
-        return sympy.Add(*(sympy.Abs(term) for term in sympy.Add.make_args(expression)))
-
-    expressions = {
-        "residual": theory.residual,
-        "gradient_size": size(theory.gradient),
-        "closed_form_size": size(theory.closed_form),
-    }
-    return {
-        name: sympy.lambdify(symbols, expression, modules="numpy")
-        for name, expression in expressions.items()
-    }
-
-
 @cache
 def plain() -> Reference:
-    """The softmax cross-entropy summed over rows, its theory from ``derivation.theory()``
-    lambdified to NumPy (on first use)."""
+    """The softmax cross-entropy summed over rows, its theory ``derivation.theory()``
+    lambdified to NumPy (kept as :mod:`._theory_plain`, so that no run imports SymPy)."""
     return Reference(
         name="softmax cross-entropy",
         cacheable=True,
         row_losses=row_losses,
         theory_inputs=softmax_and_labels,
-        residual=_Lazy("residual"),
-        gradient_size=_Lazy("gradient_size"),
-        closed_form_size=_Lazy("closed_form_size"),
+        residual=_theory_plain.residual,
+        gradient_size=_theory_plain.gradient_size,
+        closed_form_size=_theory_plain.closed_form_size,
     )
