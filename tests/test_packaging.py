@@ -64,3 +64,12 @@ def test_importing_verify_does_not_import_jax():
     out = subprocess.run([sys.executable, "-c", "import sys, verify; print('jax' in sys.modules)"],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_verify_does_not_import_sympy():
+    # The plain loss's theory is kept as lambdified code (verify._theory_plain): a run of the
+    # check imports neither SymPy nor the derivation's steps.
+    loaded = _modules_after("verify", "--classes", "3", "--dtypes", "float32", "--scales", "1",
+                            "--labels", "soft", "--samples", "4", "-q", "--format", "json")
+    assert "jax" in loaded
+    assert "sympy" not in loaded

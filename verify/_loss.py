@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import sympy
 from jax.typing import ArrayLike
 
 from derivation import Loss
@@ -140,6 +139,8 @@ def _lambdified(loss: Loss) -> tuple[Callable[..., jax.Array], ...]:
 @functools.cache
 def _lambdified_structure(loss: Loss) -> tuple[Callable[..., jax.Array], ...]:
     """One set of functions per loss structure: the options' values are their arguments."""
+    import sympy  # here, not above: the plain loss's runs never import SymPy
+
     from derivation._loss_theory import ARGUMENTS, loss_theory
 
     theory = loss_theory(loss)
