@@ -202,6 +202,33 @@ def test_one_compilation_per_dtype_and_shape_whatever_the_scales_and_labels():
         "closed_form": 1, "reference": 1}
 
 
+def test_the_default_closed_form_is_computed_in_the_reference_program_bit_for_bit():
+    import functools
+
+    import numpy as np
+
+    from verify._reference import plain
+
+    rng = np.random.default_rng(3)
+    dtypes = ("float32", "bfloat16")
+    z64 = np.stack([rng.normal(size=(64, 3)) * 30] * 2)
+    z64[:, 0, 1] = -np.inf  # a masked class
+    y64 = rng.dirichlet(np.ones(3), 64)
+    direction = rng.normal(size=(8, 3))
+    before = dict(_opinions.TRACES)
+    with jax.enable_x64(True):
+        fused = _opinions.collect(dtypes, _opinions.dispatch(
+            _opinions.PROGRAMS, plain(), _opinions.softmax_minus_labels, dtypes, z64,
+            y64, direction))
+        assert {k: v - before[k] for k, v in _opinions.TRACES.items()}["closed_form"] == 0
+        alone = functools.partial(_opinions.softmax_minus_labels)  # not FUSED: its own program
+        apart = _opinions.collect(dtypes, _opinions.dispatch(
+            _opinions.PROGRAMS, plain(), alone, dtypes, z64, y64, direction))
+    for dtype in dtypes:
+        assert fused[dtype].closed_form.tobytes() == apart[dtype].closed_form.tobytes(), dtype
+        assert fused[dtype].exact.tobytes() == apart[dtype].exact.tobytes(), dtype
+
+
 def test_a_large_class_count_is_measured_in_chunks_of_rows():
     size, block = _check.chunking(68, 262_144, 2**20)
     assert size * 262_144 <= 2**20 and size % block == 0

@@ -8,10 +8,13 @@ r"""Stage 2, opinions: three opinions about the gradient at the same inputs, and
 
 Autograd, the exact gradient, the theory's inputs and the check come from one compiled program
 per (reference, dtypes, rows, classes), :func:`_reference_program`, which also hands back the
-inputs rounded to each dtype. The closed form never runs inside it: :func:`dispatch` calls it on
-those rounded inputs, and all the judge needs of it is :attr:`Opinions.closed_form`, a float64
-array ``[rows, classes]``. That is the seam for closed forms that are not JAX (a PyTorch or NumPy
-function called outside of JIT): replace that one call. :func:`dispatch` starts a chunk's
+inputs rounded to each dtype. A user's closed form never runs inside it: :func:`dispatch` calls
+it on those rounded inputs, and all the judge needs of it is :attr:`Opinions.closed_form`, a
+float64 array ``[rows, classes]``. That is the seam for closed forms that are not JAX (a PyTorch
+or NumPy function called outside of JIT): replace that one call. This package's own closed form
+(σ − y, :data:`FUSED`) is computed inside the reference program instead: the same operations on
+the same rounded inputs, the same bits, and one program to compile a chunk shape rather than
+one per dtype more. :func:`dispatch` starts a chunk's
 programs (JAX runs them asynchronously) and :func:`collect` waits and hands everything over as
 float64 NumPy arrays (:class:`Opinions`), which the judge reads without compiling anything.
 
@@ -141,12 +144,14 @@ def autograd_check(
 def _reference_program(
     reference: Reference,
     dtypes: tuple[str, ...],
+    fused: Callable[..., Any] | None,
     z64: jax.Array,
     y64: jax.Array,
     direction: jax.Array,
 ) -> list[dict[str, jax.Array]]:
-    """For each dtype: the rounded inputs (in the dtype, for the closed form, and widened),
-    autograd, the exact gradient, the theory's inputs and the autograd check."""
+    """For each dtype: autograd, the exact gradient, the theory's inputs and the autograd
+    check; and the rounded inputs in the dtype, for the closed form, or, given one of this
+    package's closed forms as ``fused`` (:data:`FUSED`), the closed form at them."""
     _traced("reference")
     f64 = jnp.float64
     grad = jax.grad(reference.loss)
@@ -161,8 +166,10 @@ def _reference_program(
         forward, central, along, v = autograd_check(
             reference, zr[:checked], yr[:checked], exact[:checked], direction
         )
+        rounded = {"z": z, "y": y} if fused is None else {
+            "closed_form": jnp.asarray(fused(z, y)).astype(f64)}
         out.append({
-            "z": z, "y": y, "autograd": grad(z, y).astype(f64), "exact": exact,
+            **rounded, "autograd": grad(z, y).astype(f64), "exact": exact,
             "checked_ok": jnp.all(jnp.isfinite(zr[:checked]) | (zr[:checked] < 0), axis=-1),
             "sigma": sigma, "label": label, "label_sum": label_sum,
             "forward": forward, "central": central, "along": along, "direction": v,
@@ -175,8 +182,13 @@ def _closed_form_program(fn: Callable[..., Any], z: jax.Array, y: jax.Array) -> 
     return jnp.asarray(fn(z, y)).astype(jnp.float64)
 
 
+FUSED = frozenset({softmax_minus_labels})
+"""This package's closed forms: each is computed inside the reference program (one program a
+chunk shape, not one more per dtype), where the same operations give the same bits as its own
+call."""
+
 _JITTED = {
-    "reference": jax.jit(_reference_program, static_argnums=(0, 1)),
+    "reference": jax.jit(_reference_program, static_argnums=(0, 1, 2)),
     "closed_form": jax.jit(_closed_form_program, static_argnums=(0,)),
 }
 
@@ -195,7 +207,9 @@ def _saved_key(kind: str, static: tuple[Any, ...],
         name = f"{head.__module__}.{head.__qualname__}"
     else:
         return None
-    return (kind, name, static[1:], tuple((s.shape, str(s.dtype)) for s in shapes))
+    rest = tuple(f"{item.__module__}.{item.__qualname__}" if item in FUSED else item
+                 for item in static[1:])
+    return (kind, name, rest, tuple((s.shape, str(s.dtype)) for s in shapes))
 
 
 def _compile(kind: str, static: tuple[Any, ...], shapes: tuple[jax.ShapeDtypeStruct, ...]) -> Any:
@@ -242,15 +256,16 @@ class Programs:
         return future
 
     def _reference(self, reference: Reference, dtypes: tuple[str, ...], rows: int, classes: int,
-                   checked: int, ahead: bool) -> Future[Any]:
+                   checked: int, ahead: bool, fused: Callable[..., Any] | None = None
+                   ) -> Future[Any]:
         f64 = jnp.float64
         shapes = (
             jax.ShapeDtypeStruct((len(dtypes), rows, classes), f64),
             jax.ShapeDtypeStruct((rows, classes), f64),
             jax.ShapeDtypeStruct((checked, classes), f64),
         )
-        key = ("reference", reference, dtypes, rows, classes, checked)
-        return self._get(key, "reference", (reference, dtypes), shapes, ahead)
+        key = ("reference", reference, dtypes, fused, rows, classes, checked)
+        return self._get(key, "reference", (reference, dtypes, fused), shapes, ahead)
 
     def _closed_form(self, fn: Callable[..., Any], dtype: str, rows: int, classes: int,
                      ahead: bool) -> Future[Any]:
@@ -261,16 +276,19 @@ class Programs:
     def prepare(self, reference: Reference, closed_form: Callable[..., Any] | None,
                 dtypes: tuple[str, ...], rows: int, classes: int) -> None:
         """Starts compiling the programs of a chunk shape ``[rows, classes]``."""
-        self._reference(reference, dtypes, rows, classes, min(CHECKED_ROWS, rows), True)
-        if closed_form is not None:
+        fused = closed_form if closed_form in FUSED else None
+        self._reference(reference, dtypes, rows, classes, min(CHECKED_ROWS, rows), True, fused)
+        if closed_form is not None and fused is None:
             for dtype in dtypes:
                 self._closed_form(closed_form, dtype, rows, classes, True)
 
     def reference(self, reference: Reference, dtypes: tuple[str, ...], z64: np.ndarray,
-                  y64: np.ndarray, direction: np.ndarray) -> list[dict[str, jax.Array]]:
+                  y64: np.ndarray, direction: np.ndarray,
+                  fused: Callable[..., Any] | None = None) -> list[dict[str, jax.Array]]:
         """Runs :func:`_reference_program` on ``z64 [dtypes, rows, classes]``."""
         _, rows, classes = z64.shape
-        program = self._reference(reference, dtypes, rows, classes, direction.shape[0], False)
+        program = self._reference(reference, dtypes, rows, classes, direction.shape[0], False,
+                                  fused)
         return program.result()(z64, y64, direction)
 
     def closed_form(self, fn: Callable[..., Any], dtype: str, z: jax.Array,
@@ -315,6 +333,8 @@ def dispatch(
         y64: float64 labels ``[rows, classes]``.
         direction: ``[checked rows, classes]``, the autograd check's random directions.
     """
+    if closed_form in FUSED:  # computed beside the others
+        return programs.reference(reference, dtypes, z64, y64, direction, closed_form)
     outputs = programs.reference(reference, dtypes, z64, y64, direction)
     for dtype, out in zip(dtypes, outputs, strict=True):
         out["closed_form"] = programs.closed_form(closed_form, dtype, out.pop("z"), out.pop("y"))
