@@ -2,7 +2,8 @@
 start-up measured in the same run.
 
 Run: ``python benchmarks/bench_startup.py [rounds] [checkout]``; with a checkout of an earlier
-version (``git worktree add --detach DIR COMMIT``), its ``verify`` is timed too (``PYTHONPATH``). Prints a Markdown table of the best wall
+version (``git worktree add --detach DIR COMMIT``), its ``verify`` is timed too, cold and warm
+(``PYTHONPATH``). Prints a Markdown table of the best wall
 time of each, over interleaved rounds (one run of each per round, so that a machine whose speed
 drifts slows them alike):
 
@@ -50,13 +51,14 @@ def seconds(command: list[str], cache: Path | None, cwd: Path,
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    before = sys.argv[2] if len(sys.argv) > 2 else None
+def timings(rounds: int, before: str | None = None
+            ) -> tuple[list[str], dict[str, float], dict[str, float]]:
+    """The commands' names, and the best wall and CPU seconds of each over ``rounds``
+    interleaved rounds (``before``: an earlier checkout whose ``verify`` is timed too)."""
     names = ["jax", "verify cold", "verify warm", "verify --no-cache", "report cold",
              "report warm"]
     if before is not None:
-        names.append("verify, earlier checkout")
+        names += ["verify cold, earlier checkout", "verify warm, earlier checkout"]
     best = dict.fromkeys(names, float("inf"))
     cpu = dict.fromkeys(names, float("inf"))
     with tempfile.TemporaryDirectory() as folder:
@@ -73,10 +75,19 @@ def main() -> None:
             times["report cold"] = seconds(report, cache, root)
             times["report warm"] = seconds(report, cache, root)
             if before is not None:
-                times["verify, earlier checkout"] = seconds(verify, None, root, before)
+                cache = root / f"earlier-{number}"
+                times["verify cold, earlier checkout"] = seconds(verify, cache, root, before)
+                times["verify warm, earlier checkout"] = seconds(verify, cache, root, before)
             for name, (wall, used) in times.items():
                 best[name] = min(best[name], wall)
                 cpu[name] = min(cpu[name], used)
+    return names, best, cpu
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    before = sys.argv[2] if len(sys.argv) > 2 else None
+    names, best, cpu = timings(rounds, before)
     print(f"# softmax-ce start-up — {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, best of {rounds} interleaved rounds\n")
     print("| command | wall s | ÷ JAX start-up | CPU s | ÷ JAX start-up |")
