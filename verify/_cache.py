@@ -127,3 +127,35 @@ def store(key: tuple[Any, ...], compiled: Any) -> None:
         partial.replace(path)
     except Exception:  # noqa: BLE001 - a cache that cannot be written is no cache
         return
+
+
+def load_text(kind: str, key: tuple[Any, ...]) -> str | None:
+    """The text stored under ``(kind, key)`` by :func:`store_text`, or None (none stored, not
+    enabled, or corrupt)."""
+    path = _entry((kind, *key))
+    if path is None:
+        return None
+    try:
+        data = path.with_suffix(".txt").read_bytes()
+        digest, payload = data[:32], data[32:]
+        if hashlib.sha256(payload).digest() != digest:
+            return None
+        return payload.decode()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def store_text(kind: str, key: tuple[Any, ...], text: str) -> None:
+    """Keeps ``text`` under ``(kind, key)`` (whole or not at all); failures are ignored."""
+    path = _entry((kind, *key))
+    if path is None:
+        return
+    path = path.with_suffix(".txt")
+    payload = text.encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_bytes(hashlib.sha256(payload).digest() + payload)
+        partial.replace(path)
+    except OSError:
+        return

@@ -272,6 +272,8 @@ def _compilation_cache(no_cache: bool) -> None:
 
 
 _NO_CACHE_HELP = "Compile afresh: neither read nor write the cache of compiled programs."
+_NO_CACHE_HELP_REPORT = ("Derive and compile afresh: neither read nor write the cache of "
+                         "compiled programs and checked derivations.")
 
 
 @app.command()
@@ -369,23 +371,30 @@ def report(
     out: Annotated[Path, typer.Option(help="Directory for report.md and its pictures.")] = Path(
         "softmax-ce-report"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help=_NO_CACHE_HELP)] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help=_NO_CACHE_HELP_REPORT)] = False,
 ) -> None:
     """Write the derivation and the agreement map as one Markdown report with a heatmap PNG."""
     folder = _writable("out", out, directory=True)
     _compilation_cache(no_cache)
-    import derivation
+    from concurrent.futures import ThreadPoolExecutor
+
     import verify as checker
 
-    general, three = derivation.derive(), derivation.derive(classes=3)
-    with progress_bar(quiet, "verifying cells") as progress:
-        agreement = checker.check(None, progress=progress)
+    from ._derivations import markdown
+
+    with progress_bar(quiet, "verifying cells") as progress, ThreadPoolExecutor(1) as pool:
+        # The check compiles in threads that release the GIL, the derivations are SymPy in
+        # this one (unless kept in the cache): started first, the check's compilation overlaps
+        # the derivations.
+        checking = pool.submit(checker.check, None, progress=progress)
+        (general, general_holds), (three, three_holds) = markdown(None), markdown(3)
+        agreement = checking.result()
     picture = folder / "agreement.png"
     text = "\n".join([
         "# softmax-ce report", "",
         f"softmax-ce {_version()}: the gradient of categorical cross-entropy through a softmax, "
         "derived with every step machine-checked, and σ(z) − y checked against jax.grad.", "",
-        general.to_markdown(), three.to_markdown(),
+        general, three,
         "## Where σ(z) − y agrees with jax.grad", "",
         f"![max ULP error per cell]({picture.name})", "",
         agreement.to_markdown(),
@@ -393,7 +402,7 @@ def report(
     _save([("out", picture, lambda path: checker.plot(agreement, path)),
            ("out", folder / "report.md", text)], folder=("out", folder))
     typer.echo(str(folder / "report.md"))
-    raise typer.Exit(0 if general.holds and three.holds and agreement.ok else 1)
+    raise typer.Exit(0 if general_holds and three_holds and agreement.ok else 1)
 
 
 @app.command("check")
