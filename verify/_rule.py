@@ -71,14 +71,26 @@ def allowance(size: np.ndarray, facts: DtypeFacts) -> np.ndarray:
     return ROUNDING_ALLOWANCE * facts.eps * size + facts.tiny
 
 
+def band(ag: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """The tolerance band around ``jax.grad``: ``atol + rtol |ag|``."""
+    width = np.abs(ag)
+    width *= rtol
+    width += atol
+    return width
+
+
+def within_band(cf: np.ndarray, ag: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """``|cf - ag| <= width`` (false where either is NaN), for :func:`band`'s ``width``."""
+    with np.errstate(invalid="ignore"):
+        gap = np.subtract(cf, ag)
+        np.abs(gap, out=gap)
+        return gap <= width
+
+
 def close(cf: np.ndarray, ag: np.ndarray, rtol: float, atol: float) -> np.ndarray:
     """``|cf - ag| <= atol + rtol |ag|`` (false where either is NaN)."""
     with np.errstate(invalid="ignore"):
-        gap = np.abs(np.subtract(cf, ag))
-        band = np.abs(ag)
-        band *= rtol
-        band += atol
-        return gap <= band
+        return within_band(cf, ag, band(ag, rtol, atol))
 
 
 def within(cf: np.ndarray, ag: np.ndarray, rtol: float, atol: float) -> np.ndarray:
