@@ -202,31 +202,56 @@ def test_one_compilation_per_dtype_and_shape_whatever_the_scales_and_labels():
         "closed_form": 1, "reference": 1}
 
 
-def test_the_default_closed_form_is_computed_in_the_reference_program_bit_for_bit():
-    import functools
-
+def _opinions_of(closed_form, classes, dtypes=("float32", "bfloat16"), rows=64):
     import numpy as np
 
     from verify._reference import plain
 
-    rng = np.random.default_rng(3)
-    dtypes = ("float32", "bfloat16")
-    z64 = np.stack([rng.normal(size=(64, 3)) * 30] * 2)
+    rng = np.random.default_rng(classes)
+    z64 = np.stack([rng.normal(size=(rows, classes)) * 30] * len(dtypes))
     z64[:, 0, 1] = -np.inf  # a masked class
-    y64 = rng.dirichlet(np.ones(3), 64)
-    direction = rng.normal(size=(8, 3))
-    before = dict(_opinions.TRACES)
+    y64 = rng.dirichlet(np.ones(classes), rows)
+    direction = rng.normal(size=(8, classes))
     with jax.enable_x64(True):
-        fused = _opinions.collect(dtypes, _opinions.dispatch(
-            _opinions.PROGRAMS, plain(), _opinions.softmax_minus_labels, dtypes, z64,
-            y64, direction))
-        assert {k: v - before[k] for k, v in _opinions.TRACES.items()}["closed_form"] == 0
-        alone = functools.partial(_opinions.softmax_minus_labels)  # not FUSED: its own program
-        apart = _opinions.collect(dtypes, _opinions.dispatch(
-            _opinions.PROGRAMS, plain(), alone, dtypes, z64, y64, direction))
-    for dtype in dtypes:
-        assert fused[dtype].closed_form.tobytes() == apart[dtype].closed_form.tobytes(), dtype
-        assert fused[dtype].exact.tobytes() == apart[dtype].exact.tobytes(), dtype
+        return _opinions.collect(dtypes, _opinions.dispatch(
+            _opinions.PROGRAMS, plain(), closed_form, dtypes, z64, y64, direction), classes)
+
+
+def test_the_default_closed_form_is_computed_in_the_reference_program_bit_for_bit():
+    import functools
+
+    before = dict(_opinions.TRACES)
+    fused = _opinions_of(_opinions.softmax_minus_labels, 17)
+    assert {k: v - before[k] for k, v in _opinions.TRACES.items()}["closed_form"] == 0
+    alone = functools.partial(_opinions.softmax_minus_labels)  # not FUSED: its own program
+    apart = _opinions_of(alone, 17)
+    for dtype in ("float32", "bfloat16"):
+        for name in ("closed_form", "autograd", "exact", "sigma", "label", "label_sum"):
+            assert getattr(fused[dtype], name).tobytes() == getattr(apart[dtype], name).tobytes()
+
+
+def test_few_classes_share_one_padded_program_and_judge_their_own_classes_only():
+    import functools
+
+    import numpy as np
+
+    before = dict(_opinions.TRACES)
+    # 72 rows: a chunk no check makes (they bucket to 64 or 128), so nothing compiled it yet.
+    padded = {c: _opinions_of(_opinions.softmax_minus_labels, c, ("float32",), 72)
+              for c in (3, 5)}
+    assert {k: v - before[k] for k, v in _opinions.TRACES.items()} == {
+        "closed_form": 0, "reference": 1}  # one program, 16 classes, for both
+    assert _opinions.SHARED_CLASSES == 16  # as the README says
+    for c, opinions in padded.items():
+        mine = opinions["float32"]
+        assert mine.closed_form.shape == mine.exact.shape == mine.sigma.shape == (72, c)
+        assert mine.direction.shape == (8, c)
+        # The padding adds exact zeros to the sums over classes; only their order may differ.
+        alone = _opinions_of(functools.partial(_opinions.softmax_minus_labels), c, ("float32",),
+                             72)
+        np.testing.assert_allclose(mine.exact, alone["float32"].exact, rtol=1e-14, atol=1e-300)
+        np.testing.assert_allclose(mine.closed_form, alone["float32"].closed_form, rtol=2.4e-7,
+                                   atol=1e-38)
 
 
 def test_a_large_class_count_is_measured_in_chunks_of_rows():

@@ -401,7 +401,7 @@ def _judge_chunk(
 ) -> dict[str, _measure.Measurement]:
     """Stage 3 up to the verdict: one chunk's measurement per dtype, judged block by block."""
     size, block = sizes[job.c]
-    opinions = _opinions.collect(options.dtypes, job.pending)
+    opinions = _opinions.collect(options.dtypes, job.pending, job.c)
     measured = {}
     for dtype in options.dtypes:
         f, tolerance = _dtypes.facts(dtype), tolerances[dtype]

@@ -14,7 +14,8 @@ float64 array ``[rows, classes]``. That is the seam for closed forms that are no
 or NumPy function called outside of JIT): replace that one call. This package's own closed form
 (σ − y, :data:`FUSED`) is computed inside the reference program instead: the same operations on
 the same rounded inputs, the same bits, and one program to compile a chunk shape rather than
-one per dtype more. :func:`dispatch` starts a chunk's
+one per dtype more; and with it, fewer than :data:`SHARED_CLASSES` classes are padded to that
+many, so that the small class counts of a grid share one program. :func:`dispatch` starts a chunk's
 programs (JAX runs them asynchronously) and :func:`collect` waits and hands everything over as
 float64 NumPy arrays (:class:`Opinions`), which the judge reads without compiling anything.
 
@@ -187,6 +188,18 @@ FUSED = frozenset({softmax_minus_labels})
 chunk shape, not one more per dtype), where the same operations give the same bits as its own
 call."""
 
+SHARED_CLASSES = 16
+"""With a closed form of :data:`FUSED`, fewer classes than this share one program of this many:
+the inputs are padded with classes masked as the adversarial row masks them (logit −∞, label
+0), which add exact zeros to every sum over classes, and the padding is cut off before judging
+(:func:`collect`)."""
+
+
+def program_classes(closed_form: Callable[..., Any] | None, classes: int) -> int:
+    """The class count of the program that computes ``classes`` classes."""
+    return SHARED_CLASSES if closed_form in FUSED and classes < SHARED_CLASSES else classes
+
+
 _JITTED = {
     "reference": jax.jit(_reference_program, static_argnums=(0, 1, 2)),
     "closed_form": jax.jit(_closed_form_program, static_argnums=(0,)),
@@ -277,7 +290,8 @@ class Programs:
                 dtypes: tuple[str, ...], rows: int, classes: int) -> None:
         """Starts compiling the programs of a chunk shape ``[rows, classes]``."""
         fused = closed_form if closed_form in FUSED else None
-        self._reference(reference, dtypes, rows, classes, min(CHECKED_ROWS, rows), True, fused)
+        self._reference(reference, dtypes, rows, program_classes(fused, classes),
+                        min(CHECKED_ROWS, rows), True, fused)
         if closed_form is not None and fused is None:
             for dtype in dtypes:
                 self._closed_form(closed_form, dtype, rows, classes, True)
@@ -333,7 +347,13 @@ def dispatch(
         y64: float64 labels ``[rows, classes]``.
         direction: ``[checked rows, classes]``, the autograd check's random directions.
     """
-    if closed_form in FUSED:  # computed beside the others
+    if closed_form in FUSED:  # computed beside the others, few classes padded to a shared count
+        classes = z64.shape[-1]
+        pad = program_classes(closed_form, classes) - classes
+        if pad:
+            z64 = np.concatenate([z64, np.full((*z64.shape[:-1], pad), -np.inf)], axis=-1)
+            y64 = np.concatenate([y64, np.zeros((y64.shape[0], pad))], axis=-1)
+            direction = np.concatenate([direction, np.zeros((direction.shape[0], pad))], axis=-1)
         return programs.reference(reference, dtypes, z64, y64, direction, closed_form)
     outputs = programs.reference(reference, dtypes, z64, y64, direction)
     for dtype, out in zip(dtypes, outputs, strict=True):
@@ -341,10 +361,18 @@ def dispatch(
     return outputs
 
 
-def collect(dtypes: tuple[str, ...], pending: Pending) -> dict[str, Opinions]:
-    """The opinions of :func:`dispatch`, for each dtype, as NumPy arrays (waiting for them)."""
+def collect(dtypes: tuple[str, ...], pending: Pending,
+            classes: int | None = None) -> dict[str, Opinions]:
+    """The opinions of :func:`dispatch`, for each dtype, as NumPy arrays (waiting for them);
+    with ``classes``, the first ``classes`` classes of each (views: a padded program's
+    padding cut off)."""
+    def cut(value: jax.Array) -> np.ndarray:
+        array = np.asarray(value)
+        wide = classes is not None and array.ndim == 2 and array.shape[1] > classes
+        return array[:, :classes] if wide else array
+
     return {
-        dtype: Opinions(**{name: np.asarray(value) for name, value in out.items()})
+        dtype: Opinions(**{name: cut(value) for name, value in out.items()})
         for dtype, out in zip(dtypes, pending, strict=True)
     }
 
