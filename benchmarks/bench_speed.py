@@ -3,7 +3,8 @@ measured in the same run, with the targets beside them.
 
 Run: ``python benchmarks/bench_speed.py [rounds] [checkout]`` (from the repository root, with
 the package installed). With a checkout of an earlier version (``git worktree add --detach DIR
-COMMIT``) its ``verify`` is timed too, cold and warm, in the same interleaved rounds.
+COMMIT``) its ``verify`` and ``report`` are timed too, cold and warm, in the same interleaved
+rounds.
 
 * start-up (:mod:`bench_startup`): JAX's own start-up, then ``softmax-ce verify`` (the default
   grid) and ``softmax-ce report``, cold (an empty cache directory) and warm (the cache the cold

@@ -2,8 +2,8 @@
 start-up measured in the same run.
 
 Run: ``python benchmarks/bench_startup.py [rounds] [checkout]``; with a checkout of an earlier
-version (``git worktree add --detach DIR COMMIT``), its ``verify`` is timed too, cold and warm
-(``PYTHONPATH``). Prints a Markdown table of the best wall
+version (``git worktree add --detach DIR COMMIT``), its ``verify`` and ``report`` are timed too,
+cold and warm (``PYTHONPATH``). Prints a Markdown table of the best wall
 time of each, over interleaved rounds (one run of each per round, so that a machine whose speed
 drifts slows them alike):
 
@@ -58,7 +58,8 @@ def timings(rounds: int, before: str | None = None
     names = ["jax", "verify cold", "verify warm", "verify --no-cache", "report cold",
              "report warm"]
     if before is not None:
-        names += ["verify cold, earlier checkout", "verify warm, earlier checkout"]
+        names += ["verify cold, earlier checkout", "verify warm, earlier checkout",
+                  "report cold, earlier checkout", "report warm, earlier checkout"]
     best = dict.fromkeys(names, float("inf"))
     cpu = dict.fromkeys(names, float("inf"))
     with tempfile.TemporaryDirectory() as folder:
@@ -78,6 +79,9 @@ def timings(rounds: int, before: str | None = None
                 cache = root / f"earlier-{number}"
                 times["verify cold, earlier checkout"] = seconds(verify, cache, root, before)
                 times["verify warm, earlier checkout"] = seconds(verify, cache, root, before)
+                cache = root / f"earlier-report-{number}"
+                times["report cold, earlier checkout"] = seconds(report, cache, root, before)
+                times["report warm, earlier checkout"] = seconds(report, cache, root, before)
             for name, (wall, used) in times.items():
                 best[name] = min(best[name], wall)
                 cpu[name] = min(cpu[name], used)
