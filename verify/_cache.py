@@ -20,6 +20,7 @@ import os
 import pickle
 import platform
 import warnings
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ def enable() -> Path | None:
     return path
 
 
+@cache
 def _machine() -> str:
     """The CPU that compiled programs are specific to."""
     try:
