@@ -90,3 +90,23 @@ def test_a_kept_program_loads_whole_and_a_corrupt_one_not_at_all(monkeypatch, tm
     data[-1] ^= 1  # one bit of the program flipped: its checksum no longer matches
     entry.write_bytes(bytes(data))
     assert _cache.load(("a test program",)) is None
+
+
+def test_a_program_kept_by_other_code_of_the_same_version_is_not_loaded(monkeypatch, tmp_path):
+    """An edited checkout (an editable install) keeps its version number: the key holds the
+    package's sources, so a program traced from the old code is never loaded for the new."""
+    import jax
+    import jax.numpy as jnp
+
+    monkeypatch.setitem(_cache._PROGRAMS, "dir", tmp_path)
+    compiled = jax.jit(lambda x: 2 * x + 1).lower(jnp.ones(3)).compile()
+    _cache.store(("a test program",), compiled)
+    assert _cache.load(("a test program",)) is not None
+    for package in ("verify", "derivation"):
+        with monkeypatch.context() as edited:
+            real = _cache.sources
+            edited.setattr(_cache, "sources", lambda name, edited_one=package: (
+                "edited" if name == edited_one else real(name)))
+            assert _cache.load(("a test program",)) is None, package
+    assert len(_cache.sources("verify")) == 64 and _cache.sources("verify") != _cache.sources(
+        "derivation")

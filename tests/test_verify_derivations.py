@@ -52,7 +52,7 @@ def test_changed_sources_or_a_corrupt_entry_derive_afresh(kept, monkeypatch, der
     entry.write_bytes(entry.read_bytes()[:-1] + b"!")  # its digest no longer matches
     _derivations.markdown(5)
     assert derivations == [5, 5]
-    monkeypatch.setattr(_derivations, "_sources", lambda: "other sources")
+    monkeypatch.setattr(_cache, "sources", lambda package: f"other sources of {package}")
     _derivations.markdown(5)
     assert derivations == [5, 5, 5]
 

@@ -6,8 +6,9 @@ folder named for the versions of softmax-ce, JAX and jaxlib: a new version never
 version's programs. Beside it, this package keeps its own programs — the reference's and its own
 closed form's — serialized whole under a key it computes without tracing them (:func:`load`,
 :func:`store`), so that a warm run does not even trace and lower them; each entry carries the
-SHA-256 of its contents and the key names the machine's CPU, so that a corrupt entry, or one
-written on another machine, is never loaded. ``SOFTMAX_CE_CACHE_DIR`` moves it; ``SOFTMAX_CE_NO_CACHE=1`` (or the CLI's
+SHA-256 of its contents and the key names the machine's CPU and the SHA-256 of this package's
+and ``derivation``'s source files, so that a corrupt entry, one written on another machine, or
+one written by other code under the same version (an edited checkout) is never loaded. ``SOFTMAX_CE_CACHE_DIR`` moves it; ``SOFTMAX_CE_NO_CACHE=1`` (or the CLI's
 ``--no-cache``) turns it off. A cache that cannot be used — a directory that cannot be created or
 written, corrupt entries — never fails a run: it is left alone (JAX recompiles what it cannot
 read or write, and its warnings about it are silenced).
@@ -76,6 +77,23 @@ def enable() -> Path | None:
 
 
 @cache
+def sources(package: str) -> str:
+    """The SHA-256 of a package's source files (names and bytes), found without importing it:
+    part of every key, so that an edited checkout (an editable install) never loads a program
+    or a text kept by other code under the same version."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    folder = Path(spec.origin).parent if spec is not None and spec.origin else None
+    digest = hashlib.sha256()
+    if folder is not None:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".lark"):
+                digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@cache
 def _machine() -> str:
     """The CPU that compiled programs are specific to."""
     try:
@@ -92,7 +110,8 @@ def _entry(key: tuple[Any, ...]) -> Path | None:
         return None
     import jax
 
-    text = repr((key, jax.default_backend(), _machine()))
+    code = (sources("verify"), sources("derivation"))
+    text = repr((key, code, jax.default_backend(), _machine()))
     return folder / (hashlib.sha256(text.encode()).hexdigest() + ".bin")
 
 

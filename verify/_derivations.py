@@ -9,34 +9,16 @@ them derives (and checks) afresh, and a corrupt entry is derived again.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from functools import cache
 from importlib.metadata import version
-from pathlib import Path
 
 from . import _cache
-
-
-@cache
-def _sources() -> str:
-    """The SHA-256 of the derivation package's files (name and bytes), without importing it."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("derivation")
-    folder = Path(spec.origin).parent if spec is not None and spec.origin else None
-    digest = hashlib.sha256()
-    if folder is not None:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix in (".py", ".lark"):
-                digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def markdown(classes: int | None) -> tuple[str, bool]:
     """``derivation.derive(classes=classes)`` as Markdown, and whether it holds: from the cache
     where it was kept by the same code, else derived (and kept)."""
-    key = (_sources(), version("sympy"), classes)
+    key = (_cache.sources("derivation"), version("sympy"), classes)
     kept = _cache.load_text("derivation", key)
     if kept is not None:
         try:
