@@ -53,47 +53,9 @@ def _execute(path: Path):
     return notebook
 
 
-WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-"""The pytest-xdist worker this process is (``gw0``, ``gw1``, ...), or None without xdist."""
-
-DEFAULT_GRID_GROUP = ("test_cli", "test_verify_claims")
-"""The modules that read the default grid: under xdist one worker runs them, and checks it once."""
-
-
-MAX_WORKERS = 4
-"""``-n auto`` starts at most this many workers: each holds its own JAX, torch and compiled
-programs (about 1 GB), and beyond a few the programs that groups share are compiled again."""
-
-
-@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's
-def pytest_xdist_auto_num_workers(config):
-    """Workers for ``-n auto``: one a core, at most :data:`MAX_WORKERS`; none on one core (the
-    notebooks then run in background kernels beside the tests, as without xdist)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 0 if (cores or 1) < 2 else min(cores, MAX_WORKERS)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``--dist loadgroup``, the suite's default): each module is one group,
-    so that the programs a module's tests share are compiled in one worker; the modules that read
-    the default grid are one group; the notebooks come first, so that a worker starts on them at
-    once (their kernels compute while the worker waits) and the other workers take the rest.
-    Without xdist nothing changes."""
-    if WORKER is None:
-        return
-    for item in items:
-        module = item.path.stem
-        group = "default-grid" if module in DEFAULT_GRID_GROUP else module
-        item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: item.path.stem != "test_notebooks")  # stable: else as collected
-
-
 def pytest_collection_finish(session):
-    """Starts the notebooks' runs when their tests are among those collected (without xdist:
-    every worker collects every test, so there a notebook runs when its test is reached)."""
+    """Starts the notebooks' runs when their tests are among those collected."""
     global _POOL
-    if WORKER is not None:
-        return
     wanted = {item.name for item in session.items}
     paths = [p for p in NOTEBOOKS if f"test_notebook_runs[{p.stem}]" in wanted]
     if paths:
