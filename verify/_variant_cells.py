@@ -49,12 +49,30 @@ def _ignored(loss: Loss, y: np.ndarray) -> np.ndarray:
     return _variant.decoded(loss, y) == loss.ignore_index
 
 
-@partial(jax.jit, static_argnums=(0, 1))
+FAST_COMPILE_ELEMENTS = 2**17
+"""The largest batch (dtypes × rows × classes logits) whose reference program is compiled with
+XLA's backend optimisation off (:data:`_FAST_COMPILE`): it compiles in about 0.6× the time, and
+runs at most about 2.5× slower, which below this size costs a few milliseconds a run against
+about half a second saved a program. Larger batches get XLA's default (run time counts there).
+The two compilations may round differently in the last bits; each is deterministic.
+``benchmarks/bench_variant_compile.py`` measures both sides."""
+
+_FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
 def _reference_program(loss: Loss, dtypes: tuple[str, ...], z64: jax.Array, y64: jax.Array,
                        direction: jax.Array, g: jax.Array, d: jax.Array
                        ) -> list[dict[str, jax.Array]]:
     """The pipeline's reference program (``_opinions``) for a variant batch, its upstream
-    gradient and denominator data, not constants: one compilation per loss, dtypes and shape."""
+    gradient and denominator data, not constants: one compilation per loss, dtypes and shape,
+    unoptimised up to :data:`FAST_COMPILE_ELEMENTS` logits."""
+    fast = int(np.size(z64)) <= FAST_COMPILE_ELEMENTS
+    return _REFERENCE_PROGRAMS[fast](loss, dtypes, z64, y64, direction, g, d)
+
+
+def _variant_reference(loss: Loss, dtypes: tuple[str, ...], z64: jax.Array, y64: jax.Array,
+               direction: jax.Array, g: jax.Array, d: jax.Array) -> list[dict[str, jax.Array]]:
+    """The body of :func:`_reference_program`."""
     TRACES["reference"] += 1
     f64 = jnp.float64
     out = []
@@ -80,6 +98,13 @@ def _reference_program(loss: Loss, dtypes: tuple[str, ...], z64: jax.Array, y64:
             "direction": v,
         })  # fmt: skip
     return out
+
+
+_REFERENCE_PROGRAMS = {
+    False: jax.jit(_variant_reference, static_argnums=(0, 1)),
+    True: jax.jit(_variant_reference, static_argnums=(0, 1), compiler_options=_FAST_COMPILE),
+}
+"""The reference program, by whether it is compiled unoptimised (a small batch)."""
 
 
 @partial(jax.jit, static_argnums=(0, 1))
@@ -288,4 +313,4 @@ def _finite(value: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
-__all__ = ["TRACES", "batch_cells", "streamed_cells"]
+__all__ = ["FAST_COMPILE_ELEMENTS", "TRACES", "batch_cells", "streamed_cells"]
