@@ -1,0 +1,61 @@
+"""A small variant batch's reference program is compiled with XLA's backend optimisation off,
+a large one with XLA's default (``verify._variant_cells.FAST_COMPILE_ELEMENTS``); both judge
+alike. What each costs is measured by ``benchmarks/bench_variant_compile.py``."""
+
+from pathlib import Path
+
+import pytest
+
+import verify
+from derivation import Loss
+from verify import _variant_cells
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+LOSS = Loss(label_smoothing=0.1, ignore_index=0, reduction="mean", targets="indices")
+GRID = {"loss": LOSS, "classes": [5], "dtypes": ["float64", "float32"], "samples": 8,
+        "scales": [1.0, 1e4]}
+
+
+def _check(gate: int) -> verify.Report:
+    before = _variant_cells.FAST_COMPILE_ELEMENTS
+    _variant_cells.FAST_COMPILE_ELEMENTS = gate
+    try:
+        return verify.check(**GRID)
+    finally:
+        _variant_cells.FAST_COMPILE_ELEMENTS = before
+
+
+def test_the_threshold_picks_the_program_by_the_batch_size():
+    fast, default = _variant_cells._REFERENCE_PROGRAMS[True], _variant_cells._REFERENCE_PROGRAMS[
+        False]
+    assert fast is not default
+    sizes = (fast._cache_size(), default._cache_size())
+    _check(_variant_cells.FAST_COMPILE_ELEMENTS)  # 2 dtypes × 12 rows × 5: small
+    assert fast._cache_size() == sizes[0] + 1 and default._cache_size() == sizes[1]
+    _check(-1)  # every batch counted large
+    assert default._cache_size() == sizes[1] + 1
+
+
+def test_both_compilations_judge_alike():
+    """The same verdicts, agreement and checked rows; the figures equal to rounding (the two
+    compilations may round the float64 reference differently in the last bits)."""
+    fast, default = _check(_variant_cells.FAST_COMPILE_ELEMENTS), _check(-1)
+    assert len(fast.cells) == len(default.cells) == 2 * 2 * 3 * 2
+    for a, b in zip(fast.cells, default.cells, strict=True):
+        assert (a.verdict, a.agree_fraction, a.within_tolerance) == (
+            b.verdict, b.agree_fraction, b.within_tolerance)
+        assert (a.autograd_check is None) == (b.autograd_check is None)
+        if a.autograd_check is not None:
+            assert a.autograd_check.rows == b.autograd_check.rows
+            assert a.autograd_check.ok == b.autograd_check.ok
+        for field in ("max_abs_err", "label_sum_miss"):
+            x, y = getattr(a, field), getattr(b, field)
+            assert (x is None) == (y is None)
+            if x is not None:
+                assert x == pytest.approx(y, rel=1e-3, abs=1e-15), field
+    assert {c.verdict for c in fast.cells} >= {"agree"}
+
+
+def test_the_readme_states_the_threshold():
+    assert _variant_cells.FAST_COMPILE_ELEMENTS == 2**17
+    assert "at most 2<sup>17</sup> logits" in README
