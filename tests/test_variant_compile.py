@@ -57,5 +57,21 @@ def test_both_compilations_judge_alike():
 
 
 def test_the_readme_states_the_threshold():
-    assert _variant_cells.FAST_COMPILE_ELEMENTS == 2**17
-    assert "at most 2<sup>17</sup> logits" in README
+    assert _variant_cells.FAST_COMPILE_ELEMENTS == 2**15
+    assert "at most 2<sup>15</sup> logits in each dtype" in README
+
+
+def test_a_cell_alone_gets_the_program_and_the_bits_it_got_in_its_grid():
+    """The program is chosen by a dtype's rows × classes, not by the whole batch over the
+    dtypes: a cell recomputed alone (its reproduce line names one dtype) is the same, bit for
+    bit. With the gate at one dtype's batch, the grid's two dtypes would have crossed it."""
+    rows = GRID["samples"] + 4
+    grid = _check(rows * GRID["classes"][0])
+    for dtype in GRID["dtypes"]:
+        before = _variant_cells.FAST_COMPILE_ELEMENTS
+        _variant_cells.FAST_COMPILE_ELEMENTS = rows * GRID["classes"][0]
+        try:
+            alone = verify.check(**{**GRID, "dtypes": [dtype]})
+        finally:
+            _variant_cells.FAST_COMPILE_ELEMENTS = before
+        assert [c for c in grid.cells if c.dtype == dtype] == list(alone.cells), dtype

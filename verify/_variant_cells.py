@@ -49,8 +49,8 @@ def _ignored(loss: Loss, y: np.ndarray) -> np.ndarray:
     return _variant.decoded(loss, y) == loss.ignore_index
 
 
-FAST_COMPILE_ELEMENTS = 2**17
-"""The largest batch (dtypes × rows × classes logits) whose reference program is compiled with
+FAST_COMPILE_ELEMENTS = 2**15
+"""The largest batch (rows × classes logits, in each dtype) whose reference program is compiled with
 XLA's backend optimisation off (:data:`_FAST_COMPILE`): it compiles in about 0.6× the time, and
 runs at most about 2.5× slower, which below this size costs a few milliseconds a run against
 about half a second saved a program. Larger batches get XLA's default (run time counts there).
@@ -66,7 +66,8 @@ def _reference_program(loss: Loss, dtypes: tuple[str, ...], z64: jax.Array, y64:
     """The pipeline's reference program (``_opinions``) for a variant batch, its upstream
     gradient and denominator data, not constants: one compilation per loss, dtypes and shape,
     unoptimised up to :data:`FAST_COMPILE_ELEMENTS` logits."""
-    fast = int(np.size(z64)) <= FAST_COMPILE_ELEMENTS
+    # Per dtype, not over the dtypes: a cell's reproduce line (one dtype) gets the same program.
+    fast = int(np.size(z64[0])) <= FAST_COMPILE_ELEMENTS
     return _REFERENCE_PROGRAMS[fast](loss, dtypes, z64, y64, direction, g, d)
 
 
