@@ -188,3 +188,19 @@ def test_a_streamed_shape_is_refused_where_one_call_does_not_fit(monkeypatch):
     with pytest.raises(ValueError, match=r"^shape: 8,192 positions × 262,144 classes with a "
                        "loss variant, streamed one call"):
         verify.check(ce_sum, framework="torch", loss=SUM, shape=(8, 1024, 262_144))
+
+
+def two_sequences_a_call(logits, targets, grad_output):
+    """Right, but written for calls of exactly two sequences (a JAX kernel)."""
+    assert logits.shape[0] == 2, logits.shape
+    g = jax.nn.softmax(logits, -1) - jax.nn.one_hot(targets, logits.shape[-1], dtype=logits.dtype)
+    return g * grad_output[..., None]
+
+
+def test_a_kernel_that_fails_on_the_last_shorter_call_is_refused_before_any_work(monkeypatch):
+    """(3, 4, 16) at 128 elements a call: two calls of two sequences and one of one; the kernel
+    is traced on both call shapes first, so it is one clear error, not a traceback mid-run."""
+    monkeypatch.setattr(_check, "MAX_CHUNK_ELEMENTS", 128)
+    with pytest.raises(ValueError, match=r"closed_form: two_sequences_a_call raised "
+                                         r"AssertionError: \(1, 4, 16\) .*shape \(4, 16\)"):
+        verify.check(two_sequences_a_call, loss=NONE_KEPT, shape=SHAPE, **GRID)

@@ -63,7 +63,7 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
         if size:  # streamed: one call in flight (a shape's memory, as the CLI checks it)
             _limits.check_streamed(rows, c, options.dtypes)
     with jax.enable_x64(True):
-        _validate(fn, loss, options, {c: sizes[c] or rows for c in options.classes})
+        _validate(fn, loss, options, {c: _call_sizes(rows, sizes[c]) for c in options.classes})
         if isinstance(fn, _kernel_bridge.Bridge):
             _probe(fn, loss, options)
         cells = []
@@ -139,37 +139,52 @@ _VALIDATED: set[tuple[Any, ...]] = set()
 """(kernel, loss, dtype, shape) already traced without fault: not traced again."""
 
 
+def _call_sizes(rows: int, size: int) -> tuple[int, ...]:
+    """The rows of the calls of a cell: the whole batch (``size`` 0), or a streamed cell's
+    calls of ``size`` rows and its last, shorter one where ``size`` does not divide ``rows``."""
+    if not size:
+        return (rows,)
+    return (size,) if rows % size == 0 else (size, rows % size)
+
+
 def _validate(fn: Callable[..., Any], loss: Loss, options: Options,
-              rows: dict[int, int]) -> None:
-    """Traces the kernel on every (dtype, c) shape ``[rows[c], c]`` (a cell's batch, or a
-    streamed cell's call) before anything is computed."""
+              calls: dict[int, tuple[int, ...]]) -> None:
+    """Traces the kernel on every (dtype, c) and call shape ``[rows, c]`` (a cell's batch, or
+    each size of a streamed cell's calls) before anything is computed."""
     for dtype, c in itertools.product(options.dtypes, options.classes):
-        key = (fn, loss, dtype, rows[c], c)
-        try:
-            if key in _VALIDATED:
-                continue
-        except TypeError:  # an unhashable kernel: traced every time
-            key = None
-        spec = jax.ShapeDtypeStruct((rows[c], c), _dtypes.facts(dtype).dtype)
-        g = _variant.grad_output(loss, _variant.GRAD_OUTPUTS[1], rows[c], spec.dtype)
-        try:
-            out = jax.eval_shape(lambda z, y: _variant.bind(fn, loss, z, y, g), spec, spec)
-        except Exception as error:  # the user's code: any exception is a bad closed form
-            raise ValueError(
-                f"closed_form: {claim_of(fn, loss)} raised {type(error).__name__}: {error} on "
-                f"{dtype} logits of shape {spec.shape}; expected a JAX-traceable "
-                "(z, targets, grad_output) -> gradient") from error
-        if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != spec.shape:
-            shape = getattr(out, "shape", type(out).__name__)
-            raise ValueError(f"closed_form: expected an array of shape (rows, c) = {spec.shape},"
-                             f" got {shape}")
-        if not jnp.issubdtype(out.dtype, jnp.floating) or out.dtype != spec.dtype:
-            raise TypeError(
-                f"closed_form: {claim_of(fn, loss)} returns {out.dtype} on {dtype} logits; "
-                f"expected a real floating-point gradient in the logits' dtype {dtype} (return "
-                "grad.astype(z.dtype))")
-        if key is not None:
-            _VALIDATED.add(key)
+        for n in calls[c]:
+            _validate_shape(fn, loss, dtype, n, c)
+
+
+def _validate_shape(fn: Callable[..., Any], loss: Loss, dtype: str, rows: int, c: int) -> None:
+    """Traces the kernel on ``[rows, c]`` logits of ``dtype`` (once a process per shape)."""
+    key = (fn, loss, dtype, rows, c)
+    try:
+        if key in _VALIDATED:
+            return
+    except TypeError:  # an unhashable kernel: traced every time
+        key = None
+    spec = jax.ShapeDtypeStruct((rows, c), _dtypes.facts(dtype).dtype)
+    g = _variant.grad_output(loss, _variant.GRAD_OUTPUTS[1], rows, spec.dtype)
+    try:
+        out = jax.eval_shape(lambda z, y: _variant.bind(fn, loss, z, y, g), spec, spec)
+    except Exception as error:  # the user's code: any exception is a bad closed form
+        first = (str(error).strip().splitlines() or [""])[0]  # one line: JAX's run on
+        raise ValueError(
+            f"closed_form: {claim_of(fn, loss)} raised {type(error).__name__}: {first} on "
+            f"{dtype} logits of shape {spec.shape}; expected a JAX-traceable "
+            "(z, targets, grad_output) -> gradient") from error
+    if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != spec.shape:
+        shape = getattr(out, "shape", type(out).__name__)
+        raise ValueError(f"closed_form: expected an array of shape (rows, c) = {spec.shape},"
+                         f" got {shape}")
+    if not jnp.issubdtype(out.dtype, jnp.floating) or out.dtype != spec.dtype:
+        raise TypeError(
+            f"closed_form: {claim_of(fn, loss)} returns {out.dtype} on {dtype} logits; "
+            f"expected a real floating-point gradient in the logits' dtype {dtype} (return "
+            "grad.astype(z.dtype))")
+    if key is not None:
+        _VALIDATED.add(key)
 
 
 def _probe(fn: _kernel_bridge.Bridge, loss: Loss, options: Options) -> None:
