@@ -110,3 +110,20 @@ def test_a_program_kept_by_other_code_of_the_same_version_is_not_loaded(monkeypa
             assert _cache.load(("a test program",)) is None, package
     assert len(_cache.sources("verify")) == 64 and _cache.sources("verify") != _cache.sources(
         "derivation")
+
+
+def test_sources_that_cannot_be_read_give_a_key_of_this_process_not_an_error(monkeypatch):
+    """A source file that cannot be read (permissions, an editor saving it) never fails a run:
+    the key is one no other process wrote, so nothing kept is loaded."""
+    def unreadable(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    _cache.sources.cache_clear()
+    try:
+        monkeypatch.setattr(Path, "read_bytes", unreadable)
+        key = _cache.sources("verify")
+        assert key.startswith(f"unreadable sources {os.getpid()} ")
+    finally:
+        monkeypatch.undo()
+        _cache.sources.cache_clear()
+    assert len(_cache.sources("verify")) == 64

@@ -87,9 +87,13 @@ def sources(package: str) -> str:
     folder = Path(spec.origin).parent if spec is not None and spec.origin else None
     digest = hashlib.sha256()
     if folder is not None:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix in (".py", ".lark"):
-                digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+        try:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and path.suffix in (".py", ".lark"):
+                    digest.update(str(path.relative_to(folder)).encode() + b"\0"
+                                  + path.read_bytes())
+        except OSError:  # a file that cannot be read (or is being saved): a key of this process
+            return f"unreadable sources {os.getpid()} {id(digest)}"
     return digest.hexdigest()
 
 
