@@ -4,6 +4,7 @@ measurements combined into one cell per dtype. The chunk limit is lowered here s
 shapes stream."""
 
 import re
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -180,6 +181,10 @@ def test_a_streamed_cells_memory_estimate_stays_under_2_gb_and_flat(positions):
     at_16 = _limits.streamed_variant_bytes(16, 262_144, ("bfloat16",))
     assert needed < 2 * 10**9
     assert needed - at_16 == _limits.STREAM_ROW_BYTES * (positions - 16)  # per row: 16 bytes
+    assert _limits.STREAM_ROW_BYTES == 16 and positions <= 2**20  # as the README says:
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    assert ("but for 16 bytes a position" in readme
+            and "under 2 GB for V = 262,144 in bfloat16 up to 2<sup>20</sup> positions" in readme)
     _kernel_options.check_shape_memory((1, positions, 262_144), True, ("bfloat16",))
 
 
