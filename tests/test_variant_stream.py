@@ -209,3 +209,33 @@ def test_a_kernel_that_fails_on_the_last_shorter_call_is_refused_before_any_work
     with pytest.raises(ValueError, match=r"closed_form: two_sequences_a_call raised "
                                          r"AssertionError: \(1, 4, 16\) .*shape \(4, 16\)"):
         verify.check(two_sequences_a_call, loss=NONE_KEPT, shape=SHAPE, **GRID)
+
+
+def ce_mean_per_sequence(logits, targets, grad_output):
+    """A mean taken per sequence, then averaged over the sequences: wrong wherever the
+    sequences of one call keep different numbers of positions."""
+    grads = [_torch_grad(z[None], t[None], grad_output / logits.shape[0], "mean")
+             for z, t in zip(logits, targets)]
+    return torch.cat(grads).to(logits.dtype)
+
+
+def test_a_bug_across_sequences_is_seen_in_one_call_and_not_in_calls_of_one_sequence(
+        monkeypatch):
+    """The limit the README states: a streamed cell whose calls hold one sequence each cannot
+    see a bug that needs two sequences in a call; the shape in one call sees it. Where this
+    test fails, calls of several sequences have been built: update the README."""
+    streamed = _run(ce_mean_per_sequence, MEAN, WHOLE_SEQUENCES, monkeypatch)
+    whole = _run(ce_mean_per_sequence, MEAN, 2**20, monkeypatch)
+    assert {c.verdict for c in streamed.cells} == {"agree"}
+    assert {c.labels for c in whole.cells if c.verdict == "disagree"} == {"ignored"}
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    assert "a bug that only shows when one call holds two sequences or two positions" in readme
+    assert _variant_stream_rows((4, 16, 4096)) is None and _variant_stream_rows((2, 3, 262_144))
+
+
+def _variant_stream_rows(shape):
+    from verify import _kernel_plan, _variant_stream
+
+    rows = shape[0] * shape[1]
+    return _variant_stream.call_rows(_kernel_plan.layout(shape), rows, shape[-1],
+                                     _check.MAX_CHUNK_ELEMENTS)
