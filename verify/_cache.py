@@ -8,8 +8,9 @@ closed form's — serialized whole under a key it computes without tracing them 
 :func:`store`), so that a warm run does not even trace and lower them; each entry carries the
 SHA-256 of its contents and the key names the machine's CPU and the SHA-256 of this package's
 and ``derivation``'s source files, so that a corrupt entry, one written on another machine, or
-one written by other code under the same version (an edited checkout) is never loaded. ``SOFTMAX_CE_CACHE_DIR`` moves it; ``SOFTMAX_CE_NO_CACHE=1`` (or the CLI's
-``--no-cache``) turns it off. A cache that cannot be used — a directory that cannot be created or
+one written by other code under the same version (an edited checkout) is never loaded.
+``SOFTMAX_CE_CACHE_DIR`` moves it; ``SOFTMAX_CE_NO_CACHE=1`` (or the CLI's ``--no-cache``) turns
+it off. A cache that cannot be used — a directory that cannot be created or
 written, corrupt entries — never fails a run: it is left alone (JAX recompiles what it cannot
 read or write, and its warnings about it are silenced).
 """

@@ -139,8 +139,8 @@ _VALIDATED: set[tuple[Any, ...]] = set()
 """(kernel, loss, dtype, shape) already traced without fault: not traced again."""
 
 
-def _call_sizes(rows: int, size: int) -> tuple[int, ...]:
-    """The rows of the calls of a cell: the whole batch (``size`` 0), or a streamed cell's
+def _call_sizes(rows: int, size: int | None) -> tuple[int, ...]:
+    """The rows of the calls of a cell: the whole batch (``size`` None), or a streamed cell's
     calls of ``size`` rows and its last, shorter one where ``size`` does not divide ``rows``."""
     if not size:
         return (rows,)
