@@ -94,7 +94,7 @@ def sources(package: str) -> str:
                     digest.update(str(path.relative_to(folder)).encode() + b"\0"
                                   + path.read_bytes())
         except OSError:  # a file that cannot be read (or is being saved): a key of this process
-            return f"unreadable sources {os.getpid()} {id(digest)}"
+            return f"unreadable sources {os.getpid()}"
     return digest.hexdigest()
 
 
