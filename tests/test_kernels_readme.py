@@ -29,7 +29,15 @@ def test_the_readme_pytest_example_passes():
 def test_the_readme_says_what_the_kernel_receives():
     assert "`fn(logits, targets, grad_output) -> grad_logits`" in README
     assert "`softmax-ce verify --closed-form mypackage.kernels:grad_logits\n--framework torch" in README
-    assert "(or, where one sequence of `T·V` does not fit 2**20 elements, on windows" in README
+    said = " ".join(README.split())
+    assert ("else windows of `t` positions of two sequences at once (`[2, 2, V]` at V = 262,144)"
+            in said)
+    from verify._check import MAX_CHUNK_ELEMENTS
+    from verify._kernel_plan import Layout, windows
+
+    for batch, length in ((2, 5), (8, 2048), (3, 4096)):  # as it says, whatever B ≥ 2 and T ≥ 2
+        cut = windows(Layout(batch * length, 262_144, length), MAX_CHUNK_ELEMENTS)
+        assert (cut.sequences, cut.positions) == (2, 2)
 
 
 KERNEL = '''\
@@ -117,5 +125,5 @@ def test_a_variant_batch_is_streamed_and_refused_only_where_one_call_does_not_fi
     err = capsys.readouterr().err
     assert err.startswith("error: --shape: 8,192 positions × 262,144 classes with a loss "
                           "variant, streamed one call of at most 1,048,576 elements at a time, "
-                          "needs about 1.02 GB of memory; 537 MB is available")  # fmt: skip
+                          "needs about 1.12 GB of memory; 537 MB is available")  # fmt: skip
     assert err.count("\n") == 1

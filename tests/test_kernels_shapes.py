@@ -1,6 +1,6 @@
-"""LLM-shaped logits: ``shape=(B, T, V)`` gives the function ``[b, T, V]`` tensors (whole
-sequences, or windows of one when a sequence does not fit a chunk), names the worst element by
-(batch, position, class), and reproduces with ``--shape``."""
+"""LLM-shaped logits: ``shape=(B, T, V)`` gives the function ``[b, t, V]`` tensors (the whole
+batch, or calls of whole sequences, or windows of positions of two sequences at once), names the
+worst element by (batch, position, class), and reproduces with ``--shape``."""
 
 import json
 
@@ -8,10 +8,12 @@ import jax
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import verify
 from verify._kernel_bridge import as_sequences
-from verify._kernel_plan import Layout, aligned_chunking, layout
+from verify._kernel_plan import Layout, layout, windows
 
 ONE_CELL = {"dtypes": "float32", "scales": 1.0, "labels": "onehot"}
 
@@ -71,16 +73,48 @@ def test_an_llm_shaped_bfloat16_cell_agrees():
 
 
 @pytest.mark.parametrize("shape, expected", [
-    (Layout(24, 50, 8), (24, 24)),            # the whole batch in one chunk, one block
-    (Layout(64, 32_000, 16), (32, 2)),         # two sequences a chunk, 2 rows a block
-    (Layout(8 * 2048, 262_144, 2048), (4, 1)),  # 4-position windows: 2048 · 262,144 > 2**20
-    (Layout(6 * 3, 400_000, 3), (1, 1)),        # one position a call: 3 does not fit twice
+    (Layout(24, 50, 8), (3, 8)),                # the whole batch in one call
+    (Layout(64, 32_000, 16), (2, 16)),          # two whole sequences a call
+    (Layout(3 * 32, 32_000, 32), (2, 16)),      # one sequence fits, not two: windows of two
+    (Layout(8 * 2048, 262_144, 2048), (2, 2)),  # 2 positions of 2 sequences: 2**20 elements
+    (Layout(1 * 17, 65_536, 17), (1, 16)),      # one sequence: windows of it (T prime)
+    (Layout(6 * 3, 400_000, 3), (2, 1)),        # two rows a call: one position of two
+    (Layout(10, 300_000, None), (3, 1)),        # rows: three a call
 ])  # fmt: skip
-def test_chunks_are_whole_sequences_or_windows_of_one(shape, expected):
-    size, block = aligned_chunking(shape, 2**20, 2**16)
-    assert (size, block) == expected
-    assert size % shape.sequence == 0 or shape.sequence % size == 0
-    assert shape.rows % size == 0 or size % shape.sequence == 0  # the last chunk stays aligned
+def test_calls_hold_two_sequences_and_two_positions_where_they_can(shape, expected):
+    cut = windows(shape, 2**20)
+    assert (cut.sequences, cut.positions) == expected
+    assert cut.rows * shape.vocabulary <= 2**20
+
+
+@settings(max_examples=200, deadline=None)
+@given(batch=st.integers(1, 9), length=st.integers(1, 9), vocabulary=st.integers(1, 40),
+       limit=st.integers(1, 400), sequence_axis=st.booleans())
+def test_every_row_is_counted_by_exactly_one_call_of_one_shape(batch, length, vocabulary, limit,
+                                                               sequence_axis):
+    shape = Layout(batch * length, vocabulary, length if sequence_axis else None)
+    cut = windows(shape, limit)
+    b, t = cut.sequences, cut.positions
+    per_call = max(limit // vocabulary, 1)
+    assert cut.rows <= per_call and cut.rows <= shape.rows  # a call fits, or holds one row
+    if sequence_axis:  # two sequences and two positions a call wherever they fit
+        assert b >= min(batch, 2, per_call)
+        assert t >= min(length, 2, per_call // b)
+    counted = np.zeros(shape.rows, int)
+    calls = list(cut.calls())
+    assert len(calls) == cut.count and cut.streams == (len(calls) > 1)
+    for call in calls:
+        assert call.index.shape == call.counted.shape == (cut.rows,)
+        grid = call.index.reshape(b, t)  # [b, t]: t consecutive positions of b sequences
+        rows_a_sequence = length if sequence_axis else 1
+        assert np.all(np.diff(grid, axis=1) == 1)
+        assert np.all(np.diff(grid[:, 0] // rows_a_sequence) == 1)
+        assert np.all(grid // rows_a_sequence == grid[:, :1] // rows_a_sequence)
+        assert call.first == call.index[call.counted][0]
+        np.add.at(counted, call.index[call.counted], 1)
+        for row in call.index[call.counted]:
+            assert np.array_equal(cut.holding(int(row)).index, call.index)
+    assert np.all(counted == 1)
 
 
 def test_rows_become_sequences():

@@ -15,11 +15,13 @@ import torch.nn.functional as F
 import verify
 from derivation import Loss
 from verify import _batch_shrink, _check, _inputs, _kernel_options, _limits, _stream, _variant
+from verify._kernel_plan import Layout, Windows
 from verify._variant_stream import StreamedCell
 
 SHAPE = (3, 4, 16)  # 12 positions × 16 classes = 192 elements
 GRID = {"dtypes": ("float32",), "scales": (1.0,)}
-WHOLE_SEQUENCES, WINDOWS = 64, 32  # chunk limits: one sequence a call, or 2 of its 4 positions
+WHOLE_SEQUENCES, WINDOWS = 128, 64  # chunk limits: two whole sequences a call, or 2 of the
+# 4 positions of two sequences
 
 
 def _torch_grad(logits, targets, grad_output, reduction, ignore_index=-100):
@@ -111,8 +113,8 @@ def test_streamed_cells_judge_as_the_whole_batch_where_the_batch_does_not_matter
 def test_a_planted_bug_in_a_streamed_cell_is_named_by_batch_position_and_class(monkeypatch):
     CALLED.clear()
     report = _run(ce_none_last_position_off, NONE_KEPT, WINDOWS, monkeypatch, shrink=True)
-    assert (1, 2, 16) in CALLED  # windows of 2 of the 4 positions, never more (nor shrunk)
-    assert all(len(shape) == 3 and shape[:2] in ((1, 1), (1, 2)) for shape in CALLED)
+    assert (2, 2, 16) in CALLED  # 2 of the 4 positions of 2 sequences, never more (nor shrunk)
+    assert all(len(shape) == 3 and shape[1] <= 2 and shape[0] <= 2 for shape in CALLED)
     assert [cell.verdict for cell in report.cells] == ["disagree", "disagree"]
     assert {cell.rows for cell in report.cells} == {12}
     for cell in report.cells:  # windows of 2 positions: the kernel's last is position 1 or 3
@@ -121,10 +123,11 @@ def test_a_planted_bug_in_a_streamed_cell_is_named_by_batch_position_and_class(m
         assert f"batch {cell.worst.batch}, position {cell.worst.position}" in report.to_text()
         assert "--shape 3,4,16" in cell.reproduce and "--labels" not in cell.reproduce
     snippet = report.cells[0].counterexample  # the first disagreeing cell's (a budget of one)
-    rows = re.search(r" of the rows (\d+)–(\d+) of the call that holds the worst element "
-                     r"\(its own batch\)", snippet)
-    first, last = int(rows[1]), int(rows[2])
-    assert last - first == 1 and first <= report.cells[0].worst.row <= last
+    call = re.search(r" of the call that holds the worst element \(sequences (\d+)–(\d+), "
+                     r"positions (\d+)–(\d+), its own batch\)", snippet)
+    (s0, s1, p0, p1), worst = map(int, call.groups()), report.cells[0].worst
+    assert s1 - s0 == 1 and p1 - p0 == 1 and s0 <= worst.batch <= s1 and p0 <= worst.position <= p1
+    assert "lead = (" in snippet  # the shrunk rows shown as [b, t, V], as the kernel saw them
     namespace = {}
     exec(compile(snippet, "<counterexample>", "exec"), namespace)  # noqa: S102 - it runs
     assert not np.allclose(np.asarray(namespace["closed_form"], np.float64),
@@ -134,13 +137,18 @@ def test_a_planted_bug_in_a_streamed_cell_is_named_by_batch_position_and_class(m
 def test_a_streamed_mean_divides_by_each_calls_own_denominator(monkeypatch):
     spy, seen = _calls(ce_mean)
     report = _run(spy, MEAN, WHOLE_SEQUENCES, monkeypatch)
-    assert report.ok and seen[-3:] == [(1, 4, 16)] * 3  # one whole sequence a call
+    # Two calls of two whole sequences: 0–1, and 1–2 moved back (sequence 1 counted once).
+    assert report.ok and seen[-2:] == [(2, 4, 16)] * 2
     assert _run(spy, MEAN, WHOLE_SEQUENCES, monkeypatch).to_json() == report.to_json()
     for cell in report.cells[:4]:  # none or some ignored: atol scaled per call, as stated
         assert "; atol 1e-05 scaled call by call by each call's gradient scale" in (
             cell.explanation)
-        assert " 3 calls (each call is a batch of its own" in cell.explanation
-    assert "from 2.5e-06 to 5e-06 over 3 calls" in report.cells[2].explanation  # ignored, 1
+        assert " 2 calls (each call is a batch of its own" in cell.explanation
+    ignored = _variant.ignored_rows("ignored", 0, 12, 16)  # ignored, grad_output 1: 1e-5 / D
+    kept = sorted(int(np.sum(~ignored[rows])) for rows in (slice(0, 8), slice(4, 12)))
+    assert kept[0] < kept[1]  # two calls with different denominators
+    assert (f"from {1e-5 / kept[1]:.3g} to {1e-5 / kept[0]:.3g} over 2 calls"
+            in report.cells[2].explanation)
     assert all(cell.explanation.startswith("every row ignored (PyTorch's mean is NaN")
                for cell in report.cells[4:])
     wrong = _run(ce_mean_over_the_whole_batch, MEAN, WHOLE_SEQUENCES, monkeypatch)
@@ -158,20 +166,27 @@ def test_the_readme_and_the_docstring_say_what_a_streamed_mean_means():
         assert said in " ".join(text.replace("*", "").split()).lower()
 
 
-def test_the_ignored_rows_and_upstream_gradients_do_not_depend_on_the_calls():
+@pytest.mark.parametrize("sequences, positions", [(1, 2), (2, 2), (2, 3), (3, 4)])
+def test_the_ignored_rows_and_upstream_gradients_do_not_depend_on_the_calls(sequences,
+                                                                           positions):
     rows = 12
-    cells = [StreamedCell.make(NONE, 0, 16, "ignored", rows, size) for size in (4, 2, 12)]
+    cut = Windows(Layout(rows, 16, 4), sequences, positions)
+    cell = StreamedCell.make(NONE, 0, "ignored", cut)
     ignored = _variant.ignored_rows("ignored", 0, rows, 16)
     assert ignored.sum() == 3
-    for cell in cells:
-        np.testing.assert_array_equal(cell.ignored, ignored)
-        with jax.enable_x64(True):  # as the check runs them
-            calls = list(cell.calls("swept"))
-        targets = np.concatenate([_variant.decoded(NONE, c.y) for c in calls])
-        np.testing.assert_array_equal(targets == -100, ignored)
-        g = np.concatenate([np.asarray(c.reference.grad_output) for c in calls])
-        np.testing.assert_array_equal(g, _variant.row_pattern(rows))
-        assert [c.start for c in calls] == list(range(0, rows, cell.size))
+    np.testing.assert_array_equal(cell.ignored, ignored)
+    with jax.enable_x64(True):  # as the check runs them
+        calls = list(cell.calls("swept"))
+    assert len(calls) == cut.count
+    pattern = _variant.row_pattern(rows)
+    whole = _stream.StreamedDraws(0, 16, "onehot", rows).take(slice(None))
+    for call in calls:  # every row of a call is the cell's row, counted or not
+        index = call.rows.index
+        np.testing.assert_array_equal(_variant.decoded(NONE, call.y) == -100, ignored[index])
+        np.testing.assert_array_equal(np.asarray(call.reference.grad_output), pattern[index])
+        np.testing.assert_array_equal(call.draws.noise, whole.noise[index])
+    counted = np.concatenate([call.rows.index[call.rows.counted] for call in calls])
+    assert sorted(counted) == list(range(rows))
 
 
 @pytest.mark.parametrize("positions", [16, 64, 256, 512, 8192, 2**20])
@@ -195,20 +210,22 @@ def test_a_streamed_shape_is_refused_where_one_call_does_not_fit(monkeypatch):
         verify.check(ce_sum, framework="torch", loss=SUM, shape=(8, 1024, 262_144))
 
 
-def two_sequences_a_call(logits, targets, grad_output):
-    """Right, but written for calls of exactly two sequences (a JAX kernel)."""
-    assert logits.shape[0] == 2, logits.shape
+def three_sequences_a_call(logits, targets, grad_output):
+    """Right, but written for calls of the whole batch of three sequences (a JAX kernel)."""
+    assert logits.shape[0] == 3, logits.shape
     g = jax.nn.softmax(logits, -1) - jax.nn.one_hot(targets, logits.shape[-1], dtype=logits.dtype)
     return g * grad_output[..., None]
 
 
-def test_a_kernel_that_fails_on_the_last_shorter_call_is_refused_before_any_work(monkeypatch):
-    """(3, 4, 16) at 128 elements a call: two calls of two sequences and one of one; the kernel
-    is traced on both call shapes first, so it is one clear error, not a traceback mid-run."""
-    monkeypatch.setattr(_check, "MAX_CHUNK_ELEMENTS", 128)
-    with pytest.raises(ValueError, match=r"closed_form: two_sequences_a_call raised "
-                                         r"AssertionError: \(1, 4, 16\) .*shape \(4, 16\)"):
-        verify.check(two_sequences_a_call, loss=NONE_KEPT, shape=SHAPE, **GRID)
+def test_a_kernel_that_fails_on_the_calls_shape_is_refused_before_any_work(monkeypatch):
+    """(3, 4, 16) at 128 elements a call: calls of two sequences, all of one shape; the kernel
+    is traced on it first, so it is one clear error, not a traceback mid-run."""
+    with monkeypatch.context() as patch:
+        patch.setattr(_check, "MAX_CHUNK_ELEMENTS", 128)
+        with pytest.raises(ValueError, match=r"closed_form: three_sequences_a_call raised "
+                                             r"AssertionError: \(2, 4, 16\) .*shape \(8, 16\)"):
+            verify.check(three_sequences_a_call, loss=NONE_KEPT, shape=SHAPE, **GRID)
+    assert verify.check(three_sequences_a_call, loss=NONE_KEPT, shape=SHAPE, **GRID).ok  # whole
 
 
 def ce_mean_per_sequence(logits, targets, grad_output):
@@ -219,23 +236,27 @@ def ce_mean_per_sequence(logits, targets, grad_output):
     return torch.cat(grads).to(logits.dtype)
 
 
-def test_a_bug_across_sequences_is_seen_in_one_call_and_not_in_calls_of_one_sequence(
-        monkeypatch):
-    """The limit the README states: a streamed cell whose calls hold one sequence each cannot
-    see a bug that needs two sequences in a call; the shape in one call sees it. Where this
-    test fails, calls of several sequences have been built: update the README."""
-    streamed = _run(ce_mean_per_sequence, MEAN, WHOLE_SEQUENCES, monkeypatch)
-    whole = _run(ce_mean_per_sequence, MEAN, 2**20, monkeypatch)
-    assert {c.verdict for c in streamed.cells} == {"agree"}
-    assert {c.labels for c in whole.cells if c.verdict == "disagree"} == {"ignored"}
-    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
-    assert "a bug that only shows when one call holds two sequences or two positions" in readme
-    assert _variant_stream_rows((4, 16, 4096)) is None and _variant_stream_rows((2, 3, 262_144))
+def ce_none_grad_output_read_across(logits, targets, grad_output):
+    """``reduction="none"``, its per-position upstream gradient read as [T, B] (the wrong order
+    across sequences)."""
+    g = grad_output.transpose(0, 1).reshape(grad_output.shape) if grad_output.ndim else grad_output
+    return _torch_grad(logits, targets, g, "none")
 
 
-def _variant_stream_rows(shape):
-    from verify import _kernel_plan, _variant_stream
+def ce_mean_never_divided(logits, targets, grad_output):
+    """The gradient of the sum where the loss is a mean."""
+    return _torch_grad(logits, targets, grad_output, "sum")
 
-    rows = shape[0] * shape[1]
-    return _variant_stream.call_rows(_kernel_plan.layout(shape), rows, shape[-1],
-                                     _check.MAX_CHUNK_ELEMENTS)
+
+@pytest.mark.parametrize("loss, fn", [(MEAN, ce_mean_per_sequence),
+                                      (NONE_KEPT, ce_none_grad_output_read_across),
+                                      (MEAN, ce_mean_never_divided)])
+@pytest.mark.parametrize("limit", [WHOLE_SEQUENCES, WINDOWS])
+def test_a_bug_across_sequences_is_seen_streamed_as_in_one_call(monkeypatch, loss, fn, limit):
+    """Every call holds two sequences (and here two positions of each): a kernel wrong only
+    across them disagrees streamed where it disagrees on the shape in one call."""
+    streamed = _run(fn, loss, limit, monkeypatch)
+    whole = _run(fn, loss, 2**20, monkeypatch)
+    disagree = {(c.labels, c.grad_output) for c in whole.cells if c.verdict == "disagree"}
+    assert disagree and disagree == {(c.labels, c.grad_output) for c in streamed.cells
+                                     if c.verdict == "disagree"}

@@ -241,8 +241,28 @@ def snippet(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str, z: np.nda
         f"z = jnp.asarray({z_text}, jnp.float64).astype(jnp.{dtype})",
         f"targets = jnp.asarray({targets!r})",
         f"grad_output = jnp.asarray({g!r}, jnp.{dtype})",
-        f"closed_form = {name}(z, targets, grad_output)",
         "reference = gradient(loss, z.astype(jnp.float64), targets,",
         "                     grad_output.astype(jnp.float64))",
+        *_as_seen(fn, z.shape[0]),
+        f"closed_form = {name}(z, targets, grad_output)",
         f"print(closed_form, reference, sep='\\n')  # rtol {tolerance.rtol}, atol {tolerance.atol}",
     ]) + "\n"
+
+
+def _as_seen(fn: Callable[..., Any], rows: int) -> list[str]:
+    """The lines that shape a snippet's rows as the check showed them to ``fn``: ``[b, t, V]``
+    for a kernel checked with a sequence axis (:func:`verify._kernel_bridge.as_sequences`),
+    nothing for one shown rows."""
+    from ._kernel_bridge import Bridge
+    from ._kernel_plan import Sequenced
+
+    t = fn.sequence if isinstance(fn, Bridge | Sequenced) else None
+    if t is None:
+        return []
+    lead = (rows // t, t) if rows % t == 0 else (1, rows)
+    return [
+        f"lead = {lead}  # the kernel saw these rows as [b, t, V], as in the check",
+        "z, reference = z.reshape(*lead, -1), reference.reshape(*lead, -1)",
+        "targets = targets.reshape(*lead, *targets.shape[1:])",
+        "grad_output = grad_output.reshape(lead) if grad_output.ndim else grad_output",
+    ]

@@ -39,7 +39,6 @@ from ._kernel_bridge import probe
 from ._kernel_options import validate_shape
 from ._kernel_plan import (
     Plan,
-    aligned_chunking,
     finish_variant_cells,
     layout,
     plan,
@@ -128,9 +127,11 @@ def check(
         device: ``"cpu"``, or ``"cuda"`` for a torch kernel where ``torch.cuda.is_available()``.
         shape: ``(B, T, V)``: logits shaped ``[batch, sequence, vocabulary]``, or ``(rows, V)``;
             it sets the class count (V) and the rows (B·T, the first 4 adversarial), so leave
-            ``classes`` and ``samples`` out. The function sees logits ``[b, T, V]`` (whole
-            sequences a call where they fit 2**20 elements, else ``[1, t, V]`` windows of one),
-            and the worst element is named by (batch, position, class). With a loss variant a
+            ``classes`` and ``samples`` out. The function sees logits ``[b, t, V]``: the whole
+            batch where it fits 2**20 elements, else calls of one shape gathered from it —
+            whole sequences, at least two a call, or windows of ``t`` positions of two
+            sequences at once (:func:`verify._kernel_plan.windows`) —, and the worst element
+            is named by (batch, position, class). With a loss variant a
             batch past 2**20 elements is streamed too: each call is a batch of b sequences or
             a window of t positions; its mean divides by that call's denominator (see
             :mod:`verify._variant_stream`); memory stays one call's, whatever the batch.
@@ -173,7 +174,8 @@ def check(
         atol=atol,
         drawn_whole=shaped is None,  # a shape is streamed past a chunk, variant or not
     )
-    how = plan(options.closed_form, _traceable(None), framework, device, shaped)
+    how = plan(options.closed_form, _traceable(None), framework, device, shaped,
+               MAX_CHUNK_ELEMENTS)
     tolerances = tolerances_for(options.dtypes, options.rtol, options.atol)
     if loss is not None and not isinstance(loss, Loss):
         raise ValueError(f"loss: expected a verify.Loss or None, got {loss!r}")
@@ -184,15 +186,14 @@ def check(
         return check_variant(
             variant_function(how, options.closed_form), loss, options, tolerances, progress,
             finish=lambda cells: finish_variant_cells(cells, how, options, loss, framework),
-            layout=how.layout, chunk_elements=MAX_CHUNK_ELEMENTS,  # streamed past a chunk
+            windows=how.windows,  # streamed past a chunk
         )
     fn, kernel = how.fn, how.kernel
     reference = plain()
     rows = options.samples + _inputs.ADVERSARIAL_ROWS
     sizes = {c: chunking(rows, c, MAX_CHUNK_ELEMENTS) for c in options.classes}
-    if how.layout is not None and how.layout.sequence is not None:
-        sizes = {c: aligned_chunking(how.layout, MAX_CHUNK_ELEMENTS, BLOCK_ELEMENTS)
-                 for c in options.classes}  # fmt: skip
+    if how.windows is not None and how.windows.view is not None:  # [b, t, V] calls
+        sizes = {c: (how.windows.rows, _block(how.windows.rows, c)) for c in options.classes}
     with jax.enable_x64(True):
         if how.bridged:
             probe(fn, options.dtypes, options.classes)
@@ -318,27 +319,44 @@ def _check_closed_form(fn: Callable[..., Any], options: Options, sizes: dict[int
         _TRACEABLE.add((fn, dtype, sizes[c], c))
 
 
-def _chunk(draws: _inputs.Draws, begin: int, size: int) -> tuple[_inputs.Draws, int, np.ndarray]:
-    """The ``size`` rows of the chunk from row ``begin``: moved back to end at the last row
-    (its rows already counted are not counted again) or, with fewer rows than ``size``, padded
-    by repeating the last row. Returns the rows, where they start, and which are counted."""
-    rows = draws.rows
-    start = min(begin, max(rows - size, 0))
-    index = start + np.arange(size)
-    valid = (index >= begin) & (index < rows)
-    part = draws.take(slice(start, start + size) if rows >= size else np.minimum(index, rows - 1))
-    return part, start, valid
+def _block(size: int, classes: int) -> int:
+    """Rows per judging block of a chunk of ``size`` rows that must be cut evenly: the largest
+    divisor of ``size`` whose block holds at most :data:`BLOCK_ELEMENTS` (at least a row)."""
+    return max((d for d in range(1, size + 1)
+                if size % d == 0 and d * classes <= BLOCK_ELEMENTS), default=1)  # fmt: skip
+
+
+def _row_calls(how: Plan, rows: int,
+               size: int) -> Iterator[tuple[Any, np.ndarray, np.ndarray, int, bool]]:
+    """The chunks of a cell's rows, in order: what to take of its draws, each chunk row's row
+    of the cell, which rows it counts, the row that seeds its directions, and whether it is
+    the last. With a sequence axis, the calls of :attr:`Plan.windows` (rows gathered
+    ``[b, t, V]``); else ``size`` rows from each multiple of ``size``, the last chunk moved back
+    to end at the last row or, with fewer rows than ``size``, padded by repeating the last row
+    (neither counted again)."""
+    if how.windows is not None and how.windows.view is not None:
+        last = how.windows.count - 1
+        for number, call in enumerate(how.windows.calls()):
+            yield call.index, call.index, call.counted, call.first, number == last
+        return
+    for begin in range(0, rows, size):
+        start = min(begin, max(rows - size, 0))
+        index = np.minimum(start + np.arange(size), rows - 1)
+        valid = (start + np.arange(size) >= begin) & (start + np.arange(size) < rows)
+        taken = slice(start, start + size) if rows >= size else index
+        yield taken, index, valid, begin, begin + size >= rows
 
 
 @dataclasses.dataclass(frozen=True)
 class _Chunk:
-    """A chunk of rows of the cells of one (classes, labels, scale), its opinions under way."""
+    """A chunk of rows of the cells of one (classes, labels, scale), its opinions under way;
+    ``index`` holds each of its rows' row in the cell."""
 
     c: int
     kind: str
     scale: float
     draws: _inputs.Draws
-    start: int
+    index: np.ndarray
     valid: np.ndarray
     last: bool
     largest: dict[str, float]
@@ -370,8 +388,8 @@ def _chunks(
             else:
                 draws = _inputs.draw(options.seed, c, kind, options.samples, noise)
             for scale in options.scales:
-                for begin in range(0, draws.rows, size):
-                    part, start, valid = _chunk(draws, begin, size)
+                for taken, index, valid, begin, last in _row_calls(how, draws.rows, size):
+                    part = draws.take(taken)
                     z64 = np.stack([_inputs.logits(part, scale, f.far_gap(c)) for f in facts])
                     rng = _inputs.generator(options.seed, c, _inputs.DIRECTIONS, begin)
                     direction = rng.standard_normal((checked, c))
@@ -380,18 +398,18 @@ def _chunks(
                                                  options.dtypes, z64, part.labels, direction)
                     if how.bridged:
                         jax.block_until_ready([out["closed_form"] for out in pending])
-                    # The largest finite |logit|: scale * |noise|, but in the adversarial rows,
-                    # which come first. (Labels are at most 7.4: no dtype overflows on them.)
+                    # The largest finite |logit|: scale * |noise|, but in the adversarial rows
+                    # (the cell's first). (Labels are at most 7.4: no dtype overflows on them.)
                     # An input overflows on the cast exactly when this largest one does.
                     noise_max = scale * float(np.max(part.noise_max, where=valid, initial=0.0))
-                    head = slice(0, min(_inputs.ADVERSARIAL_ROWS, size))
+                    head = np.flatnonzero((index < _inputs.ADVERSARIAL_ROWS) & valid)
                     largest = {}
                     for f, z in zip(facts, z64, strict=True):
-                        finite = np.isfinite(z[head]) & valid[head, None]
+                        finite = np.isfinite(z[head])
                         top = float(np.max(np.abs(z[head]), where=finite, initial=0.0))
                         largest[f.name] = max(noise_max, top)
-                    yield _Chunk(c, kind, scale, draws, start, valid,
-                                 begin + size >= draws.rows, largest, pending, how.writes())
+                    yield _Chunk(c, kind, scale, draws, index, valid, last, largest, pending,
+                                 how.writes())
 
 
 def _judge_chunk(
@@ -416,7 +434,8 @@ def _judge_chunk(
                 tolerance.atol, job.valid[rows], job.largest[dtype],
                 check if first == 0 else _measure.NO_CHECK,
             )
-            offset = (job.start + first) * job.c
-            parts.append(dataclasses.replace(m, worst_index=m.worst_index + offset))
+            row, class_ = divmod(int(m.worst_index), job.c)  # the cell's row of the worst
+            worst = int(job.index[first + row]) * job.c + class_
+            parts.append(dataclasses.replace(m, worst_index=float(worst)))
         measured[dtype] = _measure.Measurement.combine(parts)
     return measured

@@ -7,19 +7,22 @@ traced as it is, or reshaped; a torch or NumPy kernel through a host callback
 
 With ``shape=(B, T, V)`` the cell's rows are the B·T positions, sequence by sequence (the 4
 adversarial rows are the first positions of sequence 0), and the function sees logits
-``[b, T, V]``: chunks of rows are whole sequences where ``T·V`` fits a chunk (the last chunk moved
-back, or padded, by whole sequences), else windows of ``t`` positions of one sequence, ``t``
-dividing ``T``, seen as ``[1, t, V]``. Probability targets are shaped like the logits.
+``[b, t, V]`` (:func:`windows`): the whole batch where it fits a chunk, else whole sequences, at
+least two a call, else windows of ``t`` positions of two sequences at once — so that a kernel
+wrong only across sequences or positions is seen in every call. Each call gathers its rows from
+the batch; every call has the same shape (the last ones moved back, their repeated rows not
+counted again). Probability targets are shaped like the logits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._frameworks import Kernel, Write
 from ._inputs import ADVERSARIAL_ROWS
@@ -97,11 +100,14 @@ class Plan:
         fn: ``(z, y) -> gradient`` on ``[rows, classes]``, as the stage compiles it.
         kernel: the torch or NumPy (or three-argument JAX) kernel, or None.
         layout: the logits' shape, or None for the grid's ``[rows, classes]``.
+        windows: how a shape's rows are cut into calls (the kernel is shown ``[b, t, V]``), or
+            None without a shape.
     """
 
     fn: Callable[..., Any]
     kernel: Kernel | None
     layout: Layout | None
+    windows: Windows | None = None
 
     def writes(self) -> dict[str, tuple[Write, ...]]:
         """The inputs a bridged kernel wrote into since last asked, per dtype (raising the
@@ -119,6 +125,7 @@ def plan(
     framework: str,
     device: str,
     shape: tuple[int, ...] | None,
+    max_elements: int,
 ) -> Plan:
     """The :class:`Plan` of a check.
 
@@ -127,9 +134,11 @@ def plan(
         default: the function for None (σ(z) − y, traceable and hashable).
         framework, device: validated by :class:`Kernel`.
         shape: a validated shape, or None.
+        max_elements: the logits of one call of the kernel, at most (:func:`windows`).
     """
     where = None if shape is None else layout(shape)
-    sequence = None if where is None else where.sequence
+    cut = None if where is None else windows(where, max_elements)
+    sequence = None if cut is None else cut.view
     if closed_form is None:
         if framework != "jax":
             raise ValueError(
@@ -137,7 +146,7 @@ def plan(
                 "σ(z) − y in JAX"
             )
         fn = default if sequence is None else Traced(default, False, sequence)
-        return Plan(fn, None, where)
+        return Plan(fn, None, where, cut)
     kernel = Kernel(closed_form, framework, device)
     if kernel.framework == "jax":
         try:
@@ -145,9 +154,9 @@ def plan(
         except TypeError:
             closed_form = _Unhashable(closed_form)
         if not kernel.three_arguments and sequence is None:
-            return Plan(closed_form, None, where)
-        return Plan(Traced(closed_form, kernel.three_arguments, sequence), kernel, where)
-    return Plan(bridge(kernel, sequence), kernel, where)
+            return Plan(closed_form, None, where, cut)
+        return Plan(Traced(closed_form, kernel.three_arguments, sequence), kernel, where, cut)
+    return Plan(bridge(kernel, sequence), kernel, where, cut)
 
 
 class _Unhashable:
@@ -161,20 +170,116 @@ class _Unhashable:
         return self.fn(*args)
 
 
-def aligned_chunking(layout: Layout, max_elements: int, block_elements: int) -> tuple[int, int]:
-    """Rows per chunk and per judging block for a layout with a sequence axis: whole
-    sequences per chunk where ``T·V`` fits ``max_elements``, else the largest divisor of ``T``
-    that does (at least one row); blocks divide chunks and hold at most ``block_elements``."""
-    assert layout.sequence is not None
-    per_chunk = max(max_elements // layout.vocabulary, 1)
+def windows(layout: Layout, max_elements: int) -> Windows:
+    """The calls of a layout's rows, each at most ``max_elements`` logits (at least one row):
+    the whole batch where it fits; else whole sequences, at least two a call, where two fit;
+    else windows of ``t`` positions of two sequences at once, ``[2, t, V]``, so that every call
+    holds two sequences and, where a call holds four rows, two positions of each — a kernel
+    that is wrong only across sequences or positions is wrong in every call (one sequence
+    alone, ``B = 1``: windows of it). Without a sequence axis: calls of rows."""
+    per_call = max(max_elements // layout.vocabulary, 1)
+    if layout.sequence is None:
+        return Windows(layout, min(layout.rows, per_call), 1)
     t = layout.sequence
-    if t <= per_chunk:
-        size = t * max(1, min(per_chunk // t, -(-layout.rows // t)))
-    else:
-        size = max(d for d in range(1, per_chunk + 1) if t % d == 0)
-    block = max((d for d in range(1, size + 1)
-                 if size % d == 0 and d * layout.vocabulary <= block_elements), default=1)  # fmt: skip
-    return size, block
+    batch = layout.rows // t
+    if t <= per_call // 2 or (batch == 1 and t <= per_call):
+        return Windows(layout, min(batch, per_call // t), t)
+    b = min(batch, 2, per_call)
+    return Windows(layout, b, min(t, per_call // b))
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call of the kernel: rows of a layout gathered as ``[b, t, V]``.
+
+    Attributes:
+        index: ``[b·t]``, the layout's rows the call holds, sequence by sequence.
+        counted: ``[b·t]``, the rows this call counts: a window moved back to end at the last
+            sequence or position holds rows that an earlier call already counted.
+        first: the first row the call counts (it seeds what is drawn per call).
+        sequences, positions: the sequences and positions it holds, as ranges.
+    """
+
+    index: np.ndarray
+    counted: np.ndarray
+    first: int
+    sequences: range
+    positions: range
+
+    def words(self, sequence: bool) -> str:
+        """Which rows the call holds, e.g. ``sequences 0–1, positions 4–5``."""
+        s, p = self.sequences, self.positions
+        if not sequence:
+            return f"rows {s[0]}–{s[-1]}"
+        return f"sequences {s[0]}–{s[-1]}, positions {p[0]}–{p[-1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """A layout's rows cut into calls of ``b`` sequences by ``t`` positions (``b`` rows, ``t``
+    1, without a sequence axis), every call the same shape: the last group of sequences and
+    the last window of positions are moved back to end at the batch's end (what they repeat is
+    not counted again, :attr:`Call.counted`).
+
+    Attributes:
+        layout: the logits' shape.
+        sequences: ``b``, sequences a call.
+        positions: ``t``, positions a call.
+    """
+
+    layout: Layout
+    sequences: int
+    positions: int
+
+    @property
+    def rows(self) -> int:
+        """Rows a call."""
+        return self.sequences * self.positions
+
+    @property
+    def view(self) -> int | None:
+        """The sequence length the kernel is shown: ``t`` (None without a sequence axis)."""
+        return None if self.layout.sequence is None else self.positions
+
+    @property
+    def streams(self) -> bool:
+        """Whether the batch takes more than one call."""
+        return self.rows < self.layout.rows
+
+    @property
+    def count(self) -> int:
+        """Calls of the batch."""
+        batch, length = self._axes()
+        return -(-batch // self.sequences) * -(-length // self.positions)
+
+    def _axes(self) -> tuple[int, int]:
+        t = self.layout.sequence or 1
+        return self.layout.rows // t, t
+
+    def calls(self) -> Iterator[Call]:
+        """Every call, sequences group by group and, within a group, window by window."""
+        batch, length = self._axes()
+        for group in range(0, batch, self.sequences):
+            for window in range(0, length, self.positions):
+                yield self._call(group, window)
+
+    def holding(self, row: int) -> Call:
+        """The call that counts ``row``."""
+        batch, length = self._axes()
+        s, p = divmod(row, length)
+        return self._call(s // self.sequences * self.sequences,
+                          p // self.positions * self.positions)  # fmt: skip
+
+    def _call(self, group: int, window: int) -> Call:
+        batch, length = self._axes()
+        s0 = min(group, batch - self.sequences)
+        p0 = min(window, length - self.positions)
+        s = np.arange(s0, s0 + self.sequences)
+        p = np.arange(p0, p0 + self.positions)
+        counted = (s >= group)[:, None] & (p >= window)[None, :]
+        return Call((s[:, None] * length + p[None, :]).ravel(), counted.ravel(),
+                    group * length + window, range(s0, s0 + self.sequences),
+                    range(p0, p0 + self.positions))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -201,9 +306,9 @@ def variant_function(how: Plan, closed_form: Callable[..., Any] | None) -> Calla
     torch or NumPy kernel, or the JAX function (shown sequences where a shape has them)."""
     if how.bridged:
         return how.fn
-    if closed_form is None or how.layout is None or how.layout.sequence is None:
+    if closed_form is None or how.windows is None or how.windows.view is None:
         return closed_form
-    return Sequenced(closed_form, how.layout.sequence)
+    return Sequenced(closed_form, how.windows.view)
 
 
 _TORCH_CALL = (

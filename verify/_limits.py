@@ -82,8 +82,9 @@ def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] | int 
     return BASE_BYTES + DRAW_BYTES * rows * largest + CHUNK_BYTES * _count(dtypes) * chunk
 
 
-STREAM_BLOCKS = 2
-"""Blocks of draws a streamed cell holds at once (``verify._stream``: a call may straddle two)."""
+STREAM_BLOCKS = 4
+"""Blocks of draws a streamed cell holds at once (``verify._stream.HELD_BLOCKS``: a call of two
+sequences' windows may straddle two blocks in each)."""
 
 STREAM_BLOCK_ELEMENTS = 2**20
 """Elements of one block of streamed draws (``verify._stream.BLOCK_ELEMENTS``)."""
@@ -102,7 +103,7 @@ def streamed_variant_bytes(rows: int, classes: int, dtypes: Iterable[str] | int 
 
     Example:
         >>> streamed_variant_bytes(512, 262_144, ["bfloat16"]) // 2**20
-        976
+        1072
     """
     call = min(rows, max(1, CHUNK_ELEMENTS // classes))
     blocks = STREAM_BLOCKS * DRAW_BYTES * max(STREAM_BLOCK_ELEMENTS, classes)

@@ -11,8 +11,6 @@ label kind and the row — not on the chunking. Rows 0–3 are adversarial, as i
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -21,6 +19,10 @@ from ._options import LABEL_KINDS
 
 BLOCK_ELEMENTS = 2**20
 """Elements of one block of draws (at least one row)."""
+
+HELD_BLOCKS = 4
+"""Blocks of draws kept at once: a call of two sequences' windows may straddle two blocks in
+each (``verify._limits.STREAM_BLOCKS`` counts them)."""
 
 STREAMED = 1
 """Marks the generators of streamed draws apart from those of whole draws."""
@@ -43,6 +45,7 @@ class StreamedDraws:
         self.seed, self.classes, self.kind = seed, classes, labels
         self.block_rows = max(1, BLOCK_ELEMENTS // classes)
         self.noise = np.broadcast_to(np.float32(0), (rows, classes))
+        self._held: dict[int, _inputs.Draws] = {}
         first = self._block_labels(0)
         top = _inputs.first_largest(first)
         rng = self._generator(_inputs.LABELS, 0, MASK)
@@ -64,8 +67,17 @@ class StreamedDraws:
         kind = LABEL_KINDS.index(self.kind)
         return _inputs.generator(self.seed, self.classes, purpose, STREAMED, kind, block, part)
 
-    @lru_cache(maxsize=2)  # noqa: B019 - two blocks: a chunk that straddles them
     def _block(self, block: int) -> _inputs.Draws:
+        """A block's draws, kept while it is among the :data:`HELD_BLOCKS` last asked for."""
+        held = self._held.pop(block, None)
+        if held is None:
+            held = self._draw_block(block)
+        self._held[block] = held
+        while len(self._held) > HELD_BLOCKS:
+            self._held.pop(next(iter(self._held)))
+        return held
+
+    def _draw_block(self, block: int) -> _inputs.Draws:
         start = block * self.block_rows
         n = min(self.block_rows, self.rows - start)
         rng = _inputs.generator(self.seed, self.classes, _inputs.NOISE, STREAMED, block)
@@ -84,11 +96,14 @@ class StreamedDraws:
                              partner, kind)  # fmt: skip
 
     def take(self, rows: ArrayLike | slice) -> _inputs.Draws:
-        """The draws of some rows (a slice, or indices), drawn now."""
+        """The draws of some rows (a slice, or indices in any order), drawn now from the blocks
+        that hold them."""
         index = np.arange(self.rows)[rows]
-        low, high = int(index.min()) // self.block_rows, int(index.max()) // self.block_rows
-        parts = [self._block(b) for b in range(low, high + 1)]
-        local = index - low * self.block_rows
+        blocks = index // self.block_rows
+        needed = np.unique(blocks)
+        parts = [self._block(int(b)) for b in needed]
+        starts = np.cumsum([0, *(len(part.noise_max) for part in parts)])
+        local = starts[np.searchsorted(needed, blocks)] + index - blocks * self.block_rows
 
         def gather(name: str) -> np.ndarray:
             if len(parts) == 1:

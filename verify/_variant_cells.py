@@ -19,8 +19,8 @@ import numpy as np
 
 from derivation import Loss
 
-from . import (_batch_shrink, _dtypes, _explain, _inputs, _judge, _measure, _opinions, _variant,
-               _variant_stream)
+from . import (_batch_shrink, _dtypes, _explain, _inputs, _judge, _kernel_plan, _measure,
+               _opinions, _variant, _variant_stream)
 from ._options import Options, Tolerance
 from ._report import AutogradCheck, Cell
 
@@ -150,30 +150,31 @@ class _Measured:
 
 def _measure_batch(fn: Callable[..., Any], reference: _variant.VariantReference,
                    options: Options, draws: _inputs.Draws, y: np.ndarray, c: int, scale: float,
-                   tolerances: dict[str, Tolerance], start: int = 0,
+                   tolerances: dict[str, Tolerance], rows: _kernel_plan.Call | None = None,
                    ) -> tuple[dict[str, _Measured], np.ndarray]:
-    """Stages 2 and 3 on one batch (a cell's, or a streamed cell's call from row ``start``):
-    per dtype its measurement, and the batch's float64 logits ``[dtypes, rows, c]``."""
+    """Stages 2 and 3 on one batch (a cell's, or a streamed cell's call holding ``rows``):
+    per dtype its measurement (of the rows it counts, its worst element's index in the cell's
+    rows), and the batch's float64 logits ``[dtypes, rows, c]``."""
     facts = [_dtypes.facts(dtype) for dtype in options.dtypes]
-    rows = draws.rows
-    valid = np.ones(rows, bool)
+    valid = np.ones(draws.rows, bool) if rows is None else rows.counted
     z64 = np.stack([_inputs.logits(draws, scale, f.far_gap(c)) for f in facts])
-    checked = min(_opinions.CHECKED_ROWS, rows)
-    direction = _inputs.generator(options.seed, c, _inputs.DIRECTIONS, start).standard_normal(
-        (checked, c))
+    checked = min(_opinions.CHECKED_ROWS, draws.rows)
+    direction = _inputs.generator(options.seed, c, _inputs.DIRECTIONS,
+                                  0 if rows is None else rows.first).standard_normal((checked, c))
     opinions = _opinions_of(fn, reference, options.dtypes, z64, y, direction)
-    noise_max = scale * float(np.max(draws.noise_max))
+    noise_max = scale * float(np.max(draws.noise_max, where=valid, initial=0.0))
     out = {}
     for f, z in zip(facts, z64, strict=True):
-        finite = np.isfinite(z)
+        finite = np.isfinite(z) & valid[:, None]
         largest = max(noise_max, float(np.max(np.abs(z), where=finite, initial=0.0)))
         tolerance, scaled = _scaled_tolerance(tolerances[f.name], reference, y)
         o = opinions[f.name]
         check = _measure.autograd_check(o, reference, valid)
         m = _measure.measure(o, reference, f, tolerance.rtol, tolerance.atol, valid, largest,
                              check)
-        if start:
-            m = dataclasses.replace(m, worst_index=m.worst_index + start * c)
+        if rows is not None:  # the call's row of the worst element, as the cell's row
+            row, class_ = divmod(int(m.worst_index), c)
+            m = dataclasses.replace(m, worst_index=float(int(rows.index[row]) * c + class_))
         out[f.name] = _Measured(m, tolerance, scaled)
     return out, z64
 
@@ -205,9 +206,10 @@ def streamed_cells(fn: Callable[..., Any], mode: str, streamed: _variant_stream.
     parts: dict[str, list[_Measured]] = {dtype: [] for dtype in options.dtypes}
     for call in streamed.calls(mode):
         measured, _ = _measure_batch(fn, call.reference, options, call.draws, call.y, c, scale,
-                                     tolerances, call.start)  # fmt: skip
+                                     tolerances, call.rows)  # fmt: skip
         for dtype, one in measured.items():
             parts[dtype].append(one)
+    sequence = streamed.windows.view is not None
     out = []
     for dtype in options.dtypes:
         measured = parts[dtype]
@@ -218,12 +220,12 @@ def streamed_cells(fn: Callable[..., Any], mode: str, streamed: _variant_stream.
                              tolerance, words)
 
         def batch(worst_row: int, dtype: str = dtype) -> _Shrinkable:
-            start = streamed.holding(worst_row)
-            call = streamed.call(start, mode)
+            call = streamed.holding(worst_row, mode)
             z64 = _inputs.logits(call.draws, scale, _dtypes.facts(dtype).far_gap(c))
-            return _Shrinkable(z64, call.y, worst_row - start,
-                               f"the rows {start}–{start + call.rows - 1} of the call that "
-                               "holds the worst element (its own batch)")
+            local = int(np.flatnonzero(call.rows.index == worst_row)[0])
+            return _Shrinkable(z64, call.y, local,
+                               f"the call that holds the worst element ({call.rows.words(sequence)}"
+                               ", its own batch)")
 
         out.append(_cell(fn, mode, loss, options, c, dtype, scale, streamed.kind, combined,
                          (streamed.ignored_count(), streamed.rows), batch))

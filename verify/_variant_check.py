@@ -26,7 +26,7 @@ import numpy as np
 from derivation import Loss
 
 from . import _batch_shrink, _dtypes, _inputs, _kernel_bridge, _limits, _variant, _variant_stream
-from ._kernel_plan import Layout
+from ._kernel_plan import Windows
 from ._loss_options import check_labels
 from ._options import Options, Tolerance
 from ._report import Cell, Report, format_number
@@ -44,10 +44,10 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
                   tolerances: dict[str, Tolerance],
                   progress: Callable[[int, int], None] | None,
                   finish: Callable[[list[Cell]], list[Cell]] | None = None,
-                  layout: Layout | None = None, chunk_elements: int | None = None) -> Report:
+                  windows: Windows | None = None) -> Report:
     """The report of a variant check (arguments already validated); ``finish``, when given, is
     applied to the cells of each batch as they are made (a kernel's writes into its inputs).
-    With a ``layout`` whose rows × classes exceed ``chunk_elements``, each cell is streamed
+    With ``windows`` (a shape's calls) that take more than one call, each cell is streamed
     (:mod:`._variant_stream`: each call its own batch)."""
     fn = closed_form if closed_form is not None else _variant.DerivedClosedForm(loss)
     for c in options.classes:
@@ -57,36 +57,33 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
     kinds = _variant.kinds(loss, options.labels)
     _batch_shrink.reset_budget()
     rows = options.samples + _inputs.ADVERSARIAL_ROWS
-    sizes = {c: _variant_stream.call_rows(layout, rows, c, chunk_elements)
-             for c in options.classes}  # fmt: skip
-    for c, size in sizes.items():
-        if size:  # streamed: one call in flight (a shape's memory, as the CLI checks it)
-            _limits.check_streamed(rows, c, options.dtypes)
+    streamed_by = windows if windows is not None and windows.streams else None
+    if streamed_by is not None:  # one call in flight (a shape's memory, as the CLI checks it)
+        _limits.check_streamed(rows, streamed_by.layout.vocabulary, options.dtypes)
     with jax.enable_x64(True):
-        _validate(fn, loss, options, {c: _call_sizes(rows, sizes[c]) for c in options.classes})
+        _validate(fn, loss, options, rows if streamed_by is None else streamed_by.rows)
         if isinstance(fn, _kernel_bridge.Bridge):
             _probe(fn, loss, options)
         cells = []
         total = (len(options.classes) * len(kinds) * len(_variant.GRAD_OUTPUTS)
                  * len(options.scales) * len(options.dtypes))
-        for c in options.classes:
-            size = sizes[c]
-            noise = None if size else _inputs.draw_noise(options.seed, c, options.samples)
+        for c in options.classes:  # with a shape: V alone
+            noise = None if streamed_by else _inputs.draw_noise(options.seed, c, options.samples)
             for kind in kinds:
-                if size:
-                    streamed = _variant_stream.StreamedCell.make(loss, options.seed, c, kind,
-                                                                 rows, size)
+                if streamed_by:
+                    streamed = _variant_stream.StreamedCell.make(loss, options.seed, kind,
+                                                                 streamed_by)
                 else:
                     drawn = "onehot" if loss.targets == "indices" else kind
                     draws = _inputs.draw(options.seed, c, drawn, options.samples, noise)
                     y = _variant.encode(loss, draws.labels, kind, options.seed)
                     denominator = _variant.denominator(loss, y)
                 for mode in _variant.GRAD_OUTPUTS:
-                    if not size:
+                    if not streamed_by:
                         g = _variant.grad_output(loss, mode, draws.rows, np.float64)
                         reference = _variant.VariantReference(loss, g, denominator)
                     for scale in options.scales:
-                        if size:
+                        if streamed_by:
                             made = streamed_cells(fn, mode, streamed, options, c, scale,
                                                   tolerances)
                         else:
@@ -139,21 +136,11 @@ _VALIDATED: set[tuple[Any, ...]] = set()
 """(kernel, loss, dtype, shape) already traced without fault: not traced again."""
 
 
-def _call_sizes(rows: int, size: int | None) -> tuple[int, ...]:
-    """The rows of the calls of a cell: the whole batch (``size`` None), or a streamed cell's
-    calls of ``size`` rows and its last, shorter one where ``size`` does not divide ``rows``."""
-    if not size:
-        return (rows,)
-    return (size,) if rows % size == 0 else (size, rows % size)
-
-
-def _validate(fn: Callable[..., Any], loss: Loss, options: Options,
-              calls: dict[int, tuple[int, ...]]) -> None:
-    """Traces the kernel on every (dtype, c) and call shape ``[rows, c]`` (a cell's batch, or
-    each size of a streamed cell's calls) before anything is computed."""
+def _validate(fn: Callable[..., Any], loss: Loss, options: Options, rows: int) -> None:
+    """Traces the kernel on every (dtype, c) at the shape ``[rows, c]`` it is called on (a
+    cell's batch, or a streamed cell's calls, all of one shape) before anything is computed."""
     for dtype, c in itertools.product(options.dtypes, options.classes):
-        for n in calls[c]:
-            _validate_shape(fn, loss, dtype, n, c)
+        _validate_shape(fn, loss, dtype, rows, c)
 
 
 def _validate_shape(fn: Callable[..., Any], loss: Loss, dtype: str, rows: int, c: int) -> None:
