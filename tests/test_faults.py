@@ -471,6 +471,65 @@ def test_the_memory_estimate_bounds_the_measured_peak():
     assert large <= large_estimate <= 2.5 * large, (large, large_estimate)
 
 
+VARIANT_PEAK = """
+import verify
+def peak():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+loss = verify.Loss(label_smoothing=0.1, reduction="mean")
+verify.check(classes=2, dtypes="float32", scales=1, labels="soft", samples=1, loss=loss)
+small = peak()
+verify.check(classes={c}, dtypes="float32", scales=1, labels="soft", samples={samples}, loss=loss)
+print(small, peak())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory read from /proc")
+def test_a_loss_variants_memory_estimate_bounds_its_measured_peak():
+    """A variant's cell is one batch (no chunks): in a fresh process the peak of 128 × 32,768
+    logits is under the variant estimate and above 75% of it."""
+    c, samples = 2**15, 124
+    proc = subprocess.run([sys.executable, "-c", VARIANT_PEAK.format(c=c, samples=samples)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    small, large = map(int, proc.stdout.split())
+    assert small <= _limits.verify_bytes(5, [2], ["float32"], variant=True)
+    estimate = _limits.verify_bytes(samples + 4, [c], ["float32"], variant=True)
+    assert large <= estimate <= large / 0.75, (large, estimate)
+
+
+@given(samples=st.integers(1, 10**6), memory=st.integers(0, 10**13), dtypes=st.integers(1, 4))
+def test_the_largest_variant_grid_that_fits_is_exactly_the_boundary(samples, memory, dtypes):
+    rows = samples + _limits.ADVERSARIAL_ROWS
+    c = _limits.largest_classes(samples, memory, dtypes, variant=True)
+    if c >= 1:
+        assert _limits.verify_bytes(rows, [c], dtypes, variant=True) <= memory
+    assert _limits.verify_bytes(rows, [c + 1], dtypes, variant=True) > memory
+    s = _limits.largest_samples(max(c, 1), memory, dtypes, variant=True)
+    if s >= 1:
+        assert _limits.verify_bytes(s + 4, [max(c, 1)], dtypes, variant=True) <= memory
+    assert _limits.verify_bytes(s + 5, [max(c, 1)], dtypes, variant=True) > memory
+
+
+def test_a_loss_variants_grid_is_refused_by_its_own_estimate(capsys, monkeypatch, no_work):
+    """1.5 GiB free: 8,192 rows × 1,000 classes fit the plain pipeline, not a variant's batch."""
+    free = 3 * 2**29
+    monkeypatch.setattr(_limits, "available_bytes", lambda: free)
+    grid = ("--classes", "1000", "--samples", "8188", "--dtypes", "float32")
+    assert _limits.verify_bytes(8192, [1000], ["float32"]) <= free
+    needed = _limits.verify_bytes(8192, [1000], ["float32"], variant=True)
+    assert needed > free
+    code, out, err = run(capsys, "verify", *grid, "--label-smoothing", "0.1")
+    assert code == 2 and out == ""
+    assert_one_error_line(err, rf"^error: --samples: classes 1,000 with samples 8,188 needs about "
+                               rf"{re.escape(_limits.size(needed))} of memory .*lower classes to at "
+                               r"most [\d,]+ or samples to at most [\d,]+$")
+    from verify._check import check  # verify.check is the no_work stand-in here
+
+    with pytest.raises(ValueError, match=r"^samples: classes 1,000 with samples 8,188 needs"):
+        check(classes=1000, samples=8188, dtypes="float32", loss=verify.Loss(label_smoothing=0.1))
+
+
 # --- sizes: derive ------------------------------------------------------------------------------
 
 def test_derive_refuses_more_classes_than_it_can_write_out_in_minutes(capsys, no_work):
@@ -514,6 +573,9 @@ def test_the_readme_states_the_limits_the_code_computes():
            f"against an estimate of {mib:,.0f} MiB" in text
     assert (_limits.BASE_BYTES, _limits.DRAW_BYTES, _limits.CHUNK_BYTES) == (512 * 2**20, 48, 320)
     assert "512 MiB + 48 bytes × rows × c + 320 bytes × d × max(c, 2²⁰)" in text
+    assert _limits.VARIANT_BYTES == 112 and "512 MiB + (48 + 112 × d) bytes × rows × c" in text
+    variant = _limits.verify_bytes(64, [262_144], 1, variant=True) / 2**20
+    assert f"64 × 262,144 bfloat16 logits peaked at 2,594 MiB against {variant:,.0f} MiB" in text
     assert f"N above {_limits.MAX_DERIVE_CLASSES:,} is refused" in text
 
 

@@ -173,6 +173,7 @@ def check(
         rtol=rtol,
         atol=atol,
         drawn_whole=shaped is None,  # a shape is streamed past a chunk, variant or not
+        variant=isinstance(loss, Loss) and not loss.is_plain,
     )
     how = plan(options.closed_form, _traceable(None), framework, device, shaped,
                MAX_CHUNK_ELEMENTS)

@@ -313,10 +313,11 @@ def verify(
     dtypes, scales and labels."""
     options = _verify_options(classes, dtypes, scales, labels, samples, seed, rtol, atol)
     options |= _flag(_kernel_options.kernel_options, framework, device, closed_form, shape)  # type: ignore[operator]
-    if options["shape"] is None:  # a shape's memory is checked below, for what it draws
-        _flag(_limits.check_grid, options["classes"], options["samples"], options["dtypes"])
     loss = _flag(_loss_options.parse_loss, label_smoothing, weight, ignore_index, reduction,
                  z_loss, softcap, temperature, targets)
+    if options["shape"] is None:  # a shape's memory is checked below, for what it draws
+        _flag(_limits.check_grid, options["classes"], options["samples"], options["dtypes"],
+              None, not loss.is_plain)  # available: read here; a variant's cell is one batch
     _flag(_loss_options.check_labels, loss, options["labels"])  # not ignored silently
     counts = options["classes"] if options["shape"] is None else (options["shape"][-1],)
     for count in counts:  # a shape's last axis is its class count

@@ -44,6 +44,14 @@ CHUNK_BYTES = 320
 """Bytes per element of the chunks in flight, per dtype: measured up to 280 (four dtypes, three
 label kinds, 2²⁰-element chunks) and 145 (one row of 2²² classes)."""
 
+VARIANT_BYTES = 112
+"""Bytes per element of a loss variant's batch, per dtype: a variant's cell is one batch, its
+reference program holding every row at once (no chunks). Peaks measured (``VmHWM``, label
+smoothing 0.1 with a mean) fit 496 MiB + 83 B + 48 B a dtype per element: 1,020 MiB for
+16 × 262,144 logits and 2,594 MiB for 64 × 262,144 in bfloat16; 3,501 MiB for the latter in
+bfloat16 and float32; 5,166 MiB for 256 × 65,536 in the four dtypes. With
+:data:`DRAW_BYTES` this bounds each of them (by 1.13, 1.18, 1.24 and 1.64)."""
+
 ALL_DTYPES = 4
 """Dtypes assumed when none are named (``verify.DTYPES`` has four)."""
 
@@ -62,13 +70,16 @@ MIN_CHUNK_ROWS = 128
 """Rows a small chunk is padded to, at most (``verify._check`` pads to 64 or 128)."""
 
 
-def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] | int = ()) -> int:
+def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] | int = (),
+                 variant: bool = False) -> int:
     """An upper bound of the peak memory of ``verify.check`` on a grid.
 
     Args:
         rows: rows per cell, ``samples + 4``.
         classes: the grid's class counts (the largest one decides).
         dtypes: the grid's dtypes (or how many); none named counts as all four.
+        variant: a loss variant's grid, each cell one batch (:data:`VARIANT_BYTES`), not
+            chunks.
 
     Returns:
         Bytes, as an integer; it grows with ``rows``, the largest class count and the dtypes.
@@ -78,6 +89,8 @@ def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] | int 
         603
     """
     largest = max(classes)
+    if variant:
+        return BASE_BYTES + (DRAW_BYTES + VARIANT_BYTES * _count(dtypes)) * rows * largest
     chunk = min(max(largest, CHUNK_ELEMENTS), max(rows, MIN_CHUNK_ROWS) * largest)
     return BASE_BYTES + DRAW_BYTES * rows * largest + CHUNK_BYTES * _count(dtypes) * chunk
 
@@ -138,19 +151,22 @@ def _largest(fits: Callable[[int], bool], upper: int) -> int:
     return low
 
 
-def largest_classes(samples: int, memory: int, dtypes: Iterable[str] | int = ()) -> int:
+def largest_classes(samples: int, memory: int, dtypes: Iterable[str] | int = (),
+                    variant: bool = False) -> int:
     """The largest class count whose grid, at ``samples`` rows per cell and with these dtypes,
     fits in ``memory`` bytes (0 if none does)."""
     rows = samples + ADVERSARIAL_ROWS
-    return _largest(lambda c: c == 0 or verify_bytes(rows, [c], dtypes) <= memory,
+    return _largest(lambda c: c == 0 or verify_bytes(rows, [c], dtypes, variant) <= memory,
                     max(memory // (DRAW_BYTES * rows), 0))
 
 
-def largest_samples(classes: int, memory: int, dtypes: Iterable[str] | int = ()) -> int:
+def largest_samples(classes: int, memory: int, dtypes: Iterable[str] | int = (),
+                    variant: bool = False) -> int:
     """The largest ``samples`` whose grid with ``classes`` classes and these dtypes fits in
     ``memory`` bytes (0 if none does)."""
     return _largest(
-        lambda s: s == 0 or verify_bytes(s + ADVERSARIAL_ROWS, [classes], dtypes) <= memory,
+        lambda s: s == 0 or verify_bytes(s + ADVERSARIAL_ROWS, [classes], dtypes,
+                                         variant) <= memory,
         max(memory // (DRAW_BYTES * classes), 0))
 
 
@@ -209,7 +225,7 @@ def size(n: float) -> str:
 
 
 def check_grid(classes: Iterable[int], samples: int, dtypes: Iterable[str] = (),
-               available: int | None = None) -> None:
+               available: int | None = None, variant: bool = False) -> None:
     """Refuses, before any work, a grid whose memory estimate exceeds what is available.
 
     Args:
@@ -217,6 +233,7 @@ def check_grid(classes: Iterable[int], samples: int, dtypes: Iterable[str] = (),
         samples: rows drawn per cell.
         dtypes: the grid's dtypes.
         available: bytes available; by default :func:`available_bytes` (no check when unknown).
+        variant: a loss variant's grid (:func:`verify_bytes`).
 
     Raises:
         ValueError: ``classes: ...`` or ``samples: ...`` (whichever is the larger factor), with
@@ -224,16 +241,16 @@ def check_grid(classes: Iterable[int], samples: int, dtypes: Iterable[str] = (),
     """
     counts, dtypes = tuple(classes), tuple(dtypes)
     memory = available_bytes() if available is None else available
-    needed = verify_bytes(samples + ADVERSARIAL_ROWS, counts, dtypes)
+    needed = verify_bytes(samples + ADVERSARIAL_ROWS, counts, dtypes, variant)
     if memory is None or needed <= memory:
         return
     largest = max(counts)
     name = "classes" if largest >= samples else "samples"
     shown = f"classes {largest:,} with samples {samples:,}"
     fixes = []
-    if (c := largest_classes(samples, memory, dtypes)) >= 1:
+    if (c := largest_classes(samples, memory, dtypes, variant)) >= 1:
         fixes.append(f"classes to at most {c:,}")
-    if (s := largest_samples(largest, memory, dtypes)) >= 1:
+    if (s := largest_samples(largest, memory, dtypes, variant)) >= 1:
         fixes.append(f"samples to at most {s:,}")
     fix = " or ".join(fixes) if fixes else "the grid (not even one row fits)"
     raise ValueError(

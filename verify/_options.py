@@ -227,11 +227,13 @@ def validate(
     rtol: Any = None,
     atol: Any = None,
     drawn_whole: bool = True,
+    variant: bool = False,
 ) -> Options:
     """Validates every argument of :func:`verify.check` before anything is computed.
 
-    ``drawn_whole`` False (the plain loss with a ``shape``: its rows are streamed) leaves out
-    the memory estimate of drawing every row at once.
+    ``drawn_whole`` False (a ``shape``: its rows are streamed) leaves out the memory estimate
+    of drawing every row at once; ``variant`` estimates a loss variant's, whose cells are one
+    batch each.
 
     Raises:
         ValueError: a value out of range or an unknown name, or a grid larger than the memory
@@ -251,5 +253,5 @@ def validate(
         atol=validate_tolerance("atol", atol),
     )
     if drawn_whole:
-        check_grid(options.classes, options.samples, options.dtypes)
+        check_grid(options.classes, options.samples, options.dtypes, variant=variant)
     return options
