@@ -5,6 +5,7 @@ worst element by (batch, position, class), and reproduces with ``--shape``."""
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -156,3 +157,23 @@ def test_streamed_draws_do_not_depend_on_how_rows_are_asked_for(kind, monkeypatc
         np.testing.assert_allclose(whole.labels.sum(axis=-1), 1.0, rtol=1e-12)
     again = _stream.StreamedDraws(seed=3, classes=10, labels=kind, rows=13).take(slice(0, 13))
     np.testing.assert_array_equal(again.noise, whole.noise)  # seeded: the same draws
+
+
+def nan_at_targets_0_and_5(z, y):
+    """JAX: NaN on every row whose one-hot target is 0 or 5, however the rows are cut."""
+    target = jnp.argmax(y, axis=-1)[..., None]
+    return jnp.where((target == 0) | (target == 5), jnp.nan, jax.nn.softmax(z, axis=-1) - y)
+
+
+def test_a_streamed_cell_names_the_first_of_tied_worst_rows_as_one_call_does(monkeypatch):
+    """Several rows tie as the worst (NaN ranks first); calls of [2, 2] windows do not come in
+    row order, and the cell still names the first tied row in row order."""
+    from verify import _check
+
+    whole = verify.check(nan_at_targets_0_and_5, shape=(3, 4, 16), **ONE_CELL).cells[0]
+    monkeypatch.setattr(_check, "MAX_CHUNK_ELEMENTS", 64)  # 4 rows a call: [2, 2, 16]
+    streamed = verify.check(nan_at_targets_0_and_5, shape=(3, 4, 16), **ONE_CELL).cells[0]
+    assert whole.verdict == streamed.verdict == "disagree"
+    assert whole.agree_fraction == streamed.agree_fraction < 0.9  # more than one row is NaN
+    assert (streamed.worst.batch, streamed.worst.position, streamed.worst.class_) == (
+        whole.worst.batch, whole.worst.position, 0)

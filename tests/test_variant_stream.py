@@ -110,6 +110,31 @@ def test_streamed_cells_judge_as_the_whole_batch_where_the_batch_does_not_matter
     assert streamed.ok == (fn is ce_sum)
 
 
+def test_a_tie_for_the_worst_element_is_named_as_in_one_call(monkeypatch):
+    """NaN in every row whose target is 0 or 5: those rows tie as the worst (NaN ranks first).
+    Calls of [2, 2] windows do not come in row order; the cell still names the first tied row
+    in row order, as one call does."""
+    nan_rows = []
+
+    def nan_at_targets(logits, targets, grad_output):
+        grad = ce_sum(logits, targets, grad_output).double()
+        wrong = (targets == 0) | (targets == 5)
+        grad[wrong] = float("nan")
+        nan_rows.append(wrong.reshape(-1).numpy())
+        return grad.to(logits.dtype)
+
+    streamed = _run(nan_at_targets, SUM, WINDOWS, monkeypatch).cells
+    nan_rows.clear()
+    whole = _run(nan_at_targets, SUM, 2**20, monkeypatch, whole=True).cells
+    tied = np.flatnonzero(nan_rows[-1])  # the whole batch's rows, in row order
+    assert len(tied) >= 2 and len(streamed) == len(whole) == 2  # grad_output 1 and 0.75
+    for cell, one_call in zip(streamed, whole, strict=True):
+        assert cell.verdict == one_call.verdict == "disagree"
+        assert (cell.worst.batch, cell.worst.position, cell.worst.class_) == (
+            one_call.worst.batch, one_call.worst.position, one_call.worst.class_) == (
+            *divmod(int(tied[0]), 4), 0)
+
+
 def test_a_planted_bug_in_a_streamed_cell_is_named_by_batch_position_and_class(monkeypatch):
     CALLED.clear()
     report = _run(ce_none_last_position_off, NONE_KEPT, WINDOWS, monkeypatch, shrink=True)

@@ -92,8 +92,12 @@ class Measurement:
 
     @staticmethod
     def combine(parts: list[Measurement]) -> Measurement:
-        """One measurement of a cell from those of its chunks, in order (indices are global)."""
-        first = max(range(len(parts)), key=lambda i: parts[i].worst_rank)  # first on ties
+        """One measurement of a cell from those of its chunks (indices are global).
+
+        On a tie of the worst rank the element of the smallest index is the worst, as in one
+        chunk: a streamed cell's calls need not come in row order (windows gather rows across
+        sequences)."""
+        first = max(range(len(parts)), key=lambda i: (parts[i].worst_rank, -parts[i].worst_index))
         combined = {}
         for field in fields(Measurement):
             name = field.name
