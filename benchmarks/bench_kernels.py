@@ -2,10 +2,11 @@
 262,144, as the batch grows; the same rows checked without a shape (the cell drawn whole) are the
 baseline, measured side by side in one run.
 
-Run: ``python benchmarks/bench_kernels.py [POSITIONS ...]``. For each number of positions B·T
-(as ``shape=(1, T, 262144)``), one bfloat16 cell (scale 1, one-hot labels), each configuration in
-a fresh subprocess: the peak resident memory (``ru_maxrss``, imports of JAX and torch included)
-and the wall time of the check. With a shape the draws are made block by block as chunks ask for
+Run: ``python benchmarks/bench_kernels.py [plain|variant] [POSITIONS ...]``. For each (even)
+number of positions B·T (as ``shape=(2, B·T/2, 262144)``: calls of ``[2, 2, V]``, two positions
+of two sequences, gathered from the batch), one bfloat16 cell (scale 1, one-hot labels), each
+configuration in a fresh subprocess: the peak resident memory (``ru_maxrss``, imports of JAX and
+torch included) and the wall time of the check. With a shape the draws are made block by block as chunks ask for
 them (``verify._stream``), so memory stays flat; drawn whole, a cell holds 3 MiB a row at this
 vocabulary. The kernel: softmax in float32, σ·Σy − y, cast back. Nothing is asserted here.
 """
@@ -39,7 +40,7 @@ CHILD = textwrap.dedent(
     how, positions, vocabulary = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     grid = {"dtypes": "bfloat16", "scales": 1.0, "labels": "onehot"}
     if how == "shape":
-        grid["shape"] = (1, positions, vocabulary)
+        grid["shape"] = (2, positions // 2, vocabulary)
     else:
         grid |= {"classes": vocabulary, "samples": positions - 4}
     start = time.perf_counter()
@@ -66,7 +67,7 @@ VARIANT_CHILD = textwrap.dedent(
                        targets="indices")
     start = time.perf_counter()
     report = verify.check(grad_logits, framework="torch", loss=loss, dtypes="bfloat16",
-                          scales=1.0, shape=(1, positions, vocabulary))
+                          scales=1.0, shape=(2, positions // 2, vocabulary))
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"ok": report.ok, "peak_mib": peak_kib / 1024, "seconds": seconds,
@@ -101,7 +102,7 @@ def variant(positions: tuple[int, ...]) -> None:
             if how == "whole":
                 name, estimate = "one batch (baseline)", _limits.verify_bytes(n, [VOCABULARY], 1)
             else:
-                name = "streamed, 4 positions a call"
+                name = "streamed, [2, 2, V] calls"
                 estimate = _limits.streamed_variant_bytes(n, VOCABULARY, 1)
             print(f"| {n} | {name} | {r['peak_mib']:.0f} | {estimate / 2**20:.0f} | "
                   f"{r['seconds']:.1f} | {r['ok']} |")
@@ -116,7 +117,7 @@ def main(positions: tuple[int, ...]) -> None:
     for n in positions:
         for how in ("whole", "shape"):  # interleaved: the baseline beside each
             r = run(how, n)
-            name = "whole cell (baseline)" if how == "whole" else "shape=(1, T, V), streamed"
+            name = "whole cell (baseline)" if how == "whole" else "shape=(2, n/2, V), streamed"
             print(f"| {n} | {name} | {r['peak_mib']:.0f} | {r['seconds']:.1f} | {r['ok']} |")
 
 

@@ -72,7 +72,7 @@ def _named_as(wrapper: Any, fn: Callable[..., Any]) -> None:
 @dataclass(frozen=True)
 class Traced:
     """A JAX function as ``(z, y) -> gradient`` on ``[rows, classes]``: a three-argument one
-    with ``grad_output`` 1, and logits seen as ``[b, T, V]`` where a sequence is given. Hashed
+    with ``grad_output`` 1, and logits seen as ``[b, t, V]`` where a sequence is given. Hashed
     by its fields, so that checks of the same function share their compiled programs."""
 
     fn: Callable[..., Any]
@@ -284,7 +284,7 @@ class Windows:
 
 @dataclass(frozen=True)
 class Sequenced:
-    """A three-argument JAX kernel shown logits ``[b, T, V]`` (and targets, and a per-row
+    """A three-argument JAX kernel shown logits ``[b, t, V]`` (and targets, and a per-row
     ``grad_output``, alike) while the pipeline holds ``[rows, V]``; hashed by its fields."""
 
     fn: Callable[..., Any]

@@ -4,9 +4,10 @@ A variant's cell is drawn and called whole while its ``B·T × V`` logits fit on
 plain pipeline (``verify._check.MAX_CHUNK_ELEMENTS``, 2**20 elements). A larger one is streamed
 the way the plain loss streams a shape (:func:`verify._kernel_plan.windows`): the kernel is
 called on whole sequences ``[b, T, V]``, at least two a call, where two fit a chunk, else on
-windows ``[2, t, V]`` of ``t`` positions of two sequences at once — so that a kernel wrong only
-across sequences (a mean taken per sequence, ``grad_output`` read as ``[T, B]``) or across
-positions is wrong in every call; without a sequence axis, on ``n`` rows ``[n, V]``. Every call
+windows ``[2, t, V]`` of ``t`` positions of two sequences at once (``[1, t, V]`` for a batch
+of one sequence, ``[b, 1, V]`` where a sequence is one position long or a call holds fewer
+than four rows) — so that a kernel wrong only across sequences (a mean taken per sequence,
+``grad_output`` read as ``[T, B]``) or across positions is wrong in every call; without a sequence axis, on ``n`` rows ``[n, V]``. Every call
 has the same shape: the last group of sequences and the last window are moved back to end at the
 batch's end, and the rows they repeat are not counted again. Each call is a batch of its own,
 judged alone:
