@@ -2,23 +2,31 @@
 the default grid, checked once.
 
 The cache lives in a temporary directory made for the session (never the user's own cache) and
-is named in the environment before anything compiles, so that the CLI in a subprocess and the
-notebooks' kernels read and write it too: each program compiles once in the whole suite.
+is named in the environment before anything compiles, so that the CLI in a subprocess, the
+notebooks' kernels and the other workers of a parallel run (pytest-xdist: the README's
+``-n 2``) read and write it too: a program compiled by one process is loaded, not
+compiled again, by the next that needs it. Entries are written whole or recompiled (a cache
+never fails a run), so processes may share it.
 
 The notebooks run in their own kernels, started in background threads as soon as the tests are
-collected (:func:`executed_notebook`): they use the second core while the tests in this process
-use the first. They have a cache of their own, so that no two processes write one entry.
+collected (:func:`executed_notebook`) by one process — the only one, or the first worker of a
+parallel run — which leaves each executed notebook in the session's directory for whichever
+process runs its test.
 """
 
 import os
 import shutil
 import tempfile
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-_CACHE_ROOT = tempfile.mkdtemp(prefix="softmax-ce-tests-")
+_OWNER = "SOFTMAX_CE_TESTS_ROOT" not in os.environ  # workers of a parallel run inherit it
+if _OWNER:
+    os.environ["SOFTMAX_CE_TESTS_ROOT"] = tempfile.mkdtemp(prefix="softmax-ce-tests-")
+_CACHE_ROOT = os.environ["SOFTMAX_CE_TESTS_ROOT"]
 os.environ["SOFTMAX_CE_CACHE_DIR"] = _CACHE_ROOT
 os.environ.pop("SOFTMAX_CE_NO_CACHE", None)
 
@@ -32,6 +40,8 @@ if _CACHE is not None:  # for processes that compile without the CLI (notebook k
 
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+_EXECUTED = Path(_CACHE_ROOT) / "executed-notebooks"
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... in a parallel run
 _RUNS: dict[str, Future] = {}
 _POOL: ThreadPoolExecutor | None = None
 
@@ -45,35 +55,70 @@ def _execute(path: Path):
     notebook = nbformat.read(path, as_version=4)
     folder = tempfile.mkdtemp(prefix=f"{path.stem}-", dir=_CACHE_ROOT)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    cache = os.path.join(_CACHE_ROOT, "notebooks-cache")
-    env.update(JAX_PLATFORMS="cpu", SOFTMAX_CE_CACHE_DIR=cache, JAX_COMPILATION_CACHE_DIR=cache)
+    env.update(JAX_PLATFORMS="cpu")  # the session's cache, named in the environment above
     client = NotebookClient(notebook, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": folder}})
     client.execute(env=env)
     return notebook
 
 
+def _execute_and_leave(path: Path):
+    """:func:`_execute`, its notebook (or the error that stopped it) left whole in
+    :data:`_EXECUTED` for the other workers of a parallel run."""
+    import nbformat
+
+    _EXECUTED.mkdir(exist_ok=True)
+    partial = _EXECUTED / f".{path.stem}.{os.getpid()}"
+    try:
+        notebook = _execute(path)
+    except BaseException as error:
+        partial.write_text(f"{type(error).__name__}: {error}")
+        partial.replace(_EXECUTED / f"{path.stem}.error")
+        raise
+    nbformat.write(notebook, partial)
+    partial.replace(_EXECUTED / f"{path.stem}.ipynb")
+    return notebook
+
+
 def pytest_collection_finish(session):
-    """Starts the notebooks' runs when their tests are among those collected."""
+    """Starts the notebooks' runs when their tests are among those collected: in this process,
+    or, in a parallel run, in the first worker (every worker collects the same tests)."""
     global _POOL
+    if _WORKER not in (None, "gw0") or session.config.option.collectonly:
+        return
     wanted = {item.name for item in session.items}
     paths = [p for p in NOTEBOOKS if f"test_notebook_runs[{p.stem}]" in wanted]
     if paths:
         _POOL = ThreadPoolExecutor(1, "notebooks")
         for path in paths:
-            _RUNS[path.stem] = _POOL.submit(_execute, path)
+            _RUNS[path.stem] = _POOL.submit(_execute_and_leave, path)
 
 
-def executed_notebook(path: Path):
-    """The notebook at ``path`` after its run (started at collection, else run now)."""
+def executed_notebook(path: Path, timeout: float = 600.0):
+    """The notebook at ``path`` after its run: started at collection by this process, or by
+    the first worker of a parallel run (then read from :data:`_EXECUTED` once it is there)."""
     run = _RUNS.get(path.stem)
-    return run.result() if run is not None else _execute(path)
+    if run is not None:
+        return run.result()
+    if _WORKER is None:
+        return _execute(path)
+    import nbformat
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (failed := _EXECUTED / f"{path.stem}.error").exists():
+            raise RuntimeError(f"{path.name} did not run: {failed.read_text()}")
+        if (done := _EXECUTED / f"{path.stem}.ipynb").exists():
+            return nbformat.read(done, as_version=4)
+        time.sleep(0.2)
+    raise TimeoutError(f"{path.name}: not run by worker gw0 within {timeout:.0f} s")
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if _POOL is not None:
-        _POOL.shutdown(cancel_futures=True)
-    shutil.rmtree(_CACHE_ROOT, ignore_errors=True)
+    if _POOL is not None:  # a worker may run out of tests while another waits for a notebook
+        _POOL.shutdown(cancel_futures=_WORKER is None)
+    if _OWNER:  # the workers' shared directory goes with the process that made it
+        shutil.rmtree(_CACHE_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

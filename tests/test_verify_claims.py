@@ -10,7 +10,7 @@ import sympy
 
 import derivation
 import verify
-from verify import _check, _opinions
+from verify import _cache, _check, _opinions
 
 SMALL = dict(classes=10, samples=32)
 ALL_SCALES = (0.1, 1.0, 10.0, 100.0)
@@ -186,7 +186,15 @@ def test_the_gradient_for_any_labels_is_accepted_everywhere():
 
 # --- performance properties that are not timings --------------------------------------------------
 
-def test_one_compilation_per_dtype_and_shape_whatever_the_scales_and_labels():
+@pytest.fixture
+def compiled_here(monkeypatch):
+    """Programs are traced and compiled in this process, not loaded from the session's cache on
+    disk, which the other workers of a parallel run write too: the traces counted below are
+    this process's alone, whatever ran elsewhere first."""
+    monkeypatch.setattr(_cache, "load", lambda key: None)
+
+
+def test_one_compilation_per_dtype_and_shape_whatever_the_scales_and_labels(compiled_here):
     def closed_form(z, y):
         return jax.nn.softmax(z, axis=-1) - y
 
@@ -217,7 +225,7 @@ def _opinions_of(closed_form, classes, dtypes=("float32", "bfloat16"), rows=64):
             _opinions.PROGRAMS, plain(), closed_form, dtypes, z64, y64, direction), classes)
 
 
-def test_the_default_closed_form_is_computed_in_the_reference_program_bit_for_bit():
+def test_the_default_closed_form_is_computed_in_the_reference_program_bit_for_bit(compiled_here):
     import functools
 
     before = dict(_opinions.TRACES)
@@ -230,7 +238,7 @@ def test_the_default_closed_form_is_computed_in_the_reference_program_bit_for_bi
             assert getattr(fused[dtype], name).tobytes() == getattr(apart[dtype], name).tobytes()
 
 
-def test_few_classes_share_one_padded_program_and_judge_their_own_classes_only():
+def test_few_classes_share_one_padded_program_and_judge_their_own_classes_only(compiled_here):
     import functools
 
     import numpy as np
