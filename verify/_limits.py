@@ -44,13 +44,14 @@ CHUNK_BYTES = 320
 """Bytes per element of the chunks in flight, per dtype: measured up to 280 (four dtypes, three
 label kinds, 2²⁰-element chunks) and 145 (one row of 2²² classes)."""
 
-VARIANT_BYTES = 112
+VARIANT_BYTES = 128
 """Bytes per element of a loss variant's batch, per dtype: a variant's cell is one batch, its
 reference program holding every row at once (no chunks). Peaks measured (``VmHWM``, label
-smoothing 0.1 with a mean) fit 496 MiB + 83 B + 48 B a dtype per element: 1,020 MiB for
-16 × 262,144 logits and 2,594 MiB for 64 × 262,144 in bfloat16; 3,501 MiB for the latter in
-bfloat16 and float32; 5,166 MiB for 256 × 65,536 in the four dtypes. With
-:data:`DRAW_BYTES` this bounds each of them (by 1.13, 1.18, 1.24 and 1.64)."""
+smoothing 0.1 with a mean; ``benchmarks/bench_limits.py --variant``) were 1,064 MiB for
+16 × 262,144 logits and 2,843–2,861 MiB for 64 × 262,144 in bfloat16, 3,726 MiB for the latter
+in bfloat16 and float32, and 5,307 MiB for 256 × 65,536 in the four dtypes (an earlier build
+measured 1,020, 2,594, 3,501 and 5,166). With :data:`DRAW_BYTES` this bounds each of them, by
+1.14, 1.16, 1.44 and 1.78."""
 
 ALL_DTYPES = 4
 """Dtypes assumed when none are named (``verify.DTYPES`` has four)."""
