@@ -14,6 +14,7 @@ parallel run — which leaves each executed notebook in the session's directory 
 process runs its test.
 """
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -23,10 +24,11 @@ from pathlib import Path
 
 import pytest
 
-_OWNER = "SOFTMAX_CE_TESTS_ROOT" not in os.environ  # workers of a parallel run inherit it
-if _OWNER:
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... in a parallel run
+if _WORKER is None:  # this run's own folder, whatever an outer process named
     os.environ["SOFTMAX_CE_TESTS_ROOT"] = tempfile.mkdtemp(prefix="softmax-ce-tests-")
-_CACHE_ROOT = os.environ["SOFTMAX_CE_TESTS_ROOT"]
+    atexit.register(shutil.rmtree, os.environ["SOFTMAX_CE_TESTS_ROOT"], ignore_errors=True)
+_CACHE_ROOT = os.environ["SOFTMAX_CE_TESTS_ROOT"]  # a worker's: the controller's, inherited
 os.environ["SOFTMAX_CE_CACHE_DIR"] = _CACHE_ROOT
 os.environ.pop("SOFTMAX_CE_NO_CACHE", None)
 
@@ -39,9 +41,20 @@ if _CACHE is not None:  # for processes that compile without the CLI (notebook k
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With ``-n N`` each test file runs whole in one worker, in order, its module fixtures
+    computed once (unless ``--dist`` names a scheduling other than xdist's default)."""
+    if config.getvalue("dist") == "load":
+        from xdist.scheduler import LoadFileScheduling
+
+        return LoadFileScheduling(config, log)
+    return None
+
+
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 _EXECUTED = Path(_CACHE_ROOT) / "executed-notebooks"
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... in a parallel run
+_RUNNER = _EXECUTED / "runner.pid"  # the process that runs them: gw0 in a parallel run
 _RUNS: dict[str, Future] = {}
 _POOL: ThreadPoolExecutor | None = None
 
@@ -89,6 +102,8 @@ def pytest_collection_finish(session):
     wanted = {item.name for item in session.items}
     paths = [p for p in NOTEBOOKS if f"test_notebook_runs[{p.stem}]" in wanted]
     if paths:
+        _EXECUTED.mkdir(exist_ok=True)
+        _RUNNER.write_text(str(os.getpid()))
         _POOL = ThreadPoolExecutor(1, "notebooks")
         for path in paths:
             _RUNS[path.stem] = _POOL.submit(_execute_and_leave, path)
@@ -110,15 +125,34 @@ def executed_notebook(path: Path, timeout: float = 600.0):
             raise RuntimeError(f"{path.name} did not run: {failed.read_text()}")
         if (done := _EXECUTED / f"{path.stem}.ipynb").exists():
             return nbformat.read(done, as_version=4)
+        if not _alive(_RUNNER):  # gw0 crashed (xdist replaces it by another name): run it here
+            return _execute(path)
         time.sleep(0.2)
     raise TimeoutError(f"{path.name}: not run by worker gw0 within {timeout:.0f} s")
 
 
+def _alive(pid_file: Path) -> bool:
+    """Whether the process named in ``pid_file`` runs (True while the file is not written)."""
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        return True
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as stat:  # a crashed child not yet reaped: state Z
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except ProcessLookupError:
+        return False
+    except OSError:  # no /proc: the signal's answer stands
+        return True
+
+
 def pytest_sessionfinish(session, exitstatus):
-    if _POOL is not None:  # a worker may run out of tests while another waits for a notebook
-        _POOL.shutdown(cancel_futures=_WORKER is None)
-    if _OWNER:  # the workers' shared directory goes with the process that made it
-        shutil.rmtree(_CACHE_ROOT, ignore_errors=True)
+    """Waits for the notebooks another worker may still wait for, unless the run stops."""
+    if _POOL is not None:
+        stopping = _WORKER is None or session.shouldstop or session.shouldfail or (
+            exitstatus == pytest.ExitCode.INTERRUPTED)
+        _POOL.shutdown(cancel_futures=bool(stopping))
 
 
 @pytest.fixture(scope="session")
