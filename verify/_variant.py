@@ -144,6 +144,8 @@ def denominator(loss: Loss, y: np.ndarray) -> float:
         return float(rows)
     targets = decoded(loss, y)
     kept = targets != loss.ignore_index if loss.ignore_index is not None else np.ones(rows, bool)
+    if loss.weight is None:
+        return float(np.sum(kept))
     weights = np.asarray(loss.weight_for(classes))
     return float(np.sum(weights[np.clip(targets, 0, classes - 1)], where=kept))
 

@@ -301,7 +301,7 @@ def _scaled_tolerance(tolerance: Tolerance, reference: _variant.VariantReference
     g = np.broadcast_to(np.abs(np.asarray(reference.grad_output, np.float64)), (y.shape[0],))
     kept = ~_ignored(loss, y) if loss.targets == "indices" and loss.ignore_index is not None \
         else np.ones(y.shape[0], bool)
-    weight = float(np.max(np.abs(loss.weight_for(y.shape[1]))))
+    weight = 1.0 if loss.weight is None else float(np.max(np.abs(loss.weight_for(y.shape[1]))))
     factor = float(np.max(g * kept, initial=0.0)) * weight / d
     if not 0 < factor < 1:
         return tolerance, ""
