@@ -1,12 +1,13 @@
 """Shared by every test module: one persistent cache of compiled programs for the session, and
-the default grid, checked once.
+the default grid, checked once in each process that asks for it.
 
 The cache lives in a temporary directory made for the session (never the user's own cache) and
 is named in the environment before anything compiles, so that the CLI in a subprocess, the
 notebooks' kernels and the other workers of a parallel run (pytest-xdist: the README's
 ``-n 2``) read and write it too: a program compiled by one process is loaded, not
-compiled again, by the next that needs it. Entries are written whole or recompiled (a cache
-never fails a run), so processes may share it.
+compiled again, by the next that needs it. Processes may share it: this package's entries are
+written whole (a temporary name, then renamed); one of JAX's own, written in place, can be read
+half-written, and JAX then warns (``verify._cache`` filters it) and compiles the program again.
 
 The notebooks run in their own kernels, started in background threads as soon as the tests are
 collected (:func:`executed_notebook`) by one process — the only one, or the first worker of a
@@ -53,6 +54,8 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOK_SECONDS = 300
+"""The longest a cell of a notebook may run."""
 _EXECUTED = Path(_CACHE_ROOT) / "executed-notebooks"
 _RUNNER = _EXECUTED / "runner.pid"  # the process that runs them: gw0 in a parallel run
 _RUNS: dict[str, Future] = {}
@@ -69,7 +72,7 @@ def _execute(path: Path):
     folder = tempfile.mkdtemp(prefix=f"{path.stem}-", dir=_CACHE_ROOT)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     env.update(JAX_PLATFORMS="cpu")  # the session's cache, named in the environment above
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
+    client = NotebookClient(notebook, timeout=NOTEBOOK_SECONDS, kernel_name="python3",
                             resources={"metadata": {"path": folder}})
     client.execute(env=env)
     return notebook
@@ -80,7 +83,6 @@ def _execute_and_leave(path: Path):
     :data:`_EXECUTED` for the other workers of a parallel run."""
     import nbformat
 
-    _EXECUTED.mkdir(exist_ok=True)
     partial = _EXECUTED / f".{path.stem}.{os.getpid()}"
     try:
         notebook = _execute(path)
@@ -102,14 +104,17 @@ def pytest_collection_finish(session):
     wanted = {item.name for item in session.items}
     paths = [p for p in NOTEBOOKS if f"test_notebook_runs[{p.stem}]" in wanted]
     if paths:
-        _EXECUTED.mkdir(exist_ok=True)
-        _RUNNER.write_text(str(os.getpid()))
+        run = _execute
+        if _WORKER is not None:  # the other workers read them from the session's folder
+            _EXECUTED.mkdir(exist_ok=True)
+            _RUNNER.write_text(str(os.getpid()))
+            run = _execute_and_leave
         _POOL = ThreadPoolExecutor(1, "notebooks")
         for path in paths:
-            _RUNS[path.stem] = _POOL.submit(_execute_and_leave, path)
+            _RUNS[path.stem] = _POOL.submit(run, path)
 
 
-def executed_notebook(path: Path, timeout: float = 600.0):
+def executed_notebook(path: Path):
     """The notebook at ``path`` after its run: started at collection by this process, or by
     the first worker of a parallel run (then read from :data:`_EXECUTED` once it is there)."""
     run = _RUNS.get(path.stem)
@@ -119,7 +124,7 @@ def executed_notebook(path: Path, timeout: float = 600.0):
         return _execute(path)
     import nbformat
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + NOTEBOOK_SECONDS * len(NOTEBOOKS)  # far above their run
     while time.monotonic() < deadline:
         if (failed := _EXECUTED / f"{path.stem}.error").exists():
             raise RuntimeError(f"{path.name} did not run: {failed.read_text()}")
@@ -128,7 +133,7 @@ def executed_notebook(path: Path, timeout: float = 600.0):
         if not _alive(_RUNNER):  # gw0 crashed (xdist replaces it by another name): run it here
             return _execute(path)
         time.sleep(0.2)
-    raise TimeoutError(f"{path.name}: not run by worker gw0 within {timeout:.0f} s")
+    raise TimeoutError(f"{path.name}: not run by worker gw0 in time")
 
 
 def _alive(pid_file: Path) -> bool:

@@ -7,10 +7,10 @@ called on whole sequences ``[b, T, V]``, at least two a call, where two fit a ch
 windows ``[2, t, V]`` of ``t`` positions of two sequences at once (``[1, t, V]`` for a batch
 of one sequence, ``[b, 1, V]`` where a sequence is one position long or a call holds fewer
 than four rows) — so that a kernel wrong only across sequences (a mean taken per sequence,
-``grad_output`` read as ``[T, B]``) or across positions is wrong in every call; without a sequence axis, on ``n`` rows ``[n, V]``. Every call
-has the same shape: the last group of sequences and the last window are moved back to end at the
-batch's end, and the rows they repeat are not counted again. Each call is a batch of its own,
-judged alone:
+``grad_output`` read as ``[T, B]``) or across positions is wrong in every call; without a
+sequence axis, on ``n`` rows ``[n, V]``. Every call has the same shape: the last group of
+sequences and the last window are moved back to end at the batch's end, and the rows they
+repeat are not counted again. Each call is a batch of its own, judged alone:
 
 * **what a streamed mean means**: each call is a batch of ``b`` sequences or a window of ``t``
   positions, and its ``mean`` divides by that call's denominator
