@@ -96,7 +96,7 @@ def _side(gate: int | None, what: str) -> dict:
 
     return {"wall": wall, "verdicts": dict(sorted(verdicts.items())),
             **{key: [len(of(name)), sum(of(name))] for key, name in
-               (("reference", "_variant_reference"), ("closed_form", "_closed_form_program"),
+               (("reference", "_variant_reference"), ("closed_form", "_closed_form"),
                 ("all", None))}}
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import verify
 from derivation import Loss
-from verify import _variant_cells
+from verify import _opinions, _variant_cells
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 LOSS = Loss(label_smoothing=0.1, ignore_index=0, reduction="mean", targets="indices")
@@ -25,15 +25,20 @@ def _check(gate: int) -> verify.Report:
         _variant_cells.FAST_COMPILE_ELEMENTS = before
 
 
+def _programs(fast: bool) -> int:
+    """The reference programs of this kind the process holds (one per loss, dtypes, shape)."""
+    kind = _variant_cells._REFERENCE_KINDS[fast]
+    return sum(1 for key in _opinions.PROGRAMS._futures if key[0] == kind)
+
+
 def test_the_threshold_picks_the_program_by_the_batch_size():
-    fast, default = _variant_cells._REFERENCE_PROGRAMS[True], _variant_cells._REFERENCE_PROGRAMS[
-        False]
-    assert fast is not default
-    sizes = (fast._cache_size(), default._cache_size())
+    assert _opinions._JITTED[_variant_cells._REFERENCE_KINDS[True]] is not _opinions._JITTED[
+        _variant_cells._REFERENCE_KINDS[False]]
+    sizes = (_programs(True), _programs(False))
     _check(_variant_cells.FAST_COMPILE_ELEMENTS)  # 2 dtypes × 12 rows × 5: small
-    assert fast._cache_size() == sizes[0] + 1 and default._cache_size() == sizes[1]
+    assert (_programs(True), _programs(False)) == (sizes[0] + 1, sizes[1])
     _check(-1)  # every batch counted large
-    assert default._cache_size() == sizes[1] + 1
+    assert (_programs(True), _programs(False)) == (sizes[0] + 1, sizes[1] + 1)
 
 
 def test_both_compilations_judge_alike():

@@ -127,3 +127,33 @@ def test_sources_that_cannot_be_read_give_a_key_of_this_process_not_an_error(mon
         monkeypatch.undo()
         _cache.sources.cache_clear()
     assert len(_cache.sources("verify")) == 64
+
+
+VARIANT_RUN = """
+import json, sys
+from verify import _cache, _variant_cells
+import verify
+_cache.enable()
+report = verify.check(loss=verify.Loss(label_smoothing=0.1, ignore_index=-100, reduction="mean",
+                                       targets="indices"),
+                      classes=[5], dtypes=["float32"], scales=[1.0], samples=8)
+print(json.dumps({"sympy": "sympy" in sys.modules, "traces": _variant_cells.TRACES,
+                  "report": report.to_json()}))
+"""
+
+
+def test_a_warm_variant_check_traces_nothing_and_derives_nothing(tmp_path):
+    """A loss variant's reference program and its derived closed form are kept as the plain
+    ones are: a second process loads them, so it neither traces them nor imports SymPy to
+    derive the closed form, and its report is the same, byte for byte."""
+    import json
+
+    environment = {**os.environ, "SOFTMAX_CE_CACHE_DIR": str(tmp_path)}
+    for name in ("JAX_COMPILATION_CACHE_DIR", "SOFTMAX_CE_NO_CACHE"):
+        environment.pop(name, None)
+    cold, warm = (json.loads(subprocess.run(
+        [sys.executable, "-c", VARIANT_RUN], capture_output=True, text=True, env=environment,
+        timeout=300, check=True).stdout) for _ in range(2))
+    assert cold["sympy"] and cold["traces"] == {"reference": 1, "closed_form": 1}
+    assert not warm["sympy"] and warm["traces"] == {"reference": 0, "closed_form": 0}
+    assert warm["report"] == cold["report"]

@@ -40,6 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from derivation import Loss
+
 from . import _cache, _dtypes
 from ._reference import Reference, plain
 
@@ -204,6 +206,13 @@ _JITTED = {
     "reference": jax.jit(_reference_program, static_argnums=(0, 1, 2)),
     "closed_form": jax.jit(_closed_form_program, static_argnums=(0,)),
 }
+"""The programs :class:`Programs` compiles, by kind: each a jitted function whose static
+arguments come first (a loss variant's are added by :func:`register`)."""
+
+
+def register(kind: str, jitted: Any) -> None:
+    """Adds a kind of program (``jitted``: static arguments first) for :meth:`Programs.compiled`."""
+    _JITTED[kind] = jitted
 
 
 def _saved_key(kind: str, static: tuple[Any, ...],
@@ -216,10 +225,16 @@ def _saved_key(kind: str, static: tuple[Any, ...],
         if not head.cacheable:
             return None
         name = head.name
-    elif getattr(head, "__module__", "").split(".")[0] == __name__.split(".")[0]:
+    elif isinstance(head, Loss):  # a loss variant: its parameters are all of it
+        name = repr(head)
+    elif getattr(head, "__module__", "").split(".")[0] != __name__.split(".")[0]:
+        return None  # a user's function
+    elif getattr(head, "CACHEABLE", False):  # an object of this package its fields identify
+        name = repr(head)
+    elif callable(head) and hasattr(head, "__qualname__"):  # a function of this package
         name = f"{head.__module__}.{head.__qualname__}"
     else:
-        return None
+        return None  # an object of this package holding a user's function (a kernel's bridge)
     rest = tuple(f"{item.__module__}.{item.__qualname__}" if item in FUSED else item
                  for item in static[1:])
     return (kind, name, rest, tuple((s.shape, str(s.dtype)) for s in shapes))
@@ -304,6 +319,13 @@ class Programs:
         program = self._reference(reference, dtypes, rows, classes, direction.shape[0], False,
                                   fused)
         return program.result()(z64, y64, direction)
+
+    def compiled(self, kind: str, static: tuple[Any, ...], args: tuple[ArrayLike, ...]) -> Any:
+        """The program of ``kind`` (:func:`register`) for ``static`` and arguments shaped as
+        ``args`` (which it then takes, in order), compiled or loaded once per process."""
+        shapes = tuple(jax.ShapeDtypeStruct(np.shape(a), a.dtype) for a in args)
+        key = (kind, *static, tuple((s.shape, s.dtype) for s in shapes))
+        return self._get(key, kind, static, shapes, False).result()
 
     def closed_form(self, fn: Callable[..., Any], dtype: str, z: jax.Array,
                     y: jax.Array) -> jax.Array:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -227,6 +227,8 @@ class DerivedClosedForm:
     """The derivation's closed form for a variant, lambdified from its checked route."""
 
     loss: Loss
+    CACHEABLE: ClassVar[bool] = True
+    """Its fields (the loss) identify it: its compiled programs are kept on disk by its repr."""
 
     @property
     def __name__(self) -> str:  # noqa: PLW3201 - the report's claim names it

@@ -68,7 +68,8 @@ def _reference_program(loss: Loss, dtypes: tuple[str, ...], z64: jax.Array, y64:
     unoptimised up to :data:`FAST_COMPILE_ELEMENTS` logits."""
     # Per dtype, not over the dtypes: a cell's reproduce line (one dtype) gets the same program.
     fast = int(np.size(z64[0])) <= FAST_COMPILE_ELEMENTS
-    return _REFERENCE_PROGRAMS[fast](loss, dtypes, z64, y64, direction, g, d)
+    args = (z64, y64, direction, g, d)
+    return _opinions.PROGRAMS.compiled(_REFERENCE_KINDS[fast], (loss, dtypes), args)(*args)
 
 
 def _variant_reference(loss: Loss, dtypes: tuple[str, ...], z64: jax.Array, y64: jax.Array,
@@ -101,18 +102,30 @@ def _variant_reference(loss: Loss, dtypes: tuple[str, ...], z64: jax.Array, y64:
     return out
 
 
-_REFERENCE_PROGRAMS = {
-    False: jax.jit(_variant_reference, static_argnums=(0, 1)),
-    True: jax.jit(_variant_reference, static_argnums=(0, 1), compiler_options=_FAST_COMPILE),
-}
-"""The reference program, by whether it is compiled unoptimised (a small batch)."""
+_REFERENCE_KINDS = {False: "variant reference", True: "variant reference, fast compile"}
+"""The reference program's kind of :class:`verify._opinions.Programs`, by whether it is
+compiled unoptimised (a small batch): compiled once per loss, dtypes and shape, and this
+package's kept on disk as the plain ones are (a warm run does not trace it)."""
+_opinions.register(_REFERENCE_KINDS[False], jax.jit(_variant_reference, static_argnums=(0, 1)))
+_opinions.register(_REFERENCE_KINDS[True], jax.jit(_variant_reference, static_argnums=(0, 1),
+                                                   compiler_options=_FAST_COMPILE))
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _closed_form_program(fn: Callable[..., Any], loss: Loss, z: jax.Array, y: jax.Array,
-                         g: jax.Array) -> jax.Array:
+def _closed_form(fn: Callable[..., Any], loss: Loss, z: jax.Array, y: jax.Array,
+                 g: jax.Array) -> jax.Array:
     TRACES["closed_form"] += 1
     return jnp.asarray(_variant.bind(fn, loss, z, y, g.astype(z.dtype))).astype(jnp.float64)
+
+
+_opinions.register("variant closed form", jax.jit(_closed_form, static_argnums=(0, 1)))
+
+
+def _closed_form_program(fn: Callable[..., Any], loss: Loss, z: jax.Array, y: jax.Array,
+                         g: jax.Array) -> jax.Array:
+    """The closed form (a kernel, or the derived one) on one batch in its dtype, widened:
+    compiled once per kernel, loss and shape (the derived closed form's kept on disk)."""
+    args = (z, y, g)
+    return _opinions.PROGRAMS.compiled("variant closed form", (fn, loss), args)(*args)
 
 
 TRACES = {"reference": 0, "closed_form": 0}
