@@ -132,6 +132,34 @@ def test_the_heatmap_is_written_whole(report, tmp_path):
     assert (tmp_path / "again.png").stat().st_size > 10_000
 
 
+def test_every_text_of_the_heatmap_lies_inside_it_and_apart(report, failing):
+    """The layout is fixed ahead of drawing: whatever the grid (2 × 2 panels, or one cell with
+    a long title), no title, label or number is cut off by the edge, and no two panels'
+    texts overlap."""
+    from verify import _plot
+
+    for drawn in (report, failing):
+        figure = _plot.figure_of(drawn)
+        figure.draw_without_rendering()  # labels go where a draw puts them
+        renderer = figure.canvas.get_renderer()
+        edge = figure.bbox
+        texts = [t for t in figure.findobj(lambda a: hasattr(a, "get_text"))
+                 if t.get_visible() and t.get_text().strip()]
+        assert len(texts) > 10
+        boxes = []
+        for text in texts:
+            box = text.get_window_extent(renderer)
+            assert edge.x0 <= box.x0 and box.x1 <= edge.x1, text.get_text()
+            assert edge.y0 <= box.y0 and box.y1 <= edge.y1, text.get_text()
+            boxes.append((text.get_text(), box))
+        outside = [(name, box) for name, box in boxes if not any(
+            ax.bbox.contains(box.x0 + 1, box.y0 + 1) and ax.bbox.contains(box.x1 - 1, box.y1 - 1)
+            for ax in figure.axes)]  # titles, tick labels, axis labels: around the panels
+        for i, (a, first) in enumerate(outside):
+            for b, second in outside[i + 1:]:
+                assert not first.overlaps(second), (a, b)
+
+
 def test_a_heatmap_that_cannot_be_written_leaves_nothing(report, tmp_path):
     with pytest.raises(FileNotFoundError):
         verify.plot(report, tmp_path / "missing" / "map.png")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import ClassVar
 
 from ._files import write_atomically
 from ._report import Cell, Report, format_number
@@ -46,6 +48,11 @@ def plot(report: Report, path: str | PathLike[str]) -> None:
         report: a :class:`verify.Report`.
         path: where the PNG goes; its folder must exist.
     """
+    _save(figure_of(report), Path(path))
+
+
+def figure_of(report: Report):
+    """The heatmap of ``report``, a matplotlib ``Figure`` on an Agg canvas, laid out."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import Normalize
@@ -62,12 +69,17 @@ def plot(report: Report, path: str | PathLike[str]) -> None:
     top = TOP_LEVEL
     norm = Normalize(vmin=-1.0, vmax=top)
 
-    figure = Figure(
-        figsize=(1.2 + 1.05 * len(scales) * len(labels), 1.6 + 0.55 * len(dtypes) * len(classes)),
-        layout="constrained",
+    counts = report.summary
+    title = (
+        f"{report.claim} against jax.grad, seed {report.seed}: {counts['agree']} agree, "
+        f"{counts['expected']} expected (Σy ≠ 1, as derived), {counts['undefined']} undefined, "
+        f"{counts['disagree']} disagree"
     )
+    panel_titles = [f"c = {c}, {kind} labels" for c in classes for kind in labels]
+    layout = _Layout.of(len(classes), len(labels), len(dtypes), len(scales), title, panel_titles)
+    figure = Figure(figsize=(layout.width, layout.height))
     FigureCanvasAgg(figure)
-    axes = figure.subplots(len(classes), len(labels), squeeze=False)
+    axes = figure.subplots(len(classes), len(labels), squeeze=False, gridspec_kw=layout.grid())
     image = None
     for i, c in enumerate(classes):
         for j, kind in enumerate(labels):
@@ -93,20 +105,81 @@ def plot(report: Report, path: str | PathLike[str]) -> None:
             ax.set_facecolor("#cccccc")
             ax.set_xticks(range(len(scales)), [format_number(s) for s in scales], fontsize=7)
             ax.set_yticks(range(len(dtypes)), dtypes, fontsize=7)
-            ax.set_title(f"c = {c}, {kind} labels", fontsize=8)
+            ax.set_title(f"c = {c}, {kind} labels", fontsize=TITLE_POINTS)
             if i == len(classes) - 1:
                 ax.set_xlabel("logit scale", fontsize=7)
     if image is not None:
-        bar = figure.colorbar(image, ax=axes, shrink=0.8, extend="max")
-        bar.set_label("log10 max error, in ULPs of the dtype at |σ·Σy| + |y|", fontsize=7)
-    counts = report.summary
-    figure.suptitle(
-        f"{report.claim} against jax.grad, seed {report.seed}: {counts['agree']} agree, "
-        f"{counts['expected']} expected (Σy ≠ 1, as derived), {counts['undefined']} undefined, "
-        f"{counts['disagree']} disagree",
-        fontsize=9,
-    )
-    _save(figure, Path(path))
+        bar = figure.colorbar(image, cax=figure.add_axes(layout.colorbar()), extend="max")
+        bar.set_label(COLORBAR_LABEL, fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+    figure.suptitle(title, fontsize=SUPTITLE_POINTS, y=1 - 0.12 / layout.height, va="top")
+    return figure
+
+
+SUPTITLE_POINTS, TITLE_POINTS = 9, 8
+COLORBAR_LABEL = "log10 max error, in ULPs\nof the dtype at |σ·Σy| + |y|"
+COLORBAR_INCHES = 1.9
+"""The least height of the panels' column: the colorbar's label (two lines of 7 points) fits."""
+_EM = 0.6 / 72
+"""Inches of text a character of one point takes, at most, on average (DejaVu Sans: ~0.55)."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where everything goes, in inches, fixed ahead of drawing (a layout engine measures every
+    label in a draw of its own, which took as long as the drawing): panels of ``panel_width`` ×
+    ``panel_height``, with room around each for its tick labels and title; the colorbar on the
+    right; the figure at least as wide as its title."""
+
+    rows: int
+    columns: int
+    panel_width: float
+    panel_height: float
+    width: float
+    height: float
+
+    LEFT: ClassVar[float] = 0.75  # a panel's dtype names, left of it
+    GAP_WIDE: ClassVar[float] = 0.8  # between panels: the next panel's dtype names
+    TOP: ClassVar[float] = 0.7  # the figure's title and the first row's titles
+    GAP_HIGH: ClassVar[float] = 0.65  # a row's scales and the next row's titles
+    BOTTOM: ClassVar[float] = 0.5  # the last row's scales and "logit scale"
+    RIGHT: ClassVar[float] = 1.05  # the colorbar, its numbers and its label
+
+    @classmethod
+    def of(cls, rows: int, columns: int, dtypes: int, scales: int, title: str,
+           panel_titles: list[str]) -> _Layout:
+        widest = max((len(t) for t in panel_titles), default=0) * TITLE_POINTS * _EM
+        panel_width = max(0.9 * scales, widest)
+        panel_height = max(0.55 * dtypes, (COLORBAR_INCHES - (rows - 1) * cls.GAP_HIGH) / rows)
+        grid_width = cls.LEFT + columns * panel_width + (columns - 1) * cls.GAP_WIDE + cls.RIGHT
+        width = max(grid_width, len(title) * SUPTITLE_POINTS * _EM + 0.4)
+        height = cls.TOP + rows * panel_height + (rows - 1) * cls.GAP_HIGH + cls.BOTTOM
+        return cls(rows, columns, panel_width, panel_height, width, height)
+
+    def _left(self) -> float:
+        """Where the panels start: centred in a figure widened for its title."""
+        grid = self.columns * self.panel_width + (self.columns - 1) * self.GAP_WIDE
+        return max(self.LEFT, (self.width - grid - self.RIGHT + self.LEFT) / 2)
+
+    def grid(self) -> dict[str, float]:
+        """The panels' grid, as ``Figure.subplots``' ``gridspec_kw``."""
+        left = self._left()
+        right = left + self.columns * self.panel_width + (self.columns - 1) * self.GAP_WIDE
+        bottom = self.BOTTOM
+        top = self.height - self.TOP
+        return {
+            "left": left / self.width, "right": right / self.width,
+            "bottom": bottom / self.height, "top": top / self.height,
+            "wspace": self.GAP_WIDE / self.panel_width,
+            "hspace": self.GAP_HIGH / self.panel_height,
+        }  # fmt: skip
+
+    def colorbar(self) -> list[float]:
+        """The colorbar's axes, ``[left, bottom, width, height]`` in figure fractions: beside
+        the panels, as high as they are."""
+        grid = self.grid()
+        left = grid["right"] + 0.2 / self.width
+        return [left, grid["bottom"], 0.15 / self.width, grid["top"] - grid["bottom"]]
 
 
 def _save(figure, path: Path) -> None:
