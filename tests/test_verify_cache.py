@@ -2,6 +2,7 @@
 SOFTMAX_CE_NO_CACHE, versioned, and never a reason for a run to fail."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,20 @@ def test_programs_are_kept_and_corrupt_entries_are_recompiled(tmp_path):
     corrupt = run(tmp_path)
     assert corrupt.returncode == 0, corrupt.stderr
     assert corrupt.stdout == first.stdout and corrupt.stderr == ""
+
+
+def test_a_program_jax_handed_back_is_not_kept_half(tmp_path):
+    """With JAX's cache holding a program and this package's not (its entries removed, or an
+    edited checkout keyed anew), JAX hands the program back; serialized again it would lose its
+    compiled code, and the next run would fail running it. It is not kept: every run works."""
+    first = run(tmp_path)
+    assert first.returncode == 0, first.stderr
+    (programs,) = Path(tmp_path).glob("*/programs")
+    shutil.rmtree(programs)
+    for _ in range(2):
+        again = run(tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout == first.stdout and again.stderr == ""
 
 
 def test_no_cache_writes_nothing(tmp_path):

@@ -8,7 +8,9 @@ closed form's — serialized whole under a key it computes without tracing them 
 :func:`store`), so that a warm run does not even trace and lower them; each entry carries the
 SHA-256 of its contents and the key names the machine's CPU and the SHA-256 of this package's
 and ``derivation``'s source files, so that a corrupt entry, one written on another machine, or
-one written by other code under the same version (an edited checkout) is never loaded.
+one written by other code under the same version (an edited checkout) is never loaded. A
+program JAX's own cache handed back is not kept (:func:`load_or_compile`): serialized a second
+time, an executable loses its compiled code.
 ``SOFTMAX_CE_CACHE_DIR`` moves it; ``SOFTMAX_CE_NO_CACHE=1`` (or the CLI's ``--no-cache``) turns
 it off. A cache that cannot be used — a directory that cannot be created or
 written, corrupt entries — never fails a run: it is left alone (JAX recompiles what it cannot
@@ -21,7 +23,9 @@ import hashlib
 import os
 import pickle
 import platform
+import threading
 import warnings
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -136,6 +140,39 @@ def load(key: tuple[Any, ...]) -> Any | None:
         return serialize_executable.deserialize_and_load(*pickle.loads(payload))
     except Exception:  # noqa: BLE001 - any failure is a cache miss: the caller compiles
         return None
+
+
+_JAX_HITS = threading.local()
+"""Per thread: how many programs JAX's own persistent cache handed back instead of compiling."""
+_LISTENING = threading.Lock()
+
+
+def _count_jax_hits(event: str, **_: Any) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        _JAX_HITS.count = getattr(_JAX_HITS, "count", 0) + 1
+
+
+@cache
+def _listen() -> None:
+    import jax.monitoring
+
+    jax.monitoring.register_event_listener(_count_jax_hits)
+
+
+def load_or_compile(key: tuple[Any, ...] | None, compile_: Callable[[], Any]) -> Any:
+    """The program kept under ``key``, else ``compile_()``, kept under ``key`` (None: not kept)
+    when it was compiled here. A program JAX's own cache handed back is not kept: serialized
+    again, its compiled code is gone (the entry loads, then fails to run with ``NOT_FOUND:
+    Function ... not found``); JAX hands it back again next time."""
+    if key is not None and (loaded := load(key)) is not None:
+        return loaded
+    with _LISTENING:
+        _listen()
+    hits = getattr(_JAX_HITS, "count", 0)
+    compiled = compile_()  # in this thread: JAX counts its cache hits in it
+    if key is not None and getattr(_JAX_HITS, "count", 0) == hits:
+        store(key, compiled)
+    return compiled
 
 
 def store(key: tuple[Any, ...], compiled: Any) -> None:

@@ -242,16 +242,11 @@ def _saved_key(kind: str, static: tuple[Any, ...],
 
 def _compile(kind: str, static: tuple[Any, ...], shapes: tuple[jax.ShapeDtypeStruct, ...]) -> Any:
     """A program compiled, or loaded whole from the persistent cache (``_cache``)."""
-    key = _saved_key(kind, static, shapes)
-    if key is not None:
-        loaded = _cache.load(key)
-        if loaded is not None:
-            return loaded
-    with jax.enable_x64(True):
-        compiled = _JITTED[kind].lower(*static, *shapes).compile()
-    if key is not None:
-        _cache.store(key, compiled)
-    return compiled
+    def compile_() -> Any:
+        with jax.enable_x64(True):
+            return _JITTED[kind].lower(*static, *shapes).compile()
+
+    return _cache.load_or_compile(_saved_key(kind, static, shapes), compile_)
 
 
 class Programs:
