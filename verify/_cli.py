@@ -381,6 +381,7 @@ def report(
 
     import verify as checker
 
+    from . import _plot
     from ._derivations import markdown
 
     with progress_bar(quiet, "verifying cells") as progress, ThreadPoolExecutor(1) as pool:
@@ -389,6 +390,7 @@ def report(
         # the derivations.
         checking = pool.submit(checker.check, None, progress=progress)
         (general, general_holds), (three, three_holds) = markdown(None), markdown(3)
+        _plot.load()  # matplotlib, imported while the check runs
         agreement = checking.result()
     picture = folder / "agreement.png"
     text = "\n".join([

@@ -51,6 +51,14 @@ def plot(report: Report, path: str | PathLike[str]) -> None:
     _save(figure_of(report), Path(path))
 
 
+def load() -> None:
+    """Imports what drawing takes (matplotlib: about 0.3 s), e.g. while a check runs."""
+    import matplotlib.backends.backend_agg
+    import matplotlib.colors
+    import matplotlib.figure
+    import matplotlib.patches  # noqa: F401
+
+
 def figure_of(report: Report):
     """The heatmap of ``report``, a matplotlib ``Figure`` on an Agg canvas, laid out."""
     import numpy as np
