@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from verify import _cache
 
 SMALL = ["verify", "--classes", "3", "--dtypes", "float32", "--scales", "1", "--labels",
@@ -172,3 +174,32 @@ def test_a_warm_variant_check_traces_nothing_and_derives_nothing(tmp_path):
     assert cold["sympy"] and cold["traces"] == {"reference": 1, "closed_form": 1}
     assert not warm["sympy"] and warm["traces"] == {"reference": 0, "closed_form": 0}
     assert warm["report"] == cold["report"]
+
+
+def test_a_loss_theory_is_kept_and_read_back_equal(monkeypatch, tmp_path):
+    """A variant's theory (SymPy) is derived once where the cache is on: a later process reads
+    back the same expressions instead of deriving them again; a corrupt entry is derived."""
+    import sympy
+
+    import derivation._loss_theory
+    from derivation import Loss
+    from verify import _loss
+
+    monkeypatch.setitem(_cache._PROGRAMS, "dir", tmp_path)
+    loss = derivation._loss_theory.structure(Loss(
+        label_smoothing=0.1, ignore_index=-100, reduction="mean", z_loss=1e-3, targets="indices"))
+    derived = _loss._theory(loss)
+    (entry,) = tmp_path.glob("*.sympy")
+
+    def not_again(_):
+        raise AssertionError("derived again")
+
+    with monkeypatch.context() as kept:
+        kept.setattr(derivation._loss_theory, "loss_theory", not_again)
+        read_back = _loss._theory(loss)
+    assert [sympy.srepr(e) for e in read_back] == [sympy.srepr(e) for e in derived]
+    assert all(a == b for a, b in zip(read_back, derived, strict=True))
+    entry.write_bytes(entry.read_bytes()[:-1])  # cut short: no longer whole
+    with monkeypatch.context() as kept, pytest.raises(AssertionError, match="derived again"):
+        kept.setattr(derivation._loss_theory, "loss_theory", not_again)
+        _loss._theory(loss)

@@ -11,6 +11,9 @@ and ``derivation``'s source files, so that a corrupt entry, one written on anoth
 one written by other code under the same version (an edited checkout) is never loaded. A
 program JAX's own cache handed back is not kept (:func:`load_or_compile`): serialized a second
 time, an executable loses its compiled code.
+The derivation's expressions of a loss variant's theory are kept beside them
+(:func:`store_expressions`, pickled SymPy of this package's own derivation, never a user's
+text), so that a new grid of the same loss does not derive it again.
 ``SOFTMAX_CE_CACHE_DIR`` moves it; ``SOFTMAX_CE_NO_CACHE=1`` (or the CLI's ``--no-cache``) turns
 it off. A cache that cannot be used — a directory that cannot be created or
 written, corrupt entries — never fails a run: it is left alone (JAX recompiles what it cannot
@@ -124,17 +127,39 @@ def _entry(key: tuple[Any, ...]) -> Path | None:
     return folder / (hashlib.sha256(text.encode()).hexdigest() + ".bin")
 
 
-def load(key: tuple[Any, ...]) -> Any | None:
-    """The compiled program stored under ``key``, or None (none stored, not enabled, corrupt,
-    or not loadable)."""
-    path = _entry(key)
+def _read(path: Path | None) -> bytes | None:
+    """The payload of an entry written by :func:`_write`, or None (none, or not whole)."""
     if path is None:
         return None
     try:
         data = path.read_bytes()
-        digest, payload = data[:32], data[32:]
-        if hashlib.sha256(payload).digest() != digest:
-            return None
+    except OSError:
+        return None
+    digest, payload = data[:32], data[32:]
+    return payload if hashlib.sha256(payload).digest() == digest else None
+
+
+def _write(path: Path | None, payload: bytes) -> None:
+    """Writes ``payload`` and its SHA-256 under a temporary name, then renames it: an entry is
+    whole or absent. Failures are ignored (a cache that cannot be written is no cache)."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_bytes(hashlib.sha256(payload).digest() + payload)
+        partial.replace(path)
+    except OSError:
+        return
+
+
+def load(key: tuple[Any, ...]) -> Any | None:
+    """The compiled program stored under ``key``, or None (none stored, not enabled, corrupt,
+    or not loadable)."""
+    payload = _read(_entry(key))
+    if payload is None:
+        return None
+    try:
         from jax.experimental import serialize_executable
 
         return serialize_executable.deserialize_and_load(*pickle.loads(payload))
@@ -184,41 +209,48 @@ def store(key: tuple[Any, ...], compiled: Any) -> None:
         from jax.experimental import serialize_executable
 
         payload = pickle.dumps(serialize_executable.serialize(compiled))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_bytes(hashlib.sha256(payload).digest() + payload)
-        partial.replace(path)
-    except Exception:  # noqa: BLE001 - a cache that cannot be written is no cache
+    except Exception:  # noqa: BLE001 - a program that cannot be serialized is not kept
         return
+    _write(path, payload)
 
 
 def load_text(kind: str, key: tuple[Any, ...]) -> str | None:
     """The text stored under ``(kind, key)`` by :func:`store_text`, or None (none stored, not
     enabled, or corrupt)."""
     path = _entry((kind, *key))
-    if path is None:
-        return None
+    payload = _read(None if path is None else path.with_suffix(".txt"))
     try:
-        data = path.with_suffix(".txt").read_bytes()
-        digest, payload = data[:32], data[32:]
-        if hashlib.sha256(payload).digest() != digest:
-            return None
-        return payload.decode()
-    except (OSError, UnicodeDecodeError):
+        return None if payload is None else payload.decode()
+    except UnicodeDecodeError:
         return None
 
 
 def store_text(kind: str, key: tuple[Any, ...], text: str) -> None:
     """Keeps ``text`` under ``(kind, key)`` (whole or not at all); failures are ignored."""
     path = _entry((kind, *key))
-    if path is None:
-        return
-    path = path.with_suffix(".txt")
-    payload = text.encode()
+    _write(None if path is None else path.with_suffix(".txt"), text.encode())
+
+
+def load_expressions(kind: str, key: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The SymPy expressions stored under ``(kind, key)`` by :func:`store_expressions`, or
+    None (none stored, not enabled, corrupt)."""
+    path = _entry((kind, *key))
+    payload = _read(None if path is None else path.with_suffix(".sympy"))
+    if payload is None:
+        return None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_bytes(hashlib.sha256(payload).digest() + payload)
-        partial.replace(path)
-    except OSError:
+        expressions = pickle.loads(payload)  # this package's own derivation, kept by it
+    except Exception:  # noqa: BLE001 - any failure is a cache miss: the caller derives
+        return None
+    return expressions if isinstance(expressions, tuple) else None
+
+
+def store_expressions(kind: str, key: tuple[Any, ...], expressions: tuple[Any, ...]) -> None:
+    """Keeps SymPy expressions of a derivation under ``(kind, key)`` (pickled, whole or not at
+    all); failures are ignored."""
+    path = _entry((kind, *key))
+    try:
+        payload = pickle.dumps(expressions)
+    except Exception:  # noqa: BLE001 - what cannot be pickled is not kept
         return
+    _write(None if path is None else path.with_suffix(".sympy"), payload)

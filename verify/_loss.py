@@ -150,11 +150,29 @@ def _lambdified_structure(loss: Loss) -> tuple[Callable[..., jax.Array], ...]:
     """One set of functions per loss structure: the options' values are their arguments."""
     import sympy  # here, not above: the plain loss's runs never import SymPy
 
-    from derivation._loss_theory import ARGUMENTS, loss_theory
+    from derivation._loss_theory import ARGUMENTS
 
+    return tuple(sympy.lambdify(ARGUMENTS, expr, modules="jax") for expr in _theory(loss))
+
+
+def _theory(loss: Loss) -> tuple[object, ...]:
+    """The theory of a loss structure: its gradient, closed form, residual and size (SymPy),
+    derived, or kept from a run before where the CLI keeps its cache (``_cache``: keyed by this
+    package's and ``derivation``'s sources and SymPy's version)."""
+    import sympy
+
+    from derivation._loss_theory import loss_theory
+
+    from . import _cache
+
+    key = (repr(loss), sympy.__version__)
+    kept = _cache.load_expressions("loss theory", key)
+    if kept is not None and len(kept) == 4:
+        return kept
     theory = loss_theory(loss)
-    return tuple(sympy.lambdify(ARGUMENTS, expr, modules="jax")
-                 for expr in (theory.gradient, theory.closed_form, theory.residual, theory.size))
+    expressions = (theory.gradient, theory.closed_form, theory.residual, theory.size)
+    _cache.store_expressions("loss theory", key, expressions)
+    return expressions
 
 
 def predict(loss: Loss, z: ArrayLike, targets: ArrayLike, grad_output: ArrayLike,
