@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import pytest
 
 import verify
-from verify import _opinions, _plain_cells
 
 ONE_CELL = dict(dtypes="float32", scales=1.0, labels="onehot", samples=16)
 
@@ -15,12 +14,6 @@ def wrong_from_the_fifth_class(z, y):
     """σ − y, plus 1/2 at the fifth class: fails only from c = 5 on."""
     gradient = jax.nn.softmax(z, axis=-1) - y
     return gradient.at[:, 4].add(0.5) if z.shape[-1] >= 5 else gradient
-
-
-def wrong_from_the_seventeenth_class(z, y):
-    """σ − y, plus 1/2 at the seventeenth class: fails only from c = 17 on."""
-    gradient = jax.nn.softmax(z, axis=-1) - y
-    return gradient.at[:, 16].add(0.5) if z.shape[-1] >= 17 else gradient
 
 
 def flipped(z, y):
@@ -50,24 +43,6 @@ def test_a_planted_failure_shrinks_to_the_smallest_class_count_that_fails():
     assert "from test_verify_shrink import wrong_from_the_fifth_class" in snippet
     with pytest.raises(AssertionError, match="the closed form disagrees with jax.grad"):
         run(snippet)
-
-
-def test_the_class_counts_a_search_tries_share_padded_programs():
-    """The search tries c = 2, 3, 4, 8, 16, then bisects: its candidates are judged by
-    reference programs of 16, 32, ... classes (padded, the padding never judged), and the
-    counterexample is the one of the smallest class count that fails."""
-    assert [_plain_cells.shrink_classes(c) for c in (1, 2, 5, 16, 17, 32, 33, 1000)] == [
-        16, 16, 16, 16, 32, 32, 64, 1024]
-
-    def searched() -> set[int]:
-        return {key[5] for key in _opinions.PROGRAMS._futures if key[0] == "reference"
-                and key[4] == _plain_cells.SHRINK_BATCH and key[6] == 0}
-
-    before = searched()
-    cell = only_cell(verify.check(wrong_from_the_seventeenth_class, classes=40, **ONE_CELL))
-    assert searched() - before <= {16, 32, 64}
-    z_line = next(line for line in cell.counterexample.splitlines() if line.startswith("z = "))
-    assert z_line == f"z = jnp.array([[{', '.join(['0.0'] * 17)}]], dtype=jnp.float32)"
 
 
 def test_a_flipped_sign_shrinks_to_two_classes_and_the_simplest_inputs():

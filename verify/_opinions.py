@@ -383,19 +383,15 @@ def collect(dtypes: tuple[str, ...], pending: Pending,
     """The opinions of :func:`dispatch`, for each dtype, as NumPy arrays (waiting for them);
     with ``classes``, the first ``classes`` classes of each (views: a padded program's
     padding cut off)."""
-    return {dtype: Opinions(**cut(out, classes))
-            for dtype, out in zip(dtypes, pending, strict=True)}
-
-
-def cut(out: dict[str, jax.Array], classes: int | None) -> dict[str, np.ndarray]:
-    """A program's outputs as NumPy arrays; with ``classes``, the first ``classes`` classes of
-    each ``[rows, classes]`` one (views: a padded program's padding cut off)."""
-    def first(value: jax.Array) -> np.ndarray:
+    def cut(value: jax.Array) -> np.ndarray:
         array = np.asarray(value)
         wide = classes is not None and array.ndim == 2 and array.shape[1] > classes
         return array[:, :classes] if wide else array
 
-    return {name: first(value) for name, value in out.items()}
+    return {
+        dtype: Opinions(**{name: cut(value) for name, value in out.items()})
+        for dtype, out in zip(dtypes, pending, strict=True)
+    }
 
 
 @partial(jax.jit, static_argnames=("closed_form",))

@@ -131,15 +131,6 @@ SHRINK_BATCH = 64
 """Candidates judged per compiled call (padded), so each class count compiles once."""
 
 
-def shrink_classes(classes: int) -> int:
-    """The class count of the reference program that judges shrink candidates of ``classes``
-    classes: the next power of two, at least :data:`verify._opinions.SHARED_CLASSES`. The
-    candidates are padded with masked classes (logit −∞, label 0: exact zeros in every sum)
-    and the padding is cut off before judging, so the many class counts a search tries share
-    a few programs."""
-    return max(_opinions.SHARED_CLASSES, 1 << (classes - 1).bit_length())
-
-
 def _first_failing(
     fn: Callable[..., Any],
     reference: Reference,
@@ -164,20 +155,18 @@ def _first_failing(
             batch = candidates[start : start + SHRINK_BATCH]
             count = len(batch)
             batch = batch + [batch[-1]] * (SHRINK_BATCH - count)
-            pad = shrink_classes(classes) - classes
-            z64 = np.stack([np.pad(z, (0, pad), constant_values=-np.inf) for z, _ in batch])
-            y64 = np.stack([np.pad(y, (0, pad)) for _, y in batch])
-            (padded,) = _opinions.PROGRAMS.reference(  # no rows for the autograd check
-                reference, (dtype,), z64[None].astype(np.float64), y64.astype(np.float64),
-                np.ones((0, classes + pad)))
-            out = _opinions.cut(padded, classes)
+            z64 = np.stack([z for z, _ in batch]).astype(np.float64)
+            y64 = np.stack([y for _, y in batch]).astype(np.float64)
+            (out,) = _opinions.PROGRAMS.reference(  # no rows for the autograd check
+                reference, (dtype,), z64[None], y64, np.ones((0, classes))
+            )
             cf = np.asarray(_opinions.rows_alone(fn, out["z"], out["y"]))  # z, y in the dtype
-            zr, yr = (out[k].astype(np.float64) for k in ("z", "y"))
-            ex = out["exact"]
+            zr, yr = (np.asarray(out[k]).astype(np.float64) for k in ("z", "y"))
+            ex = np.asarray(out["exact"])
             judged = _rule.elementwise(
-                cf, out["autograd"], ex, zr, yr, facts, tolerance.rtol, tolerance.atol,
-                reference=reference,
-                theory_inputs=tuple(out[k] for k in ("sigma", "label", "label_sum")),
+                cf, np.asarray(out["autograd"]), ex, zr, yr, facts, tolerance.rtol,
+                tolerance.atol, reference=reference,
+                theory_inputs=tuple(np.asarray(out[k]) for k in ("sigma", "label", "label_sum")),
             )
             representable = np.all((np.isfinite(zr) | (zr < 0)) & np.isfinite(yr), axis=-1)
             failing = np.isfinite(ex) & ~judged.agree & ~judged.agree_corrected
