@@ -203,3 +203,23 @@ def test_a_loss_theory_is_kept_and_read_back_equal(monkeypatch, tmp_path):
     with monkeypatch.context() as kept, pytest.raises(AssertionError, match="derived again"):
         kept.setattr(derivation._loss_theory, "loss_theory", not_again)
         _loss._theory(loss)
+
+
+def test_a_closed_form_without_a_module_is_checked_and_not_kept(monkeypatch, tmp_path):
+    """A function made by ``exec`` (or ``sympy.lambdify``) has ``__module__`` None: it is a
+    user's function, checked (plain and variant) and never kept under this package's name."""
+    import verify
+
+    monkeypatch.setitem(_cache._PROGRAMS, "dir", tmp_path)
+    namespace = {}
+    exec("import jax\ndef plain(z, y):\n    return jax.nn.softmax(z, axis=-1) - y\n"  # noqa: S102
+         "def variant(z, targets, g):\n"
+         "    return g * (jax.nn.softmax(z, axis=-1) - jax.nn.one_hot(targets, z.shape[-1],"
+         " dtype=z.dtype))\n", namespace)
+    assert namespace["plain"].__module__ is None
+    grid = dict(classes=[3], dtypes=["float32"], scales=[1.0], samples=8)
+    assert verify.check(namespace["plain"], labels=["onehot"], **grid).ok
+    assert verify.check(namespace["variant"], loss=verify.Loss(targets="indices"), **grid).ok
+    names = {p.name for p in tmp_path.iterdir()}
+    assert verify.check(namespace["plain"], labels=["onehot"], **grid).ok
+    assert {p.name for p in tmp_path.iterdir()} == names  # nothing of the user's kept

@@ -227,8 +227,8 @@ def _saved_key(kind: str, static: tuple[Any, ...],
         name = head.name
     elif isinstance(head, Loss):  # a loss variant: its parameters are all of it
         name = repr(head)
-    elif getattr(head, "__module__", "").split(".")[0] != __name__.split(".")[0]:
-        return None  # a user's function
+    elif (getattr(head, "__module__", None) or "").split(".")[0] != __name__.split(".")[0]:
+        return None  # a user's function (lambdified or exec'd ones have no module: None)
     elif getattr(head, "CACHEABLE", False):  # an object of this package its fields identify
         name = repr(head)
     elif callable(head) and hasattr(head, "__qualname__"):  # a function of this package
