@@ -223,3 +223,16 @@ def test_a_closed_form_without_a_module_is_checked_and_not_kept(monkeypatch, tmp
     names = {p.name for p in tmp_path.iterdir()}
     assert verify.check(namespace["plain"], labels=["onehot"], **grid).ok
     assert {p.name for p in tmp_path.iterdir()} == names  # nothing of the user's kept
+
+
+def test_a_new_sympy_version_keys_every_entry_anew(monkeypatch, tmp_path):
+    """A variant's programs hold expressions SymPy simplified: an entry kept under another
+    SymPy version is not loaded (read from its metadata, SymPy is not imported)."""
+    import jax
+    import jax.numpy as jnp
+
+    monkeypatch.setitem(_cache._PROGRAMS, "dir", tmp_path)
+    _cache.store(("a test program",), jax.jit(lambda x: x + 1).lower(jnp.ones(2)).compile())
+    assert _cache.load(("a test program",)) is not None
+    monkeypatch.setattr(_cache, "_sympy_version", lambda: "0.0 (another)")
+    assert _cache.load(("a test program",)) is None

@@ -4,16 +4,16 @@ nothing.
 JAX's persistent compilation cache, kept in the user's cache directory (``platformdirs``) under a
 folder named for the versions of softmax-ce, JAX and jaxlib: a new version never reads an old
 version's programs. Beside it, this package keeps its own programs — the reference's and its own
-closed form's — serialized whole under a key it computes without tracing them (:func:`load`,
-:func:`store`), so that a warm run does not even trace and lower them; each entry carries the
-SHA-256 of its contents and the key names the machine's CPU and the SHA-256 of this package's
-and ``derivation``'s source files, so that a corrupt entry, one written on another machine, or
-one written by other code under the same version (an edited checkout) is never loaded. A
-program JAX's own cache handed back is not kept (:func:`load_or_compile`): serialized a second
-time, an executable loses its compiled code.
-The derivation's expressions of a loss variant's theory are kept beside them
-(:func:`store_expressions`, pickled SymPy of this package's own derivation, never a user's
-text), so that a new grid of the same loss does not derive it again.
+closed form's, a loss variant's too — serialized whole under a key it computes without tracing
+them (:func:`load`, :func:`store`), so that a warm run does not even trace and lower them; each
+entry carries the SHA-256 of its contents and the key names the machine's CPU, SymPy's version
+and the SHA-256 of this package's and ``derivation``'s source files, so that a corrupt entry,
+one written on another machine, or one written by other code under the same version (an edited
+checkout) is never loaded. A program JAX's own cache handed back is not kept
+(:func:`load_or_compile`): serialized a second time, an executable loses its compiled code.
+The expressions of a loss variant's theory are kept beside them (:func:`store_expressions`:
+pickled SymPy of this package's own derivation, never a user's text), so that a new grid of the
+same loss does not derive it again.
 ``SOFTMAX_CE_CACHE_DIR`` moves it; ``SOFTMAX_CE_NO_CACHE=1`` (or the CLI's ``--no-cache``) turns
 it off. A cache that cannot be used — a directory that cannot be created or
 written, corrupt entries — never fails a run: it is left alone (JAX recompiles what it cannot
@@ -106,6 +106,18 @@ def sources(package: str) -> str:
 
 
 @cache
+def _sympy_version() -> str:
+    """SymPy's version, read without importing it: a variant's programs hold expressions it
+    simplified, so a new SymPy may trace them differently."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sympy")
+    except PackageNotFoundError:
+        return "no sympy"
+
+
+@cache
 def _machine() -> str:
     """The CPU that compiled programs are specific to."""
     try:
@@ -122,7 +134,7 @@ def _entry(key: tuple[Any, ...]) -> Path | None:
         return None
     import jax
 
-    code = (sources("verify"), sources("derivation"))
+    code = (sources("verify"), sources("derivation"), _sympy_version())
     text = repr((key, code, jax.default_backend(), _machine()))
     return folder / (hashlib.sha256(text.encode()).hexdigest() + ".bin")
 
