@@ -134,12 +134,18 @@ def test_the_heatmap_is_written_whole(report, tmp_path):
 
 def test_every_text_of_the_heatmap_lies_inside_it_and_apart(report, failing):
     """The layout is fixed ahead of drawing: whatever the grid (2 × 2 panels, or one cell with
-    a long title), no title, label or number is cut off by the edge, and no two panels'
-    texts overlap."""
+    a long title, of wide letters, or a claim of thousands), no title, label or number is cut
+    off by the edge, and no two panels' texts overlap; a long claim is cut short."""
+    import dataclasses
+
     from verify import _plot
 
-    for drawn in (report, failing):
+    wide = dataclasses.replace(failing, claim="W" * 73)
+    endless = dataclasses.replace(failing, claim="derived closed form (weight=" + ",".join(
+        ["0.5"] * 2000) + ")")
+    for drawn in (report, failing, wide, endless):
         figure = _plot.figure_of(drawn)
+        assert figure.get_figwidth() < 16
         figure.draw_without_rendering()  # labels go where a draw puts them
         renderer = figure.canvas.get_renderer()
         edge = figure.bbox

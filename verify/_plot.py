@@ -79,14 +79,17 @@ def figure_of(report: Report):
 
     counts = report.summary
     title = (
-        f"{report.claim} against jax.grad, seed {report.seed}: {counts['agree']} agree, "
-        f"{counts['expected']} expected (Σy ≠ 1, as derived), {counts['undefined']} undefined, "
-        f"{counts['disagree']} disagree"
+        f"{_shortened(report.claim)} against jax.grad, seed {report.seed}: {counts['agree']} "
+        f"agree, {counts['expected']} expected (Σy ≠ 1, as derived), {counts['undefined']} "
+        f"undefined, {counts['disagree']} disagree"
     )
-    panel_titles = [f"c = {c}, {kind} labels" for c in classes for kind in labels]
-    layout = _Layout.of(len(classes), len(labels), len(dtypes), len(scales), title, panel_titles)
-    figure = Figure(figsize=(layout.width, layout.height))
+    figure = Figure()
     FigureCanvasAgg(figure)
+    inches = _measure(figure)
+    layout = _Layout.of(
+        len(classes), len(labels), len(dtypes), len(scales), inches(title, SUPTITLE_POINTS),
+        max(inches(f"c = {c}, {kind} labels", TITLE_POINTS) for c in classes for kind in labels))
+    figure.set_size_inches(layout.width, layout.height)
     axes = figure.subplots(len(classes), len(labels), squeeze=False, gridspec_kw=layout.grid())
     image = None
     for i, c in enumerate(classes):
@@ -125,11 +128,31 @@ def figure_of(report: Report):
 
 
 SUPTITLE_POINTS, TITLE_POINTS = 9, 8
+CLAIM_CHARACTERS = 80
+"""The most of a claim the map's title shows (a weighted loss's claim names every weight; the
+report's text and JSON give it whole)."""
 COLORBAR_LABEL = "log10 max error, in ULPs\nof the dtype at |σ·Σy| + |y|"
 COLORBAR_INCHES = 1.9
 """The least height of the panels' column: the colorbar's label (two lines of 7 points) fits."""
-_EM = 0.6 / 72
-"""Inches of text a character of one point takes, at most, on average (DejaVu Sans: ~0.55)."""
+
+
+def _shortened(claim: str) -> str:
+    return claim if len(claim) <= CLAIM_CHARACTERS else claim[: CLAIM_CHARACTERS - 1] + "…"
+
+
+def _measure(figure):
+    """``inches(text, points)``: how wide ``text`` is drawn in the figure's font, measured by
+    its renderer (no draw)."""
+    from matplotlib.font_manager import FontProperties
+
+    renderer = figure.canvas.get_renderer()
+
+    def inches(text: str, points: float) -> float:
+        width, _, _ = renderer.get_text_width_height_descent(
+            text, FontProperties(size=points), ismath=False)
+        return width / renderer.dpi
+
+    return inches
 
 
 @dataclass(frozen=True)
@@ -154,13 +177,14 @@ class _Layout:
     RIGHT: ClassVar[float] = 1.05  # the colorbar, its numbers and its label
 
     @classmethod
-    def of(cls, rows: int, columns: int, dtypes: int, scales: int, title: str,
-           panel_titles: list[str]) -> _Layout:
-        widest = max((len(t) for t in panel_titles), default=0) * TITLE_POINTS * _EM
-        panel_width = max(0.9 * scales, widest)
+    def of(cls, rows: int, columns: int, dtypes: int, scales: int, title: float,
+           panel_title: float) -> _Layout:
+        """The layout of ``rows`` × ``columns`` panels of ``dtypes`` × ``scales`` squares, for
+        a figure title and the widest panel title ``title`` and ``panel_title`` inches wide."""
+        panel_width = max(0.9 * scales, panel_title + 0.1)
         panel_height = max(0.55 * dtypes, (COLORBAR_INCHES - (rows - 1) * cls.GAP_HIGH) / rows)
         grid_width = cls.LEFT + columns * panel_width + (columns - 1) * cls.GAP_WIDE + cls.RIGHT
-        width = max(grid_width, len(title) * SUPTITLE_POINTS * _EM + 0.4)
+        width = max(grid_width, title + 0.4)
         height = cls.TOP + rows * panel_height + (rows - 1) * cls.GAP_HIGH + cls.BOTTOM
         return cls(rows, columns, panel_width, panel_height, width, height)
 
