@@ -236,3 +236,28 @@ def test_a_new_sympy_version_keys_every_entry_anew(monkeypatch, tmp_path):
     assert _cache.load(("a test program",)) is not None
     monkeypatch.setattr(_cache, "_sympy_version", lambda: "0.0 (another)")
     assert _cache.load(("a test program",)) is None
+
+
+def test_only_this_packages_own_functions_and_losses_are_kept_under_their_names():
+    """A wrapper of this package around a user's function (a kernel's bridge, a function seen
+    as sequences) takes the user's names; it is never keyed by them, nor by a wrapped
+    function of this package's name, since its own fields change what it computes."""
+    import jax
+
+    from derivation import Loss
+    from verify import _kernel_plan, _opinions, _variant
+    from verify._reference import plain
+
+    def mine(z, y):
+        return z
+
+    spec = (jax.ShapeDtypeStruct((2, 3), "float32"),)
+    loss = Loss(label_smoothing=0.1)
+    assert _opinions._saved_key("reference", (plain(), ("float32",), None), spec) is not None
+    assert _opinions._saved_key("variant reference", (loss, ("float32",)), spec) is not None
+    assert _opinions._saved_key("variant closed form",
+                                (_variant.DerivedClosedForm(loss), loss), spec) is not None
+    for head in (mine, _kernel_plan.Traced(mine, False, 2),
+                 _kernel_plan.Traced(_opinions.softmax_minus_labels, False, 2),
+                 _kernel_plan.Sequenced(_variant.DerivedClosedForm(loss), 2)):
+        assert _opinions._saved_key("closed_form", (head,), spec) is None, head

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import types
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -215,6 +216,12 @@ def register(kind: str, jitted: Any) -> None:
     _JITTED[kind] = jitted
 
 
+def _ours(thing: Any) -> bool:
+    """Whether a function or class is this package's (lambdified or exec'd functions have no
+    module: None)."""
+    return (getattr(thing, "__module__", None) or "").split(".")[0] == __name__.split(".")[0]
+
+
 def _saved_key(kind: str, static: tuple[Any, ...],
                shapes: tuple[jax.ShapeDtypeStruct, ...]) -> tuple[Any, ...] | None:
     """A key for a program of this package, computed without tracing it, or None for programs
@@ -227,14 +234,12 @@ def _saved_key(kind: str, static: tuple[Any, ...],
         name = head.name
     elif isinstance(head, Loss):  # a loss variant: its parameters are all of it
         name = repr(head)
-    elif (getattr(head, "__module__", None) or "").split(".")[0] != __name__.split(".")[0]:
-        return None  # a user's function (lambdified or exec'd ones have no module: None)
-    elif getattr(head, "CACHEABLE", False):  # an object of this package its fields identify
-        name = repr(head)
-    elif callable(head) and hasattr(head, "__qualname__"):  # a function of this package
-        name = f"{head.__module__}.{head.__qualname__}"
+    elif _ours(type(head)) and getattr(type(head), "CACHEABLE", False):
+        name = repr(head)  # an object of this package that its fields identify
+    elif isinstance(head, types.FunctionType) and _ours(head):
+        name = f"{head.__module__}.{head.__qualname__}"  # a function of this package
     else:
-        return None  # an object of this package holding a user's function (a kernel's bridge)
+        return None  # a user's function, or a wrapper holding one (a kernel's bridge)
     rest = tuple(f"{item.__module__}.{item.__qualname__}" if item in FUSED else item
                  for item in static[1:])
     return (kind, name, rest, tuple((s.shape, str(s.dtype)) for s in shapes))
