@@ -91,3 +91,22 @@ def test_a_two_argument_jax_function_checked_with_a_shape_gets_its_shape_back(mo
     with pytest.raises(AssertionError, match="the closed form disagrees with jax.grad"):
         exec(compile(cell.counterexample, "<counterexample>", "exec"), namespace)  # noqa: S102
     assert np.shape(namespace["closed_form"])[:2] == (1, 1)
+
+
+class _UnhashableKernel:
+    """A callable object that defines ``__eq__`` and so cannot be hashed."""
+
+    def __eq__(self, other):
+        return self is other
+
+    def __call__(self, z, targets, grad_output):
+        onehot = jax.nn.one_hot(targets, z.shape[-1], dtype=z.dtype)
+        return grad_output * (jax.nn.softmax(z, axis=-1) - onehot)
+
+
+@pytest.mark.parametrize("grid", [{"classes": [5], "samples": 8}, {"shape": (2, 6, 5)}])
+def test_an_unhashable_callable_is_checked_as_a_variant_closed_form(grid):
+    """As a plain closed form it is: compiled by identity (it failed with a TypeError)."""
+    report = verify.check(_UnhashableKernel(), loss=Loss(targets="indices"), dtypes=["float32"],
+                          scales=[1.0], **grid)
+    assert report.ok and {cell.verdict for cell in report.cells} == {"agree"}

@@ -149,14 +149,21 @@ def plan(
         return Plan(fn, None, where, cut)
     kernel = Kernel(closed_form, framework, device)
     if kernel.framework == "jax":
-        try:
-            hash(closed_form)
-        except TypeError:
-            closed_form = _Unhashable(closed_form)
+        closed_form = hashable(closed_form)
         if not kernel.three_arguments and sequence is None:
             return Plan(closed_form, None, where, cut)
         return Plan(Traced(closed_form, kernel.three_arguments, sequence), kernel, where, cut)
     return Plan(bridge(kernel, sequence), kernel, where, cut)
+
+
+def hashable(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, or, where it cannot be hashed (a callable object with ``__eq__`` and no
+    ``__hash__``), a stand-in hashed by identity: programs are compiled per function."""
+    try:
+        hash(fn)
+    except TypeError:
+        return _Unhashable(fn)
+    return fn
 
 
 class _Unhashable:
@@ -306,7 +313,10 @@ def variant_function(how: Plan, closed_form: Callable[..., Any] | None) -> Calla
     torch or NumPy kernel, or the JAX function (shown sequences where a shape has them)."""
     if how.bridged:
         return how.fn
-    if closed_form is None or how.windows is None or how.windows.view is None:
+    if closed_form is None:
+        return None
+    closed_form = hashable(closed_form)
+    if how.windows is None or how.windows.view is None:
         return closed_form
     return Sequenced(closed_form, how.windows.view)
 
