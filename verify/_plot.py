@@ -85,10 +85,11 @@ def figure_of(report: Report):
     )
     figure = Figure()
     FigureCanvasAgg(figure)
-    inches = _measure(figure)
+    inches = _text_inches(figure)
     layout = _Layout.of(
         len(classes), len(labels), len(dtypes), len(scales), inches(title, SUPTITLE_POINTS),
-        max(inches(f"c = {c}, {kind} labels", TITLE_POINTS) for c in classes for kind in labels))
+        max((inches(f"c = {c}, {kind} labels", TITLE_POINTS) for c in classes for kind in labels),
+            default=0.0))
     figure.set_size_inches(layout.width, layout.height)
     axes = figure.subplots(len(classes), len(labels), squeeze=False, gridspec_kw=layout.grid())
     image = None
@@ -140,7 +141,7 @@ def _shortened(claim: str) -> str:
     return claim if len(claim) <= CLAIM_CHARACTERS else claim[: CLAIM_CHARACTERS - 1] + "…"
 
 
-def _measure(figure):
+def _text_inches(figure):
     """``inches(text, points)``: how wide ``text`` is drawn in the figure's font, measured by
     its renderer (no draw)."""
     from matplotlib.font_manager import FontProperties
