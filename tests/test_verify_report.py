@@ -170,3 +170,25 @@ def test_a_heatmap_that_cannot_be_written_leaves_nothing(report, tmp_path):
     with pytest.raises(FileNotFoundError):
         verify.plot(report, tmp_path / "missing" / "map.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def _scaled(z, y, k=1.0):
+    return k * (jax.nn.softmax(z, axis=-1) - y)
+
+
+class _Gradient:
+    def __call__(self, z, y):
+        return jax.nn.softmax(z, axis=-1) - y
+
+
+def test_a_callable_without_a_name_is_named_without_its_memory_address():
+    """Same seed, same bytes: a callable object or a functools.partial is named by its repr
+    with the addresses taken out, so two runs (two objects) give the same JSON."""
+    import functools
+
+    small = dict(classes=3, dtypes="float32", scales=1.0, labels="onehot", samples=8)
+    first, second = (verify.check(_Gradient(), **small) for _ in range(2))
+    assert first.claim == "<test_verify_report._Gradient object>"
+    assert first.to_json() == second.to_json()
+    partial = verify.check(functools.partial(_scaled, k=1.0), **small)
+    assert partial.claim == "functools.partial(<function _scaled>, k=1.0)"

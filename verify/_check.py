@@ -34,7 +34,7 @@ import numpy as np
 from derivation._loss import Loss
 
 from . import _batch_shrink, _dtypes, _inputs, _measure, _opinions
-from ._frameworks import Write
+from ._frameworks import Write, name_of
 from ._kernel_bridge import probe
 from ._kernel_options import validate_shape
 from ._kernel_plan import (
@@ -242,10 +242,7 @@ def check(
 
 def claim_of(closed_form: Callable[..., Any] | None) -> str:
     """What the report says was checked: ``"softmax(z) - y"``, or the function's name."""
-    if closed_form is None:
-        return DEFAULT_CLAIM
-    name = getattr(closed_form, "__name__", None)
-    return name if isinstance(name, str) else repr(closed_form)
+    return DEFAULT_CLAIM if closed_form is None else name_of(closed_form)
 
 
 def chunking(rows: int, classes: int, max_elements: int) -> tuple[int, int]:

@@ -33,6 +33,7 @@ snapshot: they are passed as they are.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,9 +142,11 @@ def takes_grad_output(fn: Callable[..., Any]) -> bool:
 
 
 def name_of(fn: Callable[..., Any]) -> str:
-    """The function's name, as reports print it."""
+    """The function's name, as reports print it: its ``__name__``, else its ``repr`` without
+    memory addresses (``functools.partial(<function f>, k=1.0)``, ``<mod.Kernel object>``), so
+    that a report is the same bytes from one run to the next."""
     name = getattr(fn, "__name__", None)
-    return name if isinstance(name, str) else repr(fn)
+    return name if isinstance(name, str) else re.sub(r" at 0x[0-9a-fA-F]+", "", repr(fn))
 
 
 def _contiguous(array: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._frameworks import Kernel, Write
+from ._frameworks import Kernel, Write, name_of
 from ._inputs import ADVERSARIAL_ROWS
 from ._kernel_bridge import Bridge, as_sequences, bridge
 
@@ -63,7 +63,7 @@ def layout(shape: tuple[int, ...]) -> Layout:
 def _named_as(wrapper: Any, fn: Callable[..., Any]) -> None:
     """Gives a wrapper its function's names: reports and snippets name the user's function, and
     the program cache keeps no program of a user's function under this package's name."""
-    name = getattr(fn, "__name__", repr(fn))
+    name = name_of(fn)
     object.__setattr__(wrapper, "__name__", name)
     object.__setattr__(wrapper, "__qualname__", getattr(fn, "__qualname__", name))
     object.__setattr__(wrapper, "__module__", getattr(fn, "__module__", None) or "")

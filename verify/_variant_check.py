@@ -26,6 +26,7 @@ import numpy as np
 from derivation import Loss
 
 from . import _batch_shrink, _dtypes, _inputs, _kernel_bridge, _limits, _variant, _variant_stream
+from ._frameworks import name_of
 from ._kernel_plan import Windows
 from ._loss_options import check_labels
 from ._options import Options, Tolerance
@@ -36,8 +37,7 @@ from ._variant_cells import batch_cells, streamed_cells
 def claim_of(closed_form: Callable[..., Any] | None, loss: Loss) -> str:
     if closed_form is None:
         return _variant.DerivedClosedForm(loss).__name__
-    name = getattr(closed_form, "__name__", None)
-    return name if isinstance(name, str) else repr(closed_form)
+    return name_of(closed_form)
 
 
 def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: Options,
