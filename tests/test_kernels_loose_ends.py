@@ -110,3 +110,7 @@ def test_an_unhashable_callable_is_checked_as_a_variant_closed_form(grid):
     report = verify.check(_UnhashableKernel(), loss=Loss(targets="indices"), dtypes=["float32"],
                           scales=[1.0], **grid)
     assert report.ok and {cell.verdict for cell in report.cells} == {"agree"}
+    wrong = verify.check(_UnhashableKernel(), loss=Loss(targets="indices", label_smoothing=0.1),
+                         dtypes=["float32"], scales=[1.0], **grid)
+    (shrunk,) = [c.counterexample for c in wrong.cells if c.counterexample]
+    assert "# <test_kernels_loose_ends._UnhashableKernel object>: define" in shrunk

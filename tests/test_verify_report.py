@@ -143,7 +143,8 @@ def test_every_text_of_the_heatmap_lies_inside_it_and_apart(report, failing):
     wide = dataclasses.replace(failing, claim="W" * 73)
     endless = dataclasses.replace(failing, claim="derived closed form (weight=" + ",".join(
         ["0.5"] * 2000) + ")")
-    for drawn in (report, failing, wide, endless):
+    dollars = dataclasses.replace(failing, claim="partial(f, tag='$\\x$')")  # not mathtext
+    for drawn in (report, failing, wide, endless, dollars):
         figure = _plot.figure_of(drawn)
         assert figure.get_figwidth() < 16
         figure.draw_without_rendering()  # labels go where a draw puts them
@@ -181,6 +182,11 @@ class _Gradient:
         return jax.nn.softmax(z, axis=-1) - y
 
 
+class _Flipped:
+    def __call__(self, z, y):
+        return y - jax.nn.softmax(z, axis=-1)
+
+
 def test_a_callable_without_a_name_is_named_without_its_memory_address():
     """Same seed, same bytes: a callable object or a functools.partial is named by its repr
     with the addresses taken out, so two runs (two objects) give the same JSON."""
@@ -192,3 +198,6 @@ def test_a_callable_without_a_name_is_named_without_its_memory_address():
     assert first.to_json() == second.to_json()
     partial = verify.check(functools.partial(_scaled, k=1.0), **small)
     assert partial.claim == "functools.partial(<function _scaled>, k=1.0)"
+    failing = [verify.check(_Flipped(), **small) for _ in range(2)]  # with a counterexample
+    assert "# <test_verify_report._Flipped object>: define" in failing[0].cells[0].counterexample
+    assert failing[0].to_json() == failing[1].to_json()

@@ -46,8 +46,7 @@ class Bridge:
         self.kernel = kernel
         self.sequence = sequence
         self.__name__ = kernel.name
-        # The user's names: snippets import the function by them, and the program cache keeps
-        # no program of a user's function under this package's name.
+        # The user's names: reports name the function by them and snippets import it.
         self.__module__ = getattr(kernel.fn, "__module__", None) or ""
         self.__qualname__ = getattr(kernel.fn, "__qualname__", kernel.name)
         self._writes: dict[str, tuple[Write, ...]] = {}

@@ -16,6 +16,7 @@ counted again). Probability targets are shaped like the logits.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -61,8 +62,7 @@ def layout(shape: tuple[int, ...]) -> Layout:
 
 
 def _named_as(wrapper: Any, fn: Callable[..., Any]) -> None:
-    """Gives a wrapper its function's names: reports and snippets name the user's function, and
-    the program cache keeps no program of a user's function under this package's name."""
+    """Gives a wrapper its function's names: reports and snippets name the user's function."""
     name = name_of(fn)
     object.__setattr__(wrapper, "__name__", name)
     object.__setattr__(wrapper, "__qualname__", getattr(fn, "__qualname__", name))
@@ -81,6 +81,16 @@ class Traced:
 
     def __post_init__(self) -> None:
         _named_as(self, self.fn)
+
+    def cache_name(self) -> str | None:
+        """Its name in the on-disk program cache when it wraps a function of this package (σ − y
+        seen as sequences), with its own fields; None for a user's function (kept by JAX's
+        cache alone)."""
+        fn = self.fn
+        if not isinstance(fn, types.FunctionType) or (fn.__module__ or "").split(".")[0] != (
+                __name__.split(".")[0]):
+            return None
+        return f"Traced({fn.__module__}.{fn.__qualname__}, {self.three_arguments}, {self.sequence})"
 
     def __call__(self, z: jax.Array, y: jax.Array) -> jax.Array:
         z3, y3 = as_sequences(z, self.sequence, 1), as_sequences(y, self.sequence, 1)

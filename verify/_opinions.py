@@ -234,8 +234,10 @@ def _saved_key(kind: str, static: tuple[Any, ...],
         name = head.name
     elif isinstance(head, Loss):  # a loss variant: its parameters are all of it
         name = repr(head)
-    elif _ours(type(head)) and getattr(type(head), "CACHEABLE", False):
-        name = repr(head)  # an object of this package that its fields identify
+    elif _ours(type(head)) and callable(getattr(type(head), "cache_name", None)):
+        name = head.cache_name()  # an object of this package: None when it holds a user's
+        if name is None:
+            return None
     elif isinstance(head, types.FunctionType) and _ours(head):
         name = f"{head.__module__}.{head.__qualname__}"  # a function of this package
     else:

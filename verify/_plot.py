@@ -124,7 +124,8 @@ def figure_of(report: Report):
         bar = figure.colorbar(image, cax=figure.add_axes(layout.colorbar()), extend="max")
         bar.set_label(COLORBAR_LABEL, fontsize=7)
         bar.ax.tick_params(labelsize=7)
-    figure.suptitle(title, fontsize=SUPTITLE_POINTS, y=1 - 0.12 / layout.height, va="top")
+    figure.suptitle(title, fontsize=SUPTITLE_POINTS, y=1 - 0.12 / layout.height, va="top",
+                    parse_math=False)  # a claim's "$" is text, as it was measured
     return figure
 
 

@@ -9,6 +9,7 @@ import math
 import textwrap
 from collections.abc import Callable, Sequence
 
+from ._frameworks import name_of
 from ._options import Tolerance
 
 _LOSS = '''\
@@ -74,7 +75,7 @@ def function_lines(fn: Callable | None) -> tuple[list[str], str]:
         text = _lambda_source(fn)
         if text is not None:
             return [f"closed_form_fn = {text}"], "closed_form_fn"
-    return [f"closed_form_fn = ...  # {fn!r}: define the closed form here"], "closed_form_fn"
+    return [f"closed_form_fn = ...  # {name_of(fn)}: define the closed form here"], "closed_form_fn"
 
 
 def snippet(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -227,8 +227,10 @@ class DerivedClosedForm:
     """The derivation's closed form for a variant, lambdified from its checked route."""
 
     loss: Loss
-    CACHEABLE: ClassVar[bool] = True
-    """Its fields (the loss) identify it: its compiled programs are kept on disk by its repr."""
+
+    def cache_name(self) -> str:
+        """Its name in the on-disk program cache: its fields (the loss) identify it."""
+        return repr(self)
 
     @property
     def __name__(self) -> str:  # noqa: PLW3201 - the report's claim names it
