@@ -159,13 +159,11 @@ def _theory(loss: Loss) -> tuple[object, ...]:
     """The theory of a loss structure: its gradient, closed form, residual and size (SymPy),
     derived, or kept from a run before where the CLI keeps its cache (``_cache``: keyed by this
     package's and ``derivation``'s sources and SymPy's version)."""
-    import sympy
-
     from derivation._loss_theory import loss_theory
 
     from . import _cache
 
-    key = (repr(loss), sympy.__version__)
+    key = (repr(loss),)
     kept = _cache.load_expressions("loss theory", key)
     if kept is not None and len(kept) == 4:
         return kept
