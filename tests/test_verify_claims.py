@@ -160,6 +160,18 @@ def test_an_unshifted_exp_is_caught_where_it_overflows():
     assert cell.max_abs_err is None
 
 
+def test_an_overflowing_closed_form_with_a_residual_warns_nothing():
+    """Soft labels rounded to float16 do not sum to one, so a residual is predicted; its fit
+    multiplied inf by zero at the elements it then leaves out (exp(10·z) overflows float16),
+    and NumPy's RuntimeWarning reached the user's terminal. The cell is judged, silently."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = verify.check(unshifted, classes=2, dtypes="float16", scales=10.0, labels="soft")
+    assert report.cells[0].verdict == "disagree"
+
+
 # --- right closed forms, accepted everywhere -----------------------------------------------------
 
 _theory = derivation.theory()

@@ -130,9 +130,9 @@ def _unit(size: np.ndarray, facts: _dtypes.DtypeFacts) -> np.ndarray:
     dtype's smallest normal number (where XLA on CPU flushes float32 and bfloat16 to zero) that
     number. (No sizes are negative; a NaN among them leaves every unit as the spacing.)"""
     low = float(np.min(size, initial=np.inf))
-    spacing = np.abs(np.asarray(size, np.float64))
-    bits = spacing.view(np.int64)
-    np.bitwise_and(bits, 0x7FF0000000000000, out=bits)  # 2**floor(log2|x|): the exponent only
+    # 2**floor(log2|x|): the exponent's bits alone (the sign's are cleared too), in a new array.
+    bits = np.bitwise_and(np.asarray(size, np.float64).view(np.int64), 0x7FF0000000000000)
+    spacing = bits.view(np.float64)
     spacing *= facts.eps
     if low < facts.tiny:
         spacing[size < facts.tiny] = facts.tiny
@@ -171,10 +171,17 @@ def measure(
     cf, ag, ex = o.closed_form, o.autograd, o.exact
     rows, classes = ex.shape
     all_rows = bool(valid.all())
-    # Usually every row is counted and every value finite; then no element needs a mask. (A sum
-    # of finite gradients is finite; one NaN or inf anywhere makes it not.)
+    # The errors first: their largest values tell whether every value is finite (a NaN or inf in
+    # cf, ag or ex makes an error NaN or inf; so does a difference that overflows, and then the
+    # masks below are computed, to the same counts).
     with np.errstate(invalid="ignore", over="ignore"):
-        clean = all_rows and all(np.isfinite(np.sum(a)) for a in (ex, cf, ag))
+        off_cf = np.subtract(cf, ex)  # kept for the residual's fit below
+        err_cf = np.abs(off_cf)
+        off_ag = np.subtract(ag, ex)
+        err_ag = np.abs(off_ag)
+        largest_cf = float(err_cf.max(initial=0.0))
+    # Usually every row is counted and every value finite; then no element needs a mask.
+    clean = all_rows and np.isfinite(largest_cf) and bool(np.isfinite(err_ag.max(initial=0.0)))
     if clean:
         mask = judged = None  # None: every element is judged, every value finite
         finite_cf = finite_ag = None
@@ -223,10 +230,6 @@ def measure(
     # Errors, in ULPs of the terms' size; below the dtype's smallest normal number, where XLA on
     # CPU flushes float32 and bfloat16 to zero, the unit is that number.
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        off_cf = np.subtract(cf, ex)  # kept for the residual's fit below
-        err_cf = np.abs(off_cf)
-        off_ag = np.subtract(ag, ex)
-        err_ag = np.abs(off_ag)
         ulp = _unit(size, facts)
         if clean:
             err_mask, plain, ag_finite = None, True, None
@@ -250,9 +253,8 @@ def measure(
         "agree_corrected": float(count(agree_corrected)),
         "nonfinite_cf": 0.0 if clean else float(count(~finite_cf)),
         "nonfinite_ag": 0.0 if clean else float(count(~finite_ag)),
-        "max_abs_err": _max(err_cf, err_where),
+        "max_abs_err": largest_cf if clean else _max(err_cf, err_where),
         "max_rel_err": _max(rel, err_where),
-        "max_ulp": _max(err_ulp, err_where),
         "autograd_max_ulp": _max(ag_ulp, ag_finite),
         "max_abs_input": float(max_abs_input),
     }
@@ -260,13 +262,13 @@ def measure(
         values["overflow"] = 0.0 if np.isfinite(np.array(max_abs_input).astype(facts.dtype)) else 1.0
     # The measured residual cf - ex against the predicted one, cf - ex = -predicted.
     if any_residual:
-        product = off_cf * -predicted
-        squares = predicted**2
-        if not clean:
+        with np.errstate(invalid="ignore", over="ignore"):  # inf · 0 where a value is not finite
+            product = off_cf * -predicted
+            squares = predicted**2
+            noise = np.square(off_ag, out=off_ag)
+        if not clean:  # those elements are left out
             product = np.where(err_mask, product, 0.0)
             squares = np.where(judged, squares, 0.0)
-        noise = np.square(off_ag, out=off_ag)
-        if not clean:
             noise = np.where(ag_finite, noise, 0.0)
         values["residual_dot"] = float(np.sum(product))
         values["residual_norm"] = float(np.sum(squares))
@@ -277,11 +279,14 @@ def measure(
     # The worst element, the first in row-major order on ties.
     if clean and count(agree) == elements:
         index = int(np.argmax(err_ulp))  # everything agrees: the largest error in ULPs
-        rank = -1.0 / (1.0 + float(err_ulp.flat[index]))  # _rank of an agreeing element
+        values["max_ulp"] = float(err_ulp.flat[index])  # (errors are finite and >= 0)
+        rank = -1.0 / (1.0 + values["max_ulp"])  # _rank of an agreeing element
     elif clean:  # everything finite: the disagreeing element farthest off (errors are >= 0)
+        values["max_ulp"] = _max(err_ulp, None)
         index = int(np.argmax(np.where(agree, -1.0, err_ulp)))
         rank = float(err_ulp.flat[index])  # _rank of a disagreeing element
     else:
+        values["max_ulp"] = _max(err_ulp, err_where)
         ranks = _rank(
             True if judged is None else judged,
             True if finite_cf is None else finite_cf & finite_ag,
