@@ -3,6 +3,8 @@
 import jax
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from verify import LABEL_KINDS, _dtypes, _inputs
 
@@ -86,3 +88,37 @@ def test_draws_depend_on_the_seed_and_the_cell_only():
     assert np.array_equal(a.labels, b.labels) and np.array_equal(a.noise, b.noise)
     assert not np.array_equal(a.labels, c.labels) and not np.array_equal(a.noise, c.noise)
     assert not np.array_equal(a.labels, d.labels) and np.array_equal(a.noise, d.noise)
+
+
+@settings(max_examples=25, deadline=None)
+@given(classes=st.integers(1, 40), samples=st.integers(1, 60),
+       stops=st.lists(st.integers(0, 70), max_size=6), background=st.booleans())
+def test_noise_drawn_in_pieces_is_one_draw_of_every_row(classes, samples, stops, background):
+    """Drawn a piece at a time (in the background thread or not), in whatever order chunks ask
+    for rows, the noise is the one draw of every row that the seed gives."""
+    rows = samples + _inputs.ADVERSARIAL_ROWS
+    whole = _inputs.generator(5, classes, _inputs.NOISE).standard_normal((rows, classes),
+                                                                        dtype=np.float32)
+    limits = {"BACKGROUND_ELEMENTS": 0, "PIECE_ELEMENTS": 7} if background else {}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in limits.items():
+            patch.setattr(_inputs, name, value)
+        noise = _inputs.Noise(5, classes, samples)
+        draws = _inputs.draw(5, classes, "onehot", samples, noise)
+        for stop in stops:
+            part = draws.take(slice(0, min(stop, rows)))
+            assert np.array_equal(part.noise, whole[:min(stop, rows)])
+        part = draws.take(np.array([rows - 1, 0]))
+    assert np.array_equal(part.noise, whole[[rows - 1, 0]])
+    assert np.array_equal(noise.values, whole)
+    assert np.array_equal(noise.largest, np.max(np.abs(whole), axis=-1))
+
+
+def test_a_failure_drawing_in_the_background_reaches_the_rows_reader(monkeypatch):
+    """An error in the background thread is raised where the rows are asked for, not left to
+    wait forever."""
+    monkeypatch.setattr(_inputs, "BACKGROUND_ELEMENTS", 0)
+    monkeypatch.setattr(_inputs, "generator", lambda *seeds: None)  # .standard_normal fails
+    noise = _inputs.Noise(0, 3, 10)
+    with pytest.raises(AttributeError):
+        noise.draw_to(14)

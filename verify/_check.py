@@ -379,7 +379,8 @@ def _chunks(
         size, _ = sizes[c]
         checked = min(_opinions.CHECKED_ROWS, size)
         streamed = how.layout is not None  # drawn by blocks as chunks ask, whatever the batch
-        noise = None if streamed else _inputs.draw_noise(options.seed, c, options.samples)
+        # A large noise is drawn in the background while its first chunks are computed.
+        noise = None if streamed else _inputs.Noise(options.seed, c, options.samples)
         for kind in options.labels:
             if noise is None:
                 draws: Any = StreamedDraws(options.seed, c, kind, rows)

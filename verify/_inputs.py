@@ -19,7 +19,9 @@ Rows ``0 .. 3`` of every cell are adversarial, the ``samples`` random rows follo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -31,6 +33,12 @@ ROW_KINDS: tuple[str, ...] = ("far-above", "ties", "all-equal", "masked", "rando
 
 ADVERSARIAL_ROWS = 4
 FAR_ABOVE, TIES, ALL_EQUAL, MASKED, RANDOM = range(5)
+BACKGROUND_ELEMENTS = 2**20
+"""Noise of more elements than this (a chunk's) is drawn in a background thread."""
+
+PIECE_ELEMENTS = 2**16
+"""Elements the background thread draws at a time."""
+
 NOISE, LABELS, DIRECTIONS = range(3)
 """The purposes a generator is seeded with, after the seed and the class count."""
 
@@ -64,6 +72,8 @@ class Draws:
     top: np.ndarray
     partner: np.ndarray
     row_kind: np.ndarray
+    draw_to: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
+    """Waits until the noise is drawn up to a row (:meth:`Noise.draw_to`); None where it is."""
 
     @property
     def rows(self) -> int:
@@ -71,6 +81,8 @@ class Draws:
 
     def take(self, rows: ArrayLike | slice) -> Draws:
         """The draws of some rows (the mask is per cell and kept whole); a slice gives views."""
+        if self.draw_to is not None:
+            self.draw_to(_stop(rows, self.rows))
         return Draws(
             noise=self.noise[rows],
             noise_max=self.noise_max[rows],
@@ -80,6 +92,15 @@ class Draws:
             partner=self.partner[rows],
             row_kind=self.row_kind[rows],
         )
+
+
+def _stop(rows: ArrayLike | slice, total: int) -> int:
+    """One past the last row that ``rows`` (a slice or indices of ``total`` rows) takes."""
+    if isinstance(rows, slice):
+        taken = range(total)[rows]
+        return max(taken[0], taken[-1]) + 1 if taken else 0
+    rows = np.asarray(rows)
+    return int(rows.max()) + 1 if rows.size else 0
 
 
 def first_largest(values: np.ndarray) -> np.ndarray:
@@ -107,16 +128,71 @@ def _labels(kind: str, rng: np.random.Generator, rows: int, classes: int) -> np.
     return weights / np.sum(weights, axis=-1, keepdims=True) * np.exp(sign * log_total)
 
 
-def draw_noise(seed: int, classes: int, samples: int) -> tuple[np.ndarray, np.ndarray]:
+class Noise:
     """The logit noise of every cell with c classes: standard normal, ``[samples + 4, classes]``
-    float32, and the largest magnitude of each row."""
-    rows = samples + ADVERSARIAL_ROWS
-    noise = generator(seed, classes, NOISE).standard_normal((rows, classes), dtype=np.float32)
-    return noise, np.max(np.abs(noise), axis=-1)
+    float32, and the largest magnitude of each row.
+
+    Past :data:`BACKGROUND_ELEMENTS` it is drawn in a background thread, a piece of rows at a
+    time (NumPy draws without the GIL), while the rows drawn so far are computed and judged;
+    :meth:`draw_to` waits for the rows it asks for. One generator fills the rows in order: the values are those
+    one draw of every row gives (NumPy's generators fill an array element after element, and a
+    piece begins where the last one ended).
+    """
+
+    def __init__(self, seed: int, classes: int, samples: int) -> None:
+        rows = samples + ADVERSARIAL_ROWS
+        self.values = np.empty((rows, classes), np.float32)
+        self.largest = np.empty(rows, np.float32)
+        self._rng = generator(seed, classes, NOISE)
+        self._drawn = 0
+        self._failed: BaseException | None = None
+        self._progress = threading.Condition()
+        self._thread = None
+        if self.values.size > BACKGROUND_ELEMENTS:
+            self._thread = threading.Thread(target=self._draw_all, name="noise", daemon=True)
+            self._thread.start()
+        else:
+            self._draw(0, rows)
+
+    def _draw(self, start: int, stop: int) -> None:
+        rows = slice(start, stop)
+        self._rng.standard_normal(out=self.values[rows], dtype=np.float32)
+        np.max(np.abs(self.values[rows]), axis=-1, out=self.largest[rows])
+
+    def _draw_all(self) -> None:
+        rows, classes = self.values.shape
+        step = max(1, PIECE_ELEMENTS // classes)
+        try:
+            for start in range(0, rows, step):
+                stop = min(start + step, rows)
+                self._draw(start, stop)
+                with self._progress:
+                    self._drawn = stop
+                    self._progress.notify_all()
+        except BaseException as error:  # handed to the waiting thread
+            with self._progress:
+                self._failed = error
+                self._progress.notify_all()
+
+    def draw_to(self, stop: int) -> None:
+        """Waits until the rows before ``stop`` are drawn."""
+        if self._thread is None:
+            return
+        with self._progress:
+            self._progress.wait_for(lambda: self._drawn >= stop or self._failed is not None)
+        if self._failed is not None:
+            raise self._failed
+
+
+def draw_noise(seed: int, classes: int, samples: int) -> Noise:
+    """:class:`Noise`, every row drawn."""
+    noise = Noise(seed, classes, samples)
+    noise.draw_to(samples + ADVERSARIAL_ROWS)
+    return noise
 
 
 def draw(
-    seed: int, classes: int, labels: str, samples: int, noise: tuple[np.ndarray, np.ndarray]
+    seed: int, classes: int, labels: str, samples: int, noise: Noise
 ) -> Draws:
     """The draws of every cell with this class count and label kind.
 
@@ -125,7 +201,8 @@ def draw(
         classes: c, the number of classes.
         labels: a label kind from :data:`verify.LABEL_KINDS`.
         samples: the number of random rows; the adversarial rows come on top.
-        noise: :func:`draw_noise` of the same seed, classes and samples.
+        noise: the :class:`Noise` of the same seed, classes and samples, drawn or not: the
+            draws' :meth:`Draws.take` draws it as far as the rows taken.
 
     Returns:
         :class:`Draws` with ``samples + 4`` rows.
@@ -144,7 +221,7 @@ def draw(
             masked = masked / np.sum(masked)
         values[MASKED] = masked
     row_kind = np.minimum(np.arange(rows), RANDOM).astype(np.int32)
-    return Draws(noise[0], noise[1], values, mask, top, partner, row_kind)
+    return Draws(noise.values, noise.largest, values, mask, top, partner, row_kind, noise.draw_to)
 
 
 def logits(draws: Draws, scale: float, far_gap: float) -> np.ndarray:
