@@ -424,7 +424,7 @@ def _judge_chunk(
     measured = {}
     for dtype in options.dtypes:
         f, tolerance = _dtypes.facts(dtype), tolerances[dtype]
-        check = _measure.autograd_check(opinions[dtype], reference, job.valid)
+        check = _measure.autograd_check(opinions[dtype], job.valid)
         parts = []
         for first in range(0, size, block):
             rows = slice(first, first + block)

@@ -197,7 +197,7 @@ def measure(
 
     # The rule: within tolerance; where not, no farther from the exact gradient.
     sigma, label, label_sum = o.sigma, o.label, o.label_sum
-    size = reference.gradient_size(sigma, label, label_sum)
+    size = o.size
     # In a clean chunk jax.grad is finite everywhere, so a value within its band is finite too:
     # the band alone decides (it is computed once, for the closed form and for the corrected).
     width = _rule.band(ag, rtol, atol) if clean else None
@@ -209,7 +209,7 @@ def measure(
                                        _rule.allowance(size[rest], facts))
     # With the predicted residual added back (only where it is not zero: elsewhere it changes
     # nothing but the allowance).
-    predicted = reference.residual(sigma, label, label_sum)
+    predicted = o.residual
     any_residual = bool(np.any(predicted))
     if any_residual:
         predicted = np.broadcast_to(predicted, ex.shape)
@@ -314,13 +314,12 @@ NO_CHECK = {"checked_rows": 0.0, "forward_mode": 0.0, "finite_difference": 0.0}
 """The autograd check of rows that have none: nothing checked, nothing off."""
 
 
-def autograd_check(o: Opinions, reference: Reference, valid: np.ndarray) -> dict[str, float]:
+def autograd_check(o: Opinions, valid: np.ndarray) -> dict[str, float]:
     """The autograd check of a chunk: rows checked, and the largest relative discrepancies of
     forward mode and of central differences, relative to :math:`\\sum_k \\mathrm{size}_k |v_k|`.
     """
     checked = o.forward.shape[0]
-    theory = (np.broadcast_to(a, o.exact.shape)[:checked] for a in (o.sigma, o.label, o.label_sum))
-    size = reference.gradient_size(*theory)
+    size = np.broadcast_to(o.size, o.exact.shape)[:checked]
     scale = np.sum(size * np.abs(o.direction), axis=-1) + 1e-12
     forward = np.abs(o.forward - o.along) / scale
     central = np.abs(o.central - o.along) / scale

@@ -6,18 +6,19 @@ r"""Stage 2, opinions: three opinions about the gradient at the same inputs, and
 * the **exact** gradient, ``jax.grad`` of the reference loss in float64 at the same rounded
   inputs, checked itself against forward mode and central differences on a few rows.
 
-Autograd, the exact gradient, the theory's inputs and the check come from one compiled program
-per (reference, dtypes, rows, classes), :func:`_reference_program`, which also hands back the
-inputs rounded to each dtype. A user's closed form never runs inside it: :func:`dispatch` calls
-it on those rounded inputs, and all the judge needs of it is :attr:`Opinions.closed_form`, a
-float64 array ``[rows, classes]``. That is the seam for closed forms that are not JAX (a PyTorch
-or NumPy function called outside of JIT): replace that one call. This package's own closed form
-(σ − y, :data:`FUSED`) is computed inside the reference program instead: the same operations on
-the same rounded inputs, the same bits, and one program to compile a chunk shape rather than
-one per dtype more; and with it, fewer than :data:`SHARED_CLASSES` classes are padded to that
-many, so that the small class counts of a grid share one program. :func:`dispatch` starts a chunk's
-programs (JAX runs them asynchronously) and :func:`collect` waits and hands everything over as
-float64 NumPy arrays (:class:`Opinions`), which the judge reads without compiling anything.
+Autograd, the exact gradient, the theory's inputs (and the theory's gradient size and residual
+at them) and the check come from one compiled program per (reference, dtypes, rows, classes),
+:func:`_reference_program`, which also hands back the inputs rounded to each dtype. A user's
+closed form never runs inside it: :func:`dispatch` calls it on those rounded inputs, and all the
+judge needs of it is :attr:`Opinions.closed_form`, a float64 array ``[rows, classes]``. That is
+the seam for closed forms that are not JAX (a PyTorch or NumPy function called outside of JIT):
+replace that one call. This package's own closed form (σ − y, :data:`FUSED`) is computed inside
+the reference program instead: the same operations on the same rounded inputs, the same bits,
+and one program to compile a chunk shape rather than one per dtype more; and with it, fewer than
+:data:`SHARED_CLASSES` classes are padded to that many, so that the small class counts of a grid
+share one program. :func:`dispatch` starts a chunk's programs (JAX runs them asynchronously) and
+:func:`collect` waits and hands everything over as float64 NumPy arrays (:class:`Opinions`),
+which the judge reads without compiling anything.
 
 Programs are compiled once per process (:class:`Programs`), ahead of use in background threads
 when asked (XLA compiles with the GIL released, so a grid's compilations overlap each other and
@@ -98,6 +99,8 @@ class Opinions:
             masked with -inf): their check counts.
         sigma, label, label_sum: the theory's inputs (:attr:`Reference.theory_inputs`);
             ``label_sum`` is ``[rows, 1]``.
+        size, residual: the theory at them: the size of the gradient's terms and the residual
+            it predicts (:attr:`Reference.gradient_size`, :attr:`Reference.residual`).
         forward, central, along: per checked row (the chunk's first ones), the directional
             derivative along ``direction`` by forward mode, by central differences, and from
             ``exact``.
@@ -111,6 +114,8 @@ class Opinions:
     sigma: np.ndarray
     label: np.ndarray
     label_sum: np.ndarray
+    size: np.ndarray
+    residual: np.ndarray
     forward: np.ndarray
     central: np.ndarray
     along: np.ndarray
@@ -153,8 +158,8 @@ def _reference_program(
     y64: jax.Array,
     direction: jax.Array,
 ) -> list[dict[str, jax.Array]]:
-    """For each dtype: autograd, the exact gradient, the theory's inputs and the autograd
-    check; and the rounded inputs in the dtype, for the closed form, or, given one of this
+    """For each dtype: autograd, the exact gradient, the theory's inputs, size and residual,
+    and the autograd check; and the rounded inputs in the dtype, for the closed form, or, given one of this
     package's closed forms as ``fused`` (:data:`FUSED`), the closed form at them."""
     _traced("reference")
     f64 = jnp.float64
@@ -167,6 +172,11 @@ def _reference_program(
         zr, yr = z.astype(f64), y.astype(f64)
         exact = grad(zr, yr)
         sigma, label, label_sum = reference.theory_inputs(zr, yr)
+        theory = {  # elementwise, in the program's pass over the data rather than NumPy's own
+            name: jnp.broadcast_to(function(sigma, label, label_sum), zr.shape)
+            for name, function in (("size", reference.gradient_size),
+                                   ("residual", reference.residual))
+        }
         forward, central, along, v = autograd_check(
             reference, zr[:checked], yr[:checked], exact[:checked], direction
         )
@@ -175,7 +185,7 @@ def _reference_program(
         out.append({
             **rounded, "autograd": grad(z, y).astype(f64), "exact": exact,
             "checked_ok": jnp.all(jnp.isfinite(zr[:checked]) | (zr[:checked] < 0), axis=-1),
-            "sigma": sigma, "label": label, "label_sum": label_sum,
+            "sigma": sigma, "label": label, "label_sum": label_sum, **theory,
             "forward": forward, "central": central, "along": along, "direction": v,
         })  # fmt: skip
     return out
@@ -338,7 +348,8 @@ class Programs:
 
 def rows_of(o: Opinions, rows: slice) -> Opinions:
     """The opinions on some rows of a chunk (views); the autograd check stays the chunk's."""
-    per_row = ("closed_form", "autograd", "exact", "sigma", "label", "label_sum")
+    per_row = ("closed_form", "autograd", "exact", "sigma", "label", "label_sum", "size",
+               "residual")
     return dataclasses.replace(o, **{name: getattr(o, name)[rows] for name in per_row})
 
 

@@ -11,12 +11,14 @@ One small object, :class:`Reference`, travels through the pipeline:
 * ``gradient_size`` and ``closed_form_size`` are the sizes of the terms an honest evaluation
   rounds: the judge's rounding allowance and its ULPs are taken at them.
 
-The theory functions are NumPy functions of ``(sigma, label, label_sum)``, elementwise and
-broadcasting over ``[rows, classes]`` (``label_sum`` is ``[rows, 1]``), lambdified from
-``derivation.theory()`` (kept as generated code, :mod:`._theory_plain`, held equal to the
-derivation by a test): never retyped. Today's only reference is :func:`plain`, the softmax
-cross-entropy summed over rows; a loss variant is another :class:`Reference` with its own loss
-and its own lambdified theory, and nothing downstream changes.
+The theory functions are elementwise functions of ``(sigma, label, label_sum)``, broadcasting
+over ``[rows, classes]`` (``label_sum`` is ``[rows, 1]``), written with arithmetic and ``abs``
+alone so that they take NumPy and JAX arrays alike: the opinions stage evaluates the size and
+the residual in its compiled program, the judge ``closed_form_size`` where an element needs it.
+They are lambdified from ``derivation.theory()`` (kept as generated code, :mod:`._theory_plain`,
+held equal to the derivation by a test): never retyped. Today's only reference is :func:`plain`,
+the softmax cross-entropy summed over rows; a loss variant is another :class:`Reference` with
+its own loss and its own lambdified theory, and nothing downstream changes.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Writes :mod:`verify._theory_plain`, the plain loss's theory as NumPy code, from
 ``derivation.theory()``.
 
-The judge evaluates three functions of the theory's symbols :math:`(\\sigma, y, \\sum_i y_i)` at
-every element: the residual the derivation predicts for σ − y, and the sizes of the gradient's
-and the closed form's terms. They are lambdified from the derivation, never typed in; to keep
+Three functions of the theory's symbols :math:`(\\sigma, y, \\sum_i y_i)` judge each element:
+the residual the derivation predicts for σ − y and the size of the gradient's terms, evaluated
+inside the compiled reference program (so they must take JAX arrays as well as NumPy's:
+arithmetic and ``abs`` alone), and the size of the closed form's terms, evaluated by the judge
+where an element needs it. They are lambdified from the derivation, never typed in; to keep
 SymPy and the derivation's checks off every ``verify`` run, the lambdified code is kept as a
 module. Run ``python -m verify._theory_source`` after the derivation changes;
 ``tests/test_verify_theory.py`` fails while the module is not what the derivation gives.

@@ -141,8 +141,10 @@ def _opinions_of(fn: Callable[..., Any], reference: _variant.VariantReference,
     result = {}
     for dtype, out in zip(dtypes, outputs, strict=True):
         cf = np.asarray(_closed_form_program(fn, reference.spec, out.pop("z"), out.pop("y"), g))
-        result[dtype] = _opinions.Opinions(closed_form=cf,
-                                           **{k: np.asarray(v) for k, v in out.items()})
+        arrays = {k: np.asarray(v) for k, v in out.items()}
+        theory = (arrays["sigma"], arrays["label"], arrays["label_sum"])  # computed: selected
+        result[dtype] = _opinions.Opinions(closed_form=cf, size=reference.gradient_size(*theory),
+                                           residual=reference.residual(*theory), **arrays)
     return result
 
 
@@ -182,7 +184,7 @@ def _measure_batch(fn: Callable[..., Any], reference: _variant.VariantReference,
         largest = max(noise_max, float(np.max(np.abs(z), where=finite, initial=0.0)))
         tolerance, scaled = _scaled_tolerance(tolerances[f.name], reference, y)
         o = opinions[f.name]
-        check = _measure.autograd_check(o, reference, valid)
+        check = _measure.autograd_check(o, valid)
         m = _measure.measure(o, reference, f, tolerance.rtol, tolerance.atol, valid, largest,
                              check)
         if rows is not None:  # the call's row of the worst element, as the cell's row
