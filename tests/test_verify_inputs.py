@@ -122,3 +122,19 @@ def test_a_failure_drawing_in_the_background_reaches_the_rows_reader(monkeypatch
     noise = _inputs.Noise(0, 3, 10)
     with pytest.raises(AttributeError):
         noise.draw_to(14)
+
+
+def test_rows_taken_by_negative_index_or_mask_are_drawn_first_and_past_the_end_refused(
+        monkeypatch):
+    """Whatever indexes the rows (negative indices, a mask), they are drawn before they are
+    read; an index past the last row is an IndexError, not a wait for rows that never come."""
+    monkeypatch.setattr(_inputs, "BACKGROUND_ELEMENTS", 0)
+    monkeypatch.setattr(_inputs, "PIECE_ELEMENTS", 1)
+    whole = _inputs.generator(2, 3, _inputs.NOISE).standard_normal((2004, 3), dtype=np.float32)
+    draws = _inputs.draw(2, 3, "onehot", 2000, _inputs.Noise(2, 3, 2000))
+    assert np.array_equal(draws.take(np.array([-1])).noise, whole[[-1]])
+    mask = np.zeros(2004, bool)
+    mask[[5, 1999]] = True
+    assert np.array_equal(draws.take(mask).noise, whole[mask])
+    with pytest.raises(IndexError):
+        draws.take(np.array([2004]))

@@ -54,7 +54,8 @@ class Draws:
 
     Attributes:
         noise: standard normal draws (float32), ``[rows, classes]``; logits are
-            ``scale * noise`` in float64.
+            ``scale * noise`` in float64. Rows may be drawn as they are asked for: read them
+            through :meth:`take`.
         noise_max: ``[rows]``, the largest ``|noise|`` of each row.
         labels: ``[rows, classes]`` float64, already zero (and renormalised) where the masked
             row masks.
@@ -99,8 +100,8 @@ def _stop(rows: ArrayLike | slice, total: int) -> int:
     if isinstance(rows, slice):
         taken = range(total)[rows]
         return max(taken[0], taken[-1]) + 1 if taken else 0
-    rows = np.asarray(rows)
-    return int(rows.max()) + 1 if rows.size else 0
+    taken = np.arange(total)[rows]  # indices, negative ones or a mask alike (IndexError past)
+    return int(taken.max()) + 1 if taken.size else 0
 
 
 def first_largest(values: np.ndarray) -> np.ndarray:
@@ -132,11 +133,11 @@ class Noise:
     """The logit noise of every cell with c classes: standard normal, ``[samples + 4, classes]``
     float32, and the largest magnitude of each row.
 
-    Past :data:`BACKGROUND_ELEMENTS` it is drawn in a background thread, a piece of rows at a
-    time (NumPy draws without the GIL), while the rows drawn so far are computed and judged;
-    :meth:`draw_to` waits for the rows it asks for. One generator fills the rows in order: the values are those
-    one draw of every row gives (NumPy's generators fill an array element after element, and a
-    piece begins where the last one ended).
+    Past :data:`BACKGROUND_ELEMENTS` it is drawn in a background thread, a piece of rows at a time
+    (NumPy draws without the GIL), while the rows drawn so far are computed and judged;
+    :meth:`draw_to` waits for the rows it asks for. One generator fills the rows in order: the
+    values are those one draw of every row gives (NumPy's generators fill an array element after
+    element, and a piece begins where the last one ended).
     """
 
     def __init__(self, seed: int, classes: int, samples: int) -> None:
@@ -221,7 +222,8 @@ def draw(
             masked = masked / np.sum(masked)
         values[MASKED] = masked
     row_kind = np.minimum(np.arange(rows), RANDOM).astype(np.int32)
-    return Draws(noise.values, noise.largest, values, mask, top, partner, row_kind, noise.draw_to)
+    return Draws(noise.values, noise.largest, values, mask, top, partner, row_kind,
+                 noise.draw_to)
 
 
 def logits(draws: Draws, scale: float, far_gap: float) -> np.ndarray:

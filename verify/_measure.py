@@ -172,8 +172,8 @@ def measure(
     rows, classes = ex.shape
     all_rows = bool(valid.all())
     # The errors first: their largest values tell whether every value is finite (a NaN or inf in
-    # cf, ag or ex makes an error NaN or inf; so does a difference that overflows, and then the
-    # masks below are computed, to the same counts).
+    # cf, ag or ex makes an error NaN or inf; so does the difference of two finite values near
+    # 1e308, where the masks below then leave that error out of the maxima, as of a NaN's).
     with np.errstate(invalid="ignore", over="ignore"):
         off_cf = np.subtract(cf, ex)  # kept for the residual's fit below
         err_cf = np.abs(off_cf)
@@ -209,7 +209,7 @@ def measure(
                                        _rule.allowance(size[rest], facts))
     # With the predicted residual added back (only where it is not zero: elsewhere it changes
     # nothing but the allowance).
-    predicted = o.residual
+    predicted = reference.residual(sigma, label, label_sum)
     any_residual = bool(np.any(predicted))
     if any_residual:
         predicted = np.broadcast_to(predicted, ex.shape)

@@ -6,8 +6,8 @@ r"""Stage 2, opinions: three opinions about the gradient at the same inputs, and
 * the **exact** gradient, ``jax.grad`` of the reference loss in float64 at the same rounded
   inputs, checked itself against forward mode and central differences on a few rows.
 
-Autograd, the exact gradient, the theory's inputs (and the theory's gradient size and residual
-at them) and the check come from one compiled program per (reference, dtypes, rows, classes),
+Autograd, the exact gradient, the theory's inputs (and the size of the gradient's terms at
+them) and the check come from one compiled program per (reference, dtypes, rows, classes),
 :func:`_reference_program`, which also hands back the inputs rounded to each dtype. A user's
 closed form never runs inside it: :func:`dispatch` calls it on those rounded inputs, and all the
 judge needs of it is :attr:`Opinions.closed_form`, a float64 array ``[rows, classes]``. That is
@@ -99,8 +99,7 @@ class Opinions:
             masked with -inf): their check counts.
         sigma, label, label_sum: the theory's inputs (:attr:`Reference.theory_inputs`);
             ``label_sum`` is ``[rows, 1]``.
-        size, residual: the theory at them: the size of the gradient's terms and the residual
-            it predicts (:attr:`Reference.gradient_size`, :attr:`Reference.residual`).
+        size: the size of the gradient's terms at them (:attr:`Reference.gradient_size`).
         forward, central, along: per checked row (the chunk's first ones), the directional
             derivative along ``direction`` by forward mode, by central differences, and from
             ``exact``.
@@ -115,7 +114,6 @@ class Opinions:
     label: np.ndarray
     label_sum: np.ndarray
     size: np.ndarray
-    residual: np.ndarray
     forward: np.ndarray
     central: np.ndarray
     along: np.ndarray
@@ -158,9 +156,10 @@ def _reference_program(
     y64: jax.Array,
     direction: jax.Array,
 ) -> list[dict[str, jax.Array]]:
-    """For each dtype: autograd, the exact gradient, the theory's inputs, size and residual,
-    and the autograd check; and the rounded inputs in the dtype, for the closed form, or, given one of this
-    package's closed forms as ``fused`` (:data:`FUSED`), the closed form at them."""
+    """For each dtype: autograd, the exact gradient, the theory's inputs and the gradient's size at
+    them, and the autograd check; and the rounded inputs in the dtype, for the closed form,
+    or, given one of this package's closed forms as ``fused`` (:data:`FUSED`), the closed
+    form at them."""
     _traced("reference")
     f64 = jnp.float64
     grad = jax.grad(reference.loss)
@@ -172,11 +171,10 @@ def _reference_program(
         zr, yr = z.astype(f64), y.astype(f64)
         exact = grad(zr, yr)
         sigma, label, label_sum = reference.theory_inputs(zr, yr)
-        theory = {  # elementwise, in the program's pass over the data rather than NumPy's own
-            name: jnp.broadcast_to(function(sigma, label, label_sum), zr.shape)
-            for name, function in (("size", reference.gradient_size),
-                                   ("residual", reference.residual))
-        }
+        # Elementwise, in the program's pass over the data rather than a NumPy pass of its own.
+        # (XLA flushes subnormal results to zero: a size below the smallest normal number is
+        # measured in units of that number either way, and adds nothing to a normal one.)
+        size = jnp.broadcast_to(reference.gradient_size(sigma, label, label_sum), zr.shape)
         forward, central, along, v = autograd_check(
             reference, zr[:checked], yr[:checked], exact[:checked], direction
         )
@@ -185,7 +183,7 @@ def _reference_program(
         out.append({
             **rounded, "autograd": grad(z, y).astype(f64), "exact": exact,
             "checked_ok": jnp.all(jnp.isfinite(zr[:checked]) | (zr[:checked] < 0), axis=-1),
-            "sigma": sigma, "label": label, "label_sum": label_sum, **theory,
+            "sigma": sigma, "label": label, "label_sum": label_sum, "size": size,
             "forward": forward, "central": central, "along": along, "direction": v,
         })  # fmt: skip
     return out
@@ -348,8 +346,7 @@ class Programs:
 
 def rows_of(o: Opinions, rows: slice) -> Opinions:
     """The opinions on some rows of a chunk (views); the autograd check stays the chunk's."""
-    per_row = ("closed_form", "autograd", "exact", "sigma", "label", "label_sum", "size",
-               "residual")
+    per_row = ("closed_form", "autograd", "exact", "sigma", "label", "label_sum", "size")
     return dataclasses.replace(o, **{name: getattr(o, name)[rows] for name in per_row})
 
 

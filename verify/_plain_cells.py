@@ -33,7 +33,7 @@ def _whole(draws: Any, chunk_elements: int) -> tuple[_inputs.Draws | None, str]:
     """The cell's draws whole, for shrinking its batch: streamed draws are made whole only
     while they fit a chunk (memory stays bounded whatever the batch)."""
     if not isinstance(draws, StreamedDraws):
-        return draws, ""
+        return draws.take(slice(0, draws.rows)), ""  # every row drawn
     if draws.rows * draws.classes > chunk_elements:
         return None, (f"the batch of {draws.rows} rows × {draws.classes} classes is not drawn "
                       "whole to be shrunk")

@@ -13,12 +13,12 @@ One small object, :class:`Reference`, travels through the pipeline:
 
 The theory functions are elementwise functions of ``(sigma, label, label_sum)``, broadcasting
 over ``[rows, classes]`` (``label_sum`` is ``[rows, 1]``), written with arithmetic and ``abs``
-alone so that they take NumPy and JAX arrays alike: the opinions stage evaluates the size and
-the residual in its compiled program, the judge ``closed_form_size`` where an element needs it.
-They are lambdified from ``derivation.theory()`` (kept as generated code, :mod:`._theory_plain`,
-held equal to the derivation by a test): never retyped. Today's only reference is :func:`plain`,
-the softmax cross-entropy summed over rows; a loss variant is another :class:`Reference` with
-its own loss and its own lambdified theory, and nothing downstream changes.
+alone so that they take NumPy and JAX arrays alike (the opinions stage evaluates the size in its
+compiled program, the judge the others). They are lambdified from ``derivation.theory()`` (kept
+as generated code, :mod:`._theory_plain`, held equal to the derivation by a test): never
+retyped. Today's only reference is :func:`plain`, the softmax cross-entropy summed over rows; a
+loss variant is another :class:`Reference` with its own loss and its own lambdified theory, and
+nothing downstream changes.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from functools import cache
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from . import _theory_plain
 
-Theory = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+Theory = Callable[[ArrayLike, ArrayLike, ArrayLike], ArrayLike]
+"""An elementwise function of ``(sigma, label, label_sum)``, NumPy or JAX arrays alike."""
 
 
 def row_losses(z: ArrayLike, y: ArrayLike) -> jax.Array:
@@ -87,7 +87,7 @@ class Reference:
 @cache
 def plain() -> Reference:
     """The softmax cross-entropy summed over rows, its theory ``derivation.theory()``
-    lambdified to NumPy (kept as :mod:`._theory_plain`, so that no run imports SymPy)."""
+    lambdified (kept as :mod:`._theory_plain`, so that no run imports SymPy)."""
     return Reference(
         name="softmax cross-entropy",
         cacheable=True,

@@ -1,4 +1,4 @@
-"""The plain loss's theory as NumPy functions.
+"""The plain loss's theory as functions of NumPy or JAX arrays (arithmetic and abs).
 
 Of ``(sigma, label, label_sum)``, elementwise and broadcasting over ``[rows, classes]``
 (``label_sum`` is ``[rows, 1]``).

@@ -2,13 +2,13 @@
 ``derivation.theory()``.
 
 Three functions of the theory's symbols :math:`(\\sigma, y, \\sum_i y_i)` judge each element:
-the residual the derivation predicts for σ − y and the size of the gradient's terms, evaluated
-inside the compiled reference program (so they must take JAX arrays as well as NumPy's:
-arithmetic and ``abs`` alone), and the size of the closed form's terms, evaluated by the judge
-where an element needs it. They are lambdified from the derivation, never typed in; to keep
-SymPy and the derivation's checks off every ``verify`` run, the lambdified code is kept as a
-module. Run ``python -m verify._theory_source`` after the derivation changes;
-``tests/test_verify_theory.py`` fails while the module is not what the derivation gives.
+the residual the derivation predicts for σ − y, the size of the gradient's terms (evaluated
+inside the compiled reference program, so the functions must take JAX arrays as well as NumPy's:
+arithmetic and ``abs`` alone) and the size of the closed form's terms. They are lambdified from
+the derivation, never typed in; to keep SymPy and the derivation's checks off every ``verify``
+run, the lambdified code is kept as a module. Run ``python -m verify._theory_source`` after the
+derivation changes; ``tests/test_verify_theory.py`` fails while the module is not what the
+derivation gives.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 TARGET = Path(__file__).with_name("_theory_plain.py")
 
-_HEADER = '''"""The plain loss's theory as NumPy functions.
+_HEADER = '''"""The plain loss's theory as functions of NumPy or JAX arrays (arithmetic and abs).
 
 Of ``(sigma, label, label_sum)``, elementwise and broadcasting over ``[rows, classes]``
 (``label_sum`` is ``[rows, 1]``).

@@ -144,7 +144,7 @@ def _opinions_of(fn: Callable[..., Any], reference: _variant.VariantReference,
         arrays = {k: np.asarray(v) for k, v in out.items()}
         theory = (arrays["sigma"], arrays["label"], arrays["label_sum"])  # computed: selected
         result[dtype] = _opinions.Opinions(closed_form=cf, size=reference.gradient_size(*theory),
-                                           residual=reference.residual(*theory), **arrays)
+                                           **arrays)
     return result
 
 
