@@ -573,7 +573,8 @@ def test_the_readme_states_the_limits_the_code_computes():
            f"against an estimate of {mib:,.0f} MiB" in text
     assert (_limits.BASE_BYTES, _limits.DRAW_BYTES, _limits.CHUNK_BYTES) == (512 * 2**20, 48, 320)
     assert "512 MiB + 48 bytes × rows × c + 320 bytes × d × max(c, 2²⁰)" in text
-    assert _limits.VARIANT_BYTES == 128 and "512 MiB + (48 + 128 × d) bytes × rows × c" in text
+    assert _limits.VARIANT_BYTES == 128 and _limits.VARIANT_PIPELINED_ELEMENTS == 2**18
+    assert "512 MiB + (48 + 128 × d) bytes × rows × c + 128 bytes × d × min(rows × c, 2¹⁸)" in text
     variant = _limits.verify_bytes(64, [262_144], 1, variant=True) / 2**20
     assert f"64 × 262,144 bfloat16 logits peaked at 2,861 MiB against {variant:,.0f} MiB" in text
     assert f"N above {_limits.MAX_DERIVE_CLASSES:,} is refused" in text

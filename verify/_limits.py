@@ -53,6 +53,11 @@ in bfloat16 and float32, and 5,307 MiB for 256 × 65,536 in the four dtypes (an 
 measured 1,020, 2,594, 3,501 and 5,166). With :data:`DRAW_BYTES` this bounds each of them, by
 1.14, 1.16, 1.44 and 1.78."""
 
+VARIANT_PIPELINED_ELEMENTS = 2**18
+"""A variant batch of at most this many logits is started before the batch before it is judged
+(``verify._variant_check``: JAX computes one while NumPy judges the other), so two are in memory
+at once where the second is small."""
+
 ALL_DTYPES = 4
 """Dtypes assumed when none are named (``verify.DTYPES`` has four)."""
 
@@ -80,7 +85,8 @@ def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] | int 
         classes: the grid's class counts (the largest one decides).
         dtypes: the grid's dtypes (or how many); none named counts as all four.
         variant: a loss variant's grid, each cell one batch (:data:`VARIANT_BYTES`), not
-            chunks.
+            chunks, and a small batch started while the one before it is judged
+            (:data:`VARIANT_PIPELINED_ELEMENTS`).
 
     Returns:
         Bytes, as an integer; it grows with ``rows``, the largest class count and the dtypes.
@@ -90,8 +96,9 @@ def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] | int 
         603
     """
     largest = max(classes)
-    if variant:
-        return BASE_BYTES + (DRAW_BYTES + VARIANT_BYTES * _count(dtypes)) * rows * largest
+    if variant:  # a cell's batch, and a small one started beside it
+        batches = rows * largest + min(rows * largest, VARIANT_PIPELINED_ELEMENTS)
+        return BASE_BYTES + DRAW_BYTES * rows * largest + VARIANT_BYTES * _count(dtypes) * batches
     chunk = min(max(largest, CHUNK_ELEMENTS), max(rows, MIN_CHUNK_ROWS) * largest)
     return BASE_BYTES + DRAW_BYTES * rows * largest + CHUNK_BYTES * _count(dtypes) * chunk
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from derivation import Loss
 
-from . import (_batch_shrink, _dtypes, _explain, _inputs, _judge, _kernel_plan, _measure,
-               _opinions, _variant, _variant_stream)
+from . import (_batch_shrink, _dtypes, _explain, _inputs, _judge, _kernel_bridge, _kernel_plan,
+               _measure, _opinions, _variant, _variant_stream)
 from ._options import Options, Tolerance
 from ._report import AutogradCheck, Cell
 
@@ -132,19 +132,30 @@ TRACES = {"reference": 0, "closed_form": 0}
 """Compilations of the variant programs (once per loss, dtypes and shape; per kernel too)."""
 
 
-def _opinions_of(fn: Callable[..., Any], reference: _variant.VariantReference,
-                 dtypes: tuple[str, ...], z64: np.ndarray, y: np.ndarray,
-                 direction: np.ndarray) -> dict[str, _opinions.Opinions]:
+def _start_opinions(fn: Callable[..., Any], reference: _variant.VariantReference,
+                    dtypes: tuple[str, ...], z64: np.ndarray, y: np.ndarray,
+                    direction: np.ndarray) -> list[dict[str, jax.Array]]:
+    """Starts a batch's programs, the reference program and then, per dtype, the closed form's
+    (JAX runs them asynchronously; a kernel's calls are waited for one at a time, in order)."""
     g = jnp.asarray(reference.grad_output, jnp.float64)
     d = jnp.asarray(reference.denominator, jnp.float64)
     outputs = _reference_program(reference.spec, dtypes, z64, y, direction, g, d)
+    for out in outputs:
+        out["closed_form"] = _closed_form_program(fn, reference.spec, out.pop("z"), out.pop("y"),
+                                                  g)
+        if isinstance(fn, _kernel_bridge.Bridge):
+            jax.block_until_ready(out["closed_form"])
+    return outputs
+
+
+def _opinions_of(reference: _variant.VariantReference, dtypes: tuple[str, ...],
+                 pending: list[dict[str, jax.Array]]) -> dict[str, _opinions.Opinions]:
+    """The opinions of :func:`_start_opinions`, per dtype (waiting for them)."""
     result = {}
-    for dtype, out in zip(dtypes, outputs, strict=True):
-        cf = np.asarray(_closed_form_program(fn, reference.spec, out.pop("z"), out.pop("y"), g))
+    for dtype, out in zip(dtypes, pending, strict=True):
         arrays = {k: np.asarray(v) for k, v in out.items()}
         theory = (arrays["sigma"], arrays["label"], arrays["label_sum"])  # computed: selected
-        result[dtype] = _opinions.Opinions(closed_form=cf, size=reference.gradient_size(*theory),
-                                           **arrays)
+        result[dtype] = _opinions.Opinions(size=reference.gradient_size(*theory), **arrays)
     return result
 
 
@@ -163,53 +174,65 @@ class _Measured:
     scaled: str
 
 
-def _measure_batch(fn: Callable[..., Any], reference: _variant.VariantReference,
-                   options: Options, draws: _inputs.Draws, y: np.ndarray, c: int, scale: float,
-                   tolerances: dict[str, Tolerance], rows: _kernel_plan.Call | None = None,
-                   ) -> tuple[dict[str, _Measured], np.ndarray]:
-    """Stages 2 and 3 on one batch (a cell's, or a streamed cell's call holding ``rows``):
-    per dtype its measurement (of the rows it counts, its worst element's index in the cell's
-    rows), and the batch's float64 logits ``[dtypes, rows, c]``."""
+def _start_batch(fn: Callable[..., Any], reference: _variant.VariantReference,
+                 options: Options, draws: _inputs.Draws, y: np.ndarray, c: int, scale: float,
+                 tolerances: dict[str, Tolerance], rows: _kernel_plan.Call | None = None,
+                 ) -> Callable[[], tuple[dict[str, _Measured], np.ndarray]]:
+    """Stage 2 started on one batch (a cell's, or a streamed cell's call holding ``rows``); the
+    function returned waits for it and does stage 3: per dtype the measurement (of the rows it
+    counts, its worst element's index in the cell's rows), and the batch's float64 logits
+    ``[dtypes, rows, c]``."""
     facts = [_dtypes.facts(dtype) for dtype in options.dtypes]
     valid = np.ones(draws.rows, bool) if rows is None else rows.counted
     z64 = np.stack([_inputs.logits(draws, scale, f.far_gap(c)) for f in facts])
     checked = min(_opinions.CHECKED_ROWS, draws.rows)
     direction = _inputs.generator(options.seed, c, _inputs.DIRECTIONS,
                                   0 if rows is None else rows.first).standard_normal((checked, c))
-    opinions = _opinions_of(fn, reference, options.dtypes, z64, y, direction)
-    noise_max = scale * float(np.max(draws.noise_max, where=valid, initial=0.0))
-    out = {}
-    for f, z in zip(facts, z64, strict=True):
-        finite = np.isfinite(z) & valid[:, None]
-        largest = max(noise_max, float(np.max(np.abs(z), where=finite, initial=0.0)))
-        tolerance, scaled = _scaled_tolerance(tolerances[f.name], reference, y)
-        o = opinions[f.name]
-        check = _measure.autograd_check(o, valid)
-        m = _measure.measure(o, reference, f, tolerance.rtol, tolerance.atol, valid, largest,
-                             check)
-        if rows is not None:  # the call's row of the worst element, as the cell's row
-            row, class_ = divmod(int(m.worst_index), c)
-            m = dataclasses.replace(m, worst_index=float(int(rows.index[row]) * c + class_))
-        out[f.name] = _Measured(m, tolerance, scaled)
-    return out, z64
+    pending = _start_opinions(fn, reference, options.dtypes, z64, y, direction)
+
+    def measured() -> tuple[dict[str, _Measured], np.ndarray]:
+        opinions = _opinions_of(reference, options.dtypes, pending)
+        noise_max = scale * float(np.max(draws.noise_max, where=valid, initial=0.0))
+        out = {}
+        for f, z in zip(facts, z64, strict=True):
+            finite = np.isfinite(z) & valid[:, None]
+            largest = max(noise_max, float(np.max(np.abs(z), where=finite, initial=0.0)))
+            tolerance, scaled = _scaled_tolerance(tolerances[f.name], reference, y)
+            o = opinions[f.name]
+            check = _measure.autograd_check(o, valid)
+            m = _measure.measure(o, reference, f, tolerance.rtol, tolerance.atol, valid,
+                                 largest, check)
+            if rows is not None:  # the call's row of the worst element, as the cell's row
+                row, class_ = divmod(int(m.worst_index), c)
+                m = dataclasses.replace(m, worst_index=float(int(rows.index[row]) * c + class_))
+            out[f.name] = _Measured(m, tolerance, scaled)
+        return out, z64
+
+    return measured
 
 
 def batch_cells(fn: Callable[..., Any], mode: str, reference: _variant.VariantReference,
                 options: Options, draws: _inputs.Draws, y: np.ndarray, c: int, scale: float,
-                kind: str, tolerances: dict[str, Tolerance]) -> list[Cell]:
-    """The cells of one batch: one per dtype."""
+                kind: str, tolerances: dict[str, Tolerance]) -> Callable[[], list[Cell]]:
+    """Starts the cells of one batch, one per dtype: the function returned waits for the
+    batch's programs and makes them."""
     loss = reference.spec
-    measured, z64 = _measure_batch(fn, reference, options, draws, y, c, scale, tolerances)
-    ignored = int(np.sum(_ignored(loss, y))) if kind == "ignored" else 0
-    out = []
-    for index, dtype in enumerate(options.dtypes):
+    started = _start_batch(fn, reference, options, draws, y, c, scale, tolerances)
 
-        def batch(worst_row: int, z: np.ndarray = z64[index]) -> _Shrinkable:
-            return _Shrinkable(z, y, worst_row, "the cell's rows")
+    def cells() -> list[Cell]:
+        measured, z64 = started()
+        ignored = int(np.sum(_ignored(loss, y))) if kind == "ignored" else 0
+        out = []
+        for index, dtype in enumerate(options.dtypes):
 
-        out.append(_cell(fn, mode, loss, options, c, dtype, scale, kind, measured[dtype],
-                         (ignored, draws.rows), batch))
-    return out
+            def batch(worst_row: int, z: np.ndarray = z64[index]) -> _Shrinkable:
+                return _Shrinkable(z, y, worst_row, "the cell's rows")
+
+            out.append(_cell(fn, mode, loss, options, c, dtype, scale, kind, measured[dtype],
+                             (ignored, draws.rows), batch))
+        return out
+
+    return cells
 
 
 def streamed_cells(fn: Callable[..., Any], mode: str, streamed: _variant_stream.StreamedCell,
@@ -220,8 +243,8 @@ def streamed_cells(fn: Callable[..., Any], mode: str, streamed: _variant_stream.
     loss = streamed.loss
     parts: dict[str, list[_Measured]] = {dtype: [] for dtype in options.dtypes}
     for call in streamed.calls(mode):
-        measured, _ = _measure_batch(fn, call.reference, options, call.draws, call.y, c, scale,
-                                     tolerances, call.rows)  # fmt: skip
+        measured, _ = _start_batch(fn, call.reference, options, call.draws, call.y, c, scale,
+                                   tolerances, call.rows)()
         for dtype, one in measured.items():
             parts[dtype].append(one)
     sequence = streamed.windows.view is not None

@@ -67,7 +67,19 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
         cells = []
         total = (len(options.classes) * len(kinds) * len(_variant.GRAD_OUTPUTS)
                  * len(options.scales) * len(options.dtypes))
+
+        def made(batch: list[Cell]) -> None:
+            cells.extend(batch if finish is None else finish(batch))
+            if progress is not None:
+                progress(len(cells), total)
+
+        # A small batch's cells are made once the next batch is started: JAX computes that one
+        # while NumPy judges this one. (A kernel's calls, and the writes into its inputs found
+        # for a batch, are each batch's own: one at a time.)
+        waiting = None
         for c in options.classes:  # with a shape: V alone
+            pipelined = (rows * c <= _limits.VARIANT_PIPELINED_ELEMENTS
+                         and not isinstance(fn, _kernel_bridge.Bridge))
             noise = None if streamed_by else _inputs.draw_noise(options.seed, c, options.samples)
             for kind in kinds:
                 if streamed_by:
@@ -84,14 +96,18 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
                         reference = _variant.VariantReference(loss, g, denominator)
                     for scale in options.scales:
                         if streamed_by:
-                            made = streamed_cells(fn, mode, streamed, options, c, scale,
-                                                  tolerances)
-                        else:
-                            made = batch_cells(fn, mode, reference, options, draws, y, c, scale,
-                                               kind, tolerances)
-                        cells += made if finish is None else finish(made)
-                        if progress is not None:
-                            progress(len(cells), total)
+                            made(streamed_cells(fn, mode, streamed, options, c, scale,
+                                                tolerances))
+                            continue
+                        started = batch_cells(fn, mode, reference, options, draws, y, c, scale,
+                                              kind, tolerances)
+                        if waiting is not None:
+                            made(waiting())
+                        waiting = started if pipelined else None
+                        if not pipelined:
+                            made(started())
+        if waiting is not None:
+            made(waiting())
     order = {key: n for n, key in enumerate(itertools.product(
         options.classes, options.dtypes, options.scales, kinds, _variant.GRAD_OUTPUTS))}
     cells.sort(key=lambda cell: order[cell.classes, cell.dtype, cell.scale, cell.labels,
