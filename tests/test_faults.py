@@ -309,6 +309,58 @@ def test_ctrl_c_in_a_real_process_exits_130_and_writes_nothing(tmp_path):
     assert entries(tmp_path) == []
 
 
+def test_ctrl_c_while_jax_is_imported_is_an_interruption_too(tmp_path, capsys, monkeypatch):
+    """A SIGINT inside an extension's import reaches the command as an ImportError caused by
+    KeyboardInterrupt (NumPy's, JAX's): it was a traceback; it is an interruption. The report's
+    derivations process, started just before, is ended."""
+    from verify import _cli, _derivations
+
+    started = []
+
+    class Deriving(_derivations.Deriving):
+        def __init__(self, no_cache):
+            super().__init__(no_cache)
+            started.append(self)
+
+    def importing(no_cache):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise ImportError("numpy._core.multiarray failed to import") from interrupt
+
+    monkeypatch.setattr(_derivations, "Deriving", Deriving)
+    monkeypatch.setattr(_cli, "_compilation_cache", importing)
+    assert _cli.main(["report", "-q", "--out", str(tmp_path)]) == 130
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: interrupted; nothing was written\n"
+    assert entries(tmp_path) == [] and started[0]._process.poll() is not None  # noqa: SLF001
+    monkeypatch.setattr(_cli, "_compilation_cache", lambda no_cache: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # any other error is not taken for one
+        _cli.main(["report", "-q", "--out", str(tmp_path)])
+
+
+STAND_IN_JAX = """
+import builtins, os, signal
+os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C halfway through the import
+for _ in range(10_000):  # bytecode runs: a SIGINT not held back is raised here
+    pass
+builtins.WHOLE = True
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_ctrl_c_during_jaxs_import_is_held_until_the_import_is_whole(tmp_path):
+    """JAX's extensions do not survive a KeyboardInterrupt inside their import (the process
+    aborted, or the interrupt was lost): it is held back and raised once the import is done."""
+    (tmp_path / "jax.py").write_text(STAND_IN_JAX)
+    code = ("import builtins, sys; sys.path.insert(0, sys.argv[1]); from verify import _cli\n"
+            "try:\n    _cli._import_jax()\nexcept KeyboardInterrupt:\n"
+            "    print('interrupted after the import:', getattr(builtins, 'WHOLE', False))")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout == "interrupted after the import: True\n", proc.stderr
+
+
 # --- numeric flags ------------------------------------------------------------------------------
 
 HUGE = str(10**30)

@@ -1,6 +1,11 @@
 """The report's derivations are derived once per version of the code: kept in the cache, read
 back whole, derived afresh when the derivation's sources change or an entry is corrupt."""
 
+import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +67,45 @@ def test_nothing_is_kept_with_the_cache_off(monkeypatch, derivations):
     _derivations.markdown(3)
     _derivations.markdown(3)
     assert derivations == [3, 3]
+
+
+def _derive_in_a_process(cache: Path) -> tuple[list, set[str]]:
+    """``python -m verify._derivations`` as the report starts it: what it prints, and which of
+    JAX and SymPy it imported."""
+    code = ("import runpy, sys; runpy.run_module('verify._derivations', run_name='__main__'); "
+            "print(sorted(m for m in ('jax', 'sympy') if m in sys.modules), file=sys.stderr)")
+    env = {**os.environ, "SOFTMAX_CE_CACHE_DIR": str(cache)}
+    env.pop("SOFTMAX_CE_NO_CACHE", None)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout), set(ast.literal_eval(proc.stderr.strip().splitlines()[-1]))
+
+
+def test_the_reports_derivations_are_derived_beside_jax_not_with_it(tmp_path):
+    """The report's process derives in a process that never imports JAX (it runs while the
+    report imports JAX and compiles); kept in the cache, the next one imports no SymPy
+    either, and both print what deriving here gives."""
+    first, imported = _derive_in_a_process(tmp_path)
+    assert imported == {"sympy"}
+    again, imported = _derive_in_a_process(tmp_path)
+    assert imported == set() and again == first
+    general, three = first
+    assert general == [derivation.derive().to_markdown(), True]
+    assert three[1] is True and "c = 3" in three[0]
+
+
+def test_a_derivations_process_that_fails_is_derived_here(monkeypatch, derivations):
+    monkeypatch.setitem(_cache._PROGRAMS, "dir", None)  # noqa: SLF001 - derived, not read back
+    monkeypatch.setattr(_derivations.sys, "executable", "/bin/false")  # exits 1 at once
+    assert _derivations.Deriving(no_cache=True).result() == [
+        ("## a derivation\n\nσ − y ✓\n", True)] * 2
+    assert derivations == [None, 3]
+    monkeypatch.setattr(_derivations.sys, "executable", "/no/such/python")  # cannot start
+    assert _derivations.Deriving(no_cache=True).result()[0][1] is True
+
+
+def test_a_derivations_process_is_ended_when_the_report_stops():
+    deriving = _derivations.Deriving(no_cache=True)
+    deriving.stop()
+    assert deriving._process.poll() is not None  # noqa: SLF001

@@ -46,25 +46,40 @@ def disabled() -> bool:
 
 
 def directory() -> Path:
-    """Where this version's programs are cached."""
+    """Where this version's programs are cached (the versions read without importing JAX)."""
     from importlib.metadata import version
 
-    import jax
-    import jaxlib
     import platformdirs
 
     root = os.environ.get(CACHE_DIR) or platformdirs.user_cache_dir("softmax-ce")
-    name = f"xla-softmax-ce{version('softmax-ce')}-jax{jax.__version__}-jaxlib{jaxlib.__version__}"
+    name = f"xla-softmax-ce{version('softmax-ce')}-jax{version('jax')}-jaxlib{version('jaxlib')}"
     return Path(root) / name
 
 
 def enable() -> Path | None:
     """Turns the persistent cache on, unless disabled; returns its directory, or None when it
     is off or cannot be used. Call before anything compiles."""
-    if disabled():
+    path = enable_texts()
+    if path is None:
         return None
     import jax
 
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    # Every program is worth keeping: ours compile in a fraction of a second each.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # An entry that cannot be read or written is recompiled; JAX says so as a warning, which a
+    # user can do nothing about: keep it out of their terminal.
+    warnings.filterwarnings("ignore", message="Error (reading|writing) persistent compilation")
+    return path
+
+
+def enable_texts() -> Path | None:
+    """Turns on the keeping of this package's texts (:func:`load_text`) and programs, unless
+    disabled, without importing JAX (a process that derives and compiles nothing calls this
+    alone); returns the directory, or None when it is off or cannot be used."""
+    if disabled():
+        return None
     try:
         path = directory()
         path.mkdir(parents=True, exist_ok=True)
@@ -73,13 +88,6 @@ def enable() -> Path | None:
         probe.unlink()
     except OSError:
         return None
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    # Every program is worth keeping: ours compile in a fraction of a second each.
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    # An entry that cannot be read or written is recompiled; JAX says so as a warning, which a
-    # user can do nothing about: keep it out of their terminal.
-    warnings.filterwarnings("ignore", message="Error (reading|writing) persistent compilation")
     _PROGRAMS["dir"] = path / "programs"
     return path
 
@@ -128,14 +136,18 @@ def _machine() -> str:
     return f"{platform.machine()} {platform.processor()} {flags}"
 
 
-def _entry(key: tuple[Any, ...]) -> Path | None:
+def _entry(key: tuple[Any, ...], compiled: bool = True) -> Path | None:
+    """Where the entry of ``key`` lives; a compiled one's key names JAX's backend and the CPU
+    too (a text's does not: it is read without importing JAX)."""
     folder = _PROGRAMS["dir"]
     if folder is None:
         return None
-    import jax
-
     code = (sources("verify"), sources("derivation"), _sympy_version())
-    text = repr((key, code, jax.default_backend(), _machine()))
+    if compiled:
+        import jax
+
+        code += (jax.default_backend(), _machine())
+    text = repr((key, code))
     return folder / (hashlib.sha256(text.encode()).hexdigest() + ".bin")
 
 
@@ -229,7 +241,7 @@ def store(key: tuple[Any, ...], compiled: Any) -> None:
 def load_text(kind: str, key: tuple[Any, ...]) -> str | None:
     """The text stored under ``(kind, key)`` by :func:`store_text`, or None (none stored, not
     enabled, or corrupt)."""
-    path = _entry((kind, *key))
+    path = _entry((kind, *key), compiled=False)
     payload = _read(None if path is None else path.with_suffix(".txt"))
     try:
         return None if payload is None else payload.decode()
@@ -239,7 +251,7 @@ def load_text(kind: str, key: tuple[Any, ...]) -> str | None:
 
 def store_text(kind: str, key: tuple[Any, ...], text: str) -> None:
     """Keeps ``text`` under ``(kind, key)`` (whole or not at all); failures are ignored."""
-    path = _entry((kind, *key))
+    path = _entry((kind, *key), compiled=False)
     _write(None if path is None else path.with_suffix(".txt"), text.encode())
 
 

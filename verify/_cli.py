@@ -263,8 +263,27 @@ _SCALES = ",".join(f"{s:g}" for s in _options.DEFAULT_SCALES)
 _LABELS = ",".join(_options.LABEL_KINDS)
 
 
+def _import_jax() -> None:
+    """Imports JAX with Ctrl-C held back until it is done: a SIGINT inside the import of its
+    extensions aborted the process (``std::terminate``) or was lost in a callback; held, it is
+    delivered after, as an ordinary KeyboardInterrupt."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        import jax  # noqa: F401 - signals are the main thread's: nothing to hold back
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        import jax  # noqa: F401
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _compilation_cache(no_cache: bool) -> None:
-    """The persistent cache of compiled programs (``verify._cache``), unless ``--no-cache``."""
+    """JAX imported (:func:`_import_jax`), and the persistent cache of compiled programs
+    (``verify._cache``) on, unless ``--no-cache``."""
+    _import_jax()
     if not no_cache:
         from ._cache import enable
 
@@ -376,22 +395,26 @@ def report(
 ) -> None:
     """Write the derivation and the agreement map as one Markdown report with a heatmap PNG."""
     folder = _writable("out", out, directory=True)
-    _compilation_cache(no_cache)
-    from concurrent.futures import ThreadPoolExecutor
+    from ._derivations import Deriving
 
-    import verify as checker
+    deriving = Deriving(no_cache)  # SymPy in a process of its own, before JAX is imported here
+    try:
+        _compilation_cache(no_cache)
+        from concurrent.futures import ThreadPoolExecutor
 
-    from . import _plot
-    from ._derivations import markdown
+        import verify as checker
 
-    with progress_bar(quiet, "verifying cells") as progress, ThreadPoolExecutor(1) as pool:
-        # The check compiles in threads that release the GIL, the derivations are SymPy in
-        # this one (unless kept in the cache): started first, the check's compilation overlaps
-        # the derivations.
-        checking = pool.submit(checker.check, None, progress=progress)
-        (general, general_holds), (three, three_holds) = markdown(None), markdown(3)
-        _plot.load()  # matplotlib, imported while the check runs
-        agreement = checking.result()
+        from . import _plot
+
+        with progress_bar(quiet, "verifying cells") as progress, ThreadPoolExecutor(1) as pool:
+            # The check compiles in threads that release the GIL: matplotlib is imported here
+            # meanwhile.
+            checking = pool.submit(checker.check, None, progress=progress)
+            _plot.load()
+            agreement = checking.result()
+        (general, general_holds), (three, three_holds) = deriving.result()
+    finally:
+        deriving.stop()
     picture = folder / "agreement.png"
     text = "\n".join([
         "# softmax-ce report", "",
@@ -430,6 +453,18 @@ def check_text_command(
     raise typer.Exit(code)
 
 
+def _interrupted(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt caused ``error`` (or an error that caused it)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     command = typer.main.get_command(app)
@@ -447,6 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as done:
         code = done.exit_code
     except typer.Abort:
+        code = INTERRUPTED
+    except Exception as error:  # Ctrl-C inside an import: an extension's ImportError, say
+        if not _interrupted(error):
+            raise
         code = INTERRUPTED
     if code == INTERRUPTED:  # typer turns Ctrl-C into exit code 130, silently
         sys.stderr.write("error: interrupted; nothing was written\n")
