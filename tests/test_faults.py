@@ -351,9 +351,11 @@ builtins.WHOLE = True
 @pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
 def test_ctrl_c_during_jaxs_import_is_held_until_the_import_is_whole(tmp_path):
     """JAX's extensions do not survive a KeyboardInterrupt inside their import (the process
-    aborted, or the interrupt was lost): it is held back and raised once the import is done."""
+    aborted, or the interrupt was lost): it is held back and raised once the import is done,
+    with other threads running too (NumPy's and torch's, as a kernel's module starts them)."""
     (tmp_path / "jax.py").write_text(STAND_IN_JAX)
-    code = ("import builtins, sys; sys.path.insert(0, sys.argv[1]); from verify import _cli\n"
+    code = ("import builtins, sys; sys.path.insert(0, sys.argv[1]); import numpy, torch\n"
+            "from verify import _cli\n"
             "try:\n    _cli._import_jax()\nexcept KeyboardInterrupt:\n"
             "    print('interrupted after the import:', getattr(builtins, 'WHOLE', False))")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
@@ -626,7 +628,7 @@ def test_the_readme_states_the_limits_the_code_computes():
     assert (_limits.BASE_BYTES, _limits.DRAW_BYTES, _limits.CHUNK_BYTES) == (512 * 2**20, 48, 320)
     assert "512 MiB + 48 bytes × rows × c + 320 bytes × d × max(c, 2²⁰)" in text
     assert _limits.VARIANT_BYTES == 128 and _limits.VARIANT_PIPELINED_ELEMENTS == 2**18
-    assert "512 MiB + (48 + 128 × d) bytes × rows × c + 128 bytes × d × min(rows × c, 2¹⁸)" in text
+    assert "512 MiB + (48 + 128 × d) bytes × (rows × c + min(rows × c, 2¹⁸))" in text
     variant = _limits.verify_bytes(64, [262_144], 1, variant=True) / 2**20
     assert f"64 × 262,144 bfloat16 logits peaked at 2,861 MiB against {variant:,.0f} MiB" in text
     assert f"N above {_limits.MAX_DERIVE_CLASSES:,} is refused" in text

@@ -82,17 +82,28 @@ def _derive_in_a_process(cache: Path) -> tuple[list, set[str]]:
     return json.loads(proc.stdout), set(ast.literal_eval(proc.stderr.strip().splitlines()[-1]))
 
 
-def test_the_reports_derivations_are_derived_beside_jax_not_with_it(tmp_path):
+def test_the_reports_derivations_are_derived_beside_jax_not_with_it(tmp_path, monkeypatch):
     """The report's process derives in a process that never imports JAX (it runs while the
     report imports JAX and compiles); kept in the cache, the next one imports no SymPy
-    either, and both print what deriving here gives."""
-    first, imported = _derive_in_a_process(tmp_path)
+    either, and both print what deriving here gives. Started from a folder that holds another
+    ``verify``, the process still runs the report's own."""
+    cache = tmp_path / "cache"
+    first, imported = _derive_in_a_process(cache)
     assert imported == {"sympy"}
-    again, imported = _derive_in_a_process(tmp_path)
+    again, imported = _derive_in_a_process(cache)
     assert imported == set() and again == first
     general, three = first
     assert general == [derivation.derive().to_markdown(), True]
     assert three[1] is True and "c = 3" in three[0]
+
+    other = tmp_path / "other-checkout" / "verify"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("")
+    (other / "_derivations.py").write_text("print('[[\"not ours\", true], [\"nor this\", true]]')")
+    monkeypatch.chdir(other.parent)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(other.parent))])
+    monkeypatch.setenv("SOFTMAX_CE_CACHE_DIR", str(cache))
+    assert _derivations.Deriving(no_cache=False).result() == [tuple(d) for d in first]
 
 
 def test_a_derivations_process_that_fails_is_derived_here(monkeypatch, derivations):

@@ -143,10 +143,11 @@ def _entry(key: tuple[Any, ...], compiled: bool = True) -> Path | None:
     if folder is None:
         return None
     code = (sources("verify"), sources("derivation"), _sympy_version())
-    if compiled:
+    if compiled:  # the JAX imported (its folder is named from the installed one's metadata)
         import jax
+        import jaxlib
 
-        code += (jax.default_backend(), _machine())
+        code += (jax.__version__, jaxlib.__version__, jax.default_backend(), _machine())
     text = repr((key, code))
     return folder / (hashlib.sha256(text.encode()).hexdigest() + ".bin")
 

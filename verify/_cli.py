@@ -212,6 +212,8 @@ def _import_closed_form(spec: str | None) -> Callable[..., object] | None:
     try:
         module = importlib.import_module(module_name)
     except Exception as error:  # noqa: BLE001 - any failure to import is the user's input
+        if _interrupted(error):  # Ctrl-C inside an extension's import: not the module's fault
+            raise
         raise InputError(f"--closed-form: cannot import {module_name!r}: {error}") from None
     finally:
         sys.path.pop(0)
@@ -264,20 +266,23 @@ _LABELS = ",".join(_options.LABEL_KINDS)
 
 
 def _import_jax() -> None:
-    """Imports JAX with Ctrl-C held back until it is done: a SIGINT inside the import of its
-    extensions aborted the process (``std::terminate``) or was lost in a callback; held, it is
-    delivered after, as an ordinary KeyboardInterrupt."""
+    """Imports JAX with Ctrl-C held back until it is done: a KeyboardInterrupt inside the import
+    of its extensions aborted the process (``std::terminate``), surfaced as an ImportError, or
+    was lost in a callback. Meanwhile SIGINT is only noted; it is raised once JAX is in."""
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
-        import jax  # noqa: F401 - signals are the main thread's: nothing to hold back
+    if "jax" in sys.modules or threading.current_thread() is not threading.main_thread():
+        import jax  # noqa: F401 - imported already, or signals are not this thread's to hold
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    noted: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
     try:
         import jax  # noqa: F401
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+    if noted:
+        raise KeyboardInterrupt
 
 
 def _compilation_cache(no_cache: bool) -> None:
@@ -343,12 +348,13 @@ def verify(
         _flag(loss.weight_for, count)
     _flag(_kernel_options.check_shape_memory, options["shape"], not loss.is_plain,
           options["dtypes"])
-    function = _import_closed_form(closed_form)
     fmt = _choice("format", format, VERIFY_FORMATS)
     target = _writable("out", out)
     picture = _writable("plot", plot)
     if picture is not None and picture.suffix.lower() != ".png":
         raise InputError(f"--plot: expected a .png file, got {str(picture)!r}")
+    _import_jax()  # before a closed form's module, which may import it (or start threads)
+    function = _import_closed_form(closed_form)
     _compilation_cache(no_cache)
     import verify as checker
 
@@ -454,14 +460,15 @@ def check_text_command(
 
 
 def _interrupted(error: BaseException) -> bool:
-    """Whether a KeyboardInterrupt caused ``error`` (or an error that caused it)."""
+    """Whether a KeyboardInterrupt caused ``error`` (or an error that caused it; an error
+    raised ``from None`` was not caused by the one it was raised during)."""
     seen: set[int] = set()
     cause: BaseException | None = error
     while cause is not None and id(cause) not in seen:
         if isinstance(cause, KeyboardInterrupt):
             return True
         seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
     return False
 
 

@@ -7,10 +7,11 @@ report's Markdown and whether the derivation holds are kept under a key made of 
 every source file of ``derivation``, SymPy's version and the class count: a change to any of
 them derives (and checks) afresh, and a corrupt entry is derived again.
 
-The report starts them in a process of its own (:class:`Deriving`, ``python -m
-verify._derivations``) before it imports JAX: in the report's own process SymPy's seconds took
-turns with the check under one GIL; beside it they run on another core while JAX is imported
-and the check compiles. That process imports neither JAX nor, when the cache holds them, SymPy.
+The report starts them in a process of its own (:class:`Deriving`: this module run as a script,
+on the report's own ``sys.path``) before it imports JAX: in the report's own process SymPy's
+seconds took turns with the check under one GIL; beside it they run on another core while JAX is
+imported and the check compiles. That process imports neither JAX nor, when the cache holds
+them, SymPy.
 """
 
 from __future__ import annotations
@@ -60,9 +61,13 @@ class Deriving:
         env = dict(os.environ)
         if no_cache:
             env[_cache.NO_CACHE] = "1"
+        # This process's own path, not ``-m``'s (which puts the current directory first, where
+        # another checkout's verify may lie).
+        start = (f"import runpy, sys; sys.path[:] = {sys.path!r}; "
+                 f"runpy.run_module({__name__!r}, run_name='__main__')")
         try:
             self._process: subprocess.Popen[str] | None = subprocess.Popen(
-                [sys.executable, "-m", __name__], stdin=subprocess.DEVNULL,
+                [sys.executable, "-c", start], stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         except OSError:  # no process to be had: derived here
             self._process = None
@@ -74,9 +79,11 @@ class Deriving:
             out, _ = self._process.communicate()
             if self._process.returncode == 0:
                 try:
-                    return [(str(text), bool(holds)) for text, holds in json.loads(out)]
+                    derived = [(str(text), bool(holds)) for text, holds in json.loads(out)]
                 except (ValueError, TypeError):
-                    pass
+                    derived = []
+                if len(derived) == len(REPORTED):
+                    return derived
         return reported()
 
     def stop(self) -> None:

@@ -54,9 +54,9 @@ measured 1,020, 2,594, 3,501 and 5,166). With :data:`DRAW_BYTES` this bounds eac
 1.14, 1.16, 1.44 and 1.78."""
 
 VARIANT_PIPELINED_ELEMENTS = 2**18
-"""A variant batch of at most this many logits is started before the batch before it is judged
-(``verify._variant_check``: JAX computes one while NumPy judges the other), so two are in memory
-at once where the second is small."""
+"""A variant batch of at most this many logits waits to be judged until the next batch (of any
+size) is started (``verify._variant_check``: NumPy judges one while JAX computes the other), so
+two batches and their draws are in memory at once where one of them is this small."""
 
 ALL_DTYPES = 4
 """Dtypes assumed when none are named (``verify.DTYPES`` has four)."""
@@ -85,7 +85,7 @@ def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] | int 
         classes: the grid's class counts (the largest one decides).
         dtypes: the grid's dtypes (or how many); none named counts as all four.
         variant: a loss variant's grid, each cell one batch (:data:`VARIANT_BYTES`), not
-            chunks, and a small batch started while the one before it is judged
+            chunks, and a small batch waiting to be judged beside it
             (:data:`VARIANT_PIPELINED_ELEMENTS`).
 
     Returns:
@@ -96,9 +96,9 @@ def verify_bytes(rows: int, classes: Iterable[int], dtypes: Iterable[str] | int 
         603
     """
     largest = max(classes)
-    if variant:  # a cell's batch, and a small one started beside it
+    if variant:  # a cell's batch, and a small one waiting beside it
         batches = rows * largest + min(rows * largest, VARIANT_PIPELINED_ELEMENTS)
-        return BASE_BYTES + DRAW_BYTES * rows * largest + VARIANT_BYTES * _count(dtypes) * batches
+        return BASE_BYTES + (DRAW_BYTES + VARIANT_BYTES * _count(dtypes)) * batches
     chunk = min(max(largest, CHUNK_ELEMENTS), max(rows, MIN_CHUNK_ROWS) * largest)
     return BASE_BYTES + DRAW_BYTES * rows * largest + CHUNK_BYTES * _count(dtypes) * chunk
 

@@ -73,9 +73,9 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
             if progress is not None:
                 progress(len(cells), total)
 
-        # A small batch's cells are made once the next batch is started: JAX computes that one
-        # while NumPy judges this one. (A kernel's calls, and the writes into its inputs found
-        # for a batch, are each batch's own: one at a time.)
+        # A small batch waits, its programs run, until the next batch (of any size) is started:
+        # then it is judged while JAX computes that one. (A kernel's calls, and the writes into
+        # its inputs found for a batch, are each batch's own: one at a time.)
         waiting = None
         for c in options.classes:  # with a shape: V alone
             pipelined = (rows * c <= _limits.VARIANT_PIPELINED_ELEMENTS
@@ -106,6 +106,7 @@ def check_variant(closed_form: Callable[..., Any] | None, loss: Loss, options: O
                         waiting = started if pipelined else None
                         if not pipelined:
                             made(started())
+                        started = None  # the batch judged is let go before the next is drawn
         if waiting is not None:
             made(waiting())
     order = {key: n for n, key in enumerate(itertools.product(
