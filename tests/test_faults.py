@@ -361,6 +361,12 @@ def test_ctrl_c_during_jaxs_import_is_held_until_the_import_is_whole(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
                           text=True, timeout=60)
     assert proc.stdout == "interrupted after the import: True\n", proc.stderr
+    ignored = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+               "sys.path.insert(0, sys.argv[1]); from verify import _cli; _cli._import_jax(); "
+               "print('ignored, as a background job ignores it')")
+    proc = subprocess.run([sys.executable, "-c", ignored, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout == "ignored, as a background job ignores it\n", proc.stderr
 
 
 # --- numeric flags ------------------------------------------------------------------------------

@@ -267,3 +267,20 @@ def test_only_this_packages_own_functions_and_losses_are_kept_under_their_names(
         _opinions.softmax_minus_labels, False, t),), spec) for t in (2, 3)]
     plain_key = _opinions._saved_key("closed_form", (_opinions.softmax_minus_labels,), spec)
     assert None not in seen and len({repr(k) for k in (*seen, plain_key)}) == 3
+
+
+def test_the_folder_is_named_without_package_metadata_too(monkeypatch):
+    """The folder is named from the packages' metadata (read without importing JAX); a package
+    on the path without metadata (a source tree) is named by its ``__version__``, one with
+    neither 'unknown', rather than failing the run."""
+    from importlib import metadata
+
+    import jax
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", missing)
+    assert _cache._version("jax") == jax.__version__
+    assert _cache._version("softmax-ce") == "unknown"
+    assert f"-jax{jax.__version__}-" in _cache.directory().name

@@ -45,14 +45,29 @@ def disabled() -> bool:
     return os.environ.get(NO_CACHE, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def _version(package: str) -> str:
+    """An installed package's version, read from its metadata (without importing it), or from
+    the package itself where it has none (a source tree on the path)."""
+    import importlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        pass
+    try:
+        return str(importlib.import_module(package).__version__)
+    except (ImportError, AttributeError):
+        return "unknown"
+
+
 def directory() -> Path:
     """Where this version's programs are cached (the versions read without importing JAX)."""
-    from importlib.metadata import version
-
     import platformdirs
 
     root = os.environ.get(CACHE_DIR) or platformdirs.user_cache_dir("softmax-ce")
-    name = f"xla-softmax-ce{version('softmax-ce')}-jax{version('jax')}-jaxlib{version('jaxlib')}"
+    name = (f"xla-softmax-ce{_version('softmax-ce')}-jax{_version('jax')}"
+            f"-jaxlib{_version('jaxlib')}")
     return Path(root) / name
 
 

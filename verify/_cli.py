@@ -272,15 +272,16 @@ def _import_jax() -> None:
     import signal
     import threading
 
-    if "jax" in sys.modules or threading.current_thread() is not threading.main_thread():
-        import jax  # noqa: F401 - imported already, or signals are not this thread's to hold
-        return
+    if ("jax" in sys.modules or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        import jax  # noqa: F401 - imported already, not this thread's signals, or not Python's
+        return  # Ctrl-C (ignored in a background job, or someone else's handler): left alone
     noted: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
     try:
         import jax  # noqa: F401
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if noted:
         raise KeyboardInterrupt
 
