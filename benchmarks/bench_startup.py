@@ -10,7 +10,9 @@ drifts slows them alike):
 * JAX's start-up: ``python -c "import jax.numpy as j; j.zeros(1).block_until_ready()"``;
 * ``verify`` (the default grid, 192 cells) and ``report``, **cold**: a new, empty cache directory
   (nothing of ours on disk), and **warm**: the cache the cold run wrote;
-* ``verify --no-cache``: compiling everything, writing nothing.
+* ``verify --no-cache``: compiling everything, writing nothing;
+* a loss variant's ``verify`` (:data:`VARIANT`: label smoothing, index targets, ignore_index,
+  mean; 72 batches), cold and warm.
 
 Wall and CPU seconds are both reported: on a shared machine the wall time of a program that
 compiles in background threads suffers more from other load than JAX's single-threaded start-up.
@@ -31,6 +33,8 @@ from pathlib import Path
 
 JAX = [sys.executable, "-c", "import jax.numpy as j; j.zeros(1).block_until_ready()"]
 CLI = [sys.executable, "-m", "verify._cli"]
+VARIANT = ["--label-smoothing", "0.1", "--targets", "indices", "--ignore-index", "-100",
+           "--reduction", "mean"]
 
 
 def seconds(command: list[str], cache: Path | None, cwd: Path,
@@ -56,10 +60,11 @@ def timings(rounds: int, before: str | None = None
     """The commands' names, and the best wall and CPU seconds of each over ``rounds``
     interleaved rounds (``before``: an earlier checkout whose ``verify`` is timed too)."""
     names = ["jax", "verify cold", "verify warm", "verify --no-cache", "report cold",
-             "report warm"]
+             "report warm", "variant cold", "variant warm"]
     if before is not None:
         names += ["verify cold, earlier checkout", "verify warm, earlier checkout",
-                  "report cold, earlier checkout", "report warm, earlier checkout"]
+                  "report cold, earlier checkout", "report warm, earlier checkout",
+                  "variant cold, earlier checkout", "variant warm, earlier checkout"]
     best = dict.fromkeys(names, float("inf"))
     cpu = dict.fromkeys(names, float("inf"))
     with tempfile.TemporaryDirectory() as folder:
@@ -75,6 +80,9 @@ def timings(rounds: int, before: str | None = None
             cache = root / f"report-{number}"
             times["report cold"] = seconds(report, cache, root)
             times["report warm"] = seconds(report, cache, root)
+            cache = root / f"variant-{number}"
+            times["variant cold"] = seconds([*verify, *VARIANT], cache, root)
+            times["variant warm"] = seconds([*verify, *VARIANT], cache, root)
             if before is not None:
                 cache = root / f"earlier-{number}"
                 times["verify cold, earlier checkout"] = seconds(verify, cache, root, before)
@@ -82,6 +90,11 @@ def timings(rounds: int, before: str | None = None
                 cache = root / f"earlier-report-{number}"
                 times["report cold, earlier checkout"] = seconds(report, cache, root, before)
                 times["report warm, earlier checkout"] = seconds(report, cache, root, before)
+                cache = root / f"earlier-variant-{number}"
+                times["variant cold, earlier checkout"] = seconds([*verify, *VARIANT], cache,
+                                                                  root, before)
+                times["variant warm, earlier checkout"] = seconds([*verify, *VARIANT], cache,
+                                                                  root, before)
             for name, (wall, used) in times.items():
                 best[name] = min(best[name], wall)
                 cpu[name] = min(cpu[name], used)
