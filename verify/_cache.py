@@ -152,8 +152,9 @@ def _machine() -> str:
 
 
 def _entry(key: tuple[Any, ...], compiled: bool = True) -> Path | None:
-    """Where the entry of ``key`` lives; a compiled one's key names JAX's backend and the CPU
-    too (a text's does not: it is read without importing JAX)."""
+    """Where the entry of ``key`` lives; a compiled program's key names JAX, its backend and
+    the CPU too (a text's or SymPy expressions' does not: they are read without importing
+    JAX, and are the same on any machine)."""
     folder = _PROGRAMS["dir"]
     if folder is None:
         return None
@@ -274,7 +275,7 @@ def store_text(kind: str, key: tuple[Any, ...], text: str) -> None:
 def load_expressions(kind: str, key: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """The SymPy expressions stored under ``(kind, key)`` by :func:`store_expressions`, or
     None (none stored, not enabled, corrupt)."""
-    path = _entry((kind, *key))
+    path = _entry((kind, *key), compiled=False)
     payload = _read(None if path is None else path.with_suffix(".sympy"))
     if payload is None:
         return None
@@ -288,7 +289,7 @@ def load_expressions(kind: str, key: tuple[Any, ...]) -> tuple[Any, ...] | None:
 def store_expressions(kind: str, key: tuple[Any, ...], expressions: tuple[Any, ...]) -> None:
     """Keeps SymPy expressions of a derivation under ``(kind, key)`` (pickled, whole or not at
     all); failures are ignored."""
-    path = _entry((kind, *key))
+    path = _entry((kind, *key), compiled=False)
     try:
         payload = pickle.dumps(expressions)
     except Exception:  # noqa: BLE001 - what cannot be pickled is not kept

@@ -86,9 +86,10 @@ class Traced:
         """Its name in the on-disk program cache when it wraps a function of this package (σ − y
         seen as sequences), with its own fields; None for a user's function (kept by JAX's
         cache alone)."""
+        from ._opinions import ours
+
         fn = self.fn
-        if not isinstance(fn, types.FunctionType) or (fn.__module__ or "").split(".")[0] != (
-                __name__.split(".")[0]):
+        if not (isinstance(fn, types.FunctionType) and ours(fn)):
             return None
         return f"Traced({fn.__module__}.{fn.__qualname__}, {self.three_arguments}, {self.sequence})"
 

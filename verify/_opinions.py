@@ -224,7 +224,7 @@ def register(kind: str, jitted: Any) -> None:
     _JITTED[kind] = jitted
 
 
-def _ours(thing: Any) -> bool:
+def ours(thing: Any) -> bool:
     """Whether a function or class is this package's (lambdified or exec'd functions have no
     module: None)."""
     return (getattr(thing, "__module__", None) or "").split(".")[0] == __name__.split(".")[0]
@@ -242,11 +242,11 @@ def _saved_key(kind: str, static: tuple[Any, ...],
         name = head.name
     elif isinstance(head, Loss):  # a loss variant: its parameters are all of it
         name = repr(head)
-    elif _ours(type(head)) and callable(getattr(type(head), "cache_name", None)):
+    elif ours(type(head)) and callable(getattr(type(head), "cache_name", None)):
         name = head.cache_name()  # an object of this package: None when it holds a user's
         if name is None:
             return None
-    elif isinstance(head, types.FunctionType) and _ours(head):
+    elif isinstance(head, types.FunctionType) and ours(head):
         name = f"{head.__module__}.{head.__qualname__}"  # a function of this package
     else:
         return None  # a user's function, or a wrapper holding one (a kernel's bridge)
