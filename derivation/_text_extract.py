@@ -3,8 +3,8 @@
 Math stands in ``$…$`` (inline), ``$$…$$``, ``\\[…\\]`` and the ``equation``, ``align``,
 ``aligned``, ``gather`` (and starred) environments (display). A display block is cut into rows
 at ``\\\\``; every row keeps the line and column where it starts. Prose is ignored, except for
-directives (``assume:``/``given:`` lines, also inside ``%`` or ``<!-- -->`` comments) and an
-equation number written right after inline math, as in ``$…$ (2)``.
+directives (``assume:``/``given:`` lines, also inside ``%`` or ``<!-- -->`` comments, never in code
+blocks) and an equation number written right after inline math, as in ``$…$ (2)``.
 """
 
 from __future__ import annotations
@@ -56,8 +56,11 @@ class Extracted:
     truncated: bool = False
 
 
-_DIRECTIVE = re.compile(r"^[ \t]*(?:%+[ \t]*|<!--[ \t]*)?(assume|given)[ \t]*:(.*?)(?:-->)?[ \t]*$",
-                        re.MULTILINE | re.IGNORECASE)
+_DIRECTIVE = re.compile(
+    r"^(?:[ ]{0,3}|[ \t]*(?=%|<!--))(?:%+[ \t]*|<!--[ \t]*)?(assume|given)[ \t]*:(.*?)(?:-->)?[ \t]*$",
+    re.MULTILINE | re.IGNORECASE)
+"""A directive starts its line, indented by at most three spaces as Markdown's paragraphs are (a
+line indented further is Markdown's code), or stands in a comment, indented any way."""
 _ENVIRONMENTS = "equation|align|aligned|gather|gathered|eqnarray|multline|split"
 _OPENERS = re.compile(
     r"(?<!\\)\$\$|\\\[|\\\(|\\begin\{(" + _ENVIRONMENTS + r")(\*?)\}|(?<![\\$])\$(?!\$)")
@@ -147,10 +150,10 @@ def _cases(body: str) -> list[_Case]:
 
 def extract(text: str) -> Extracted:
     """Rows of mathematics and directives, in the order they stand in ``text``."""
+    work = _blank(text, _FENCE)  # code, not the text: neither math nor directives
     directives = tuple(
         Directive(*_Lines(text).at(m.start(1)), m.group(1).lower(), m.group(2).strip())
-        for m in _DIRECTIVE.finditer(text))
-    work = _blank(text, _FENCE)
+        for m in _DIRECTIVE.finditer(work))
     work = _blank(work, _HTML_COMMENT)
     work = _blank(work, _LATEX_COMMENT)
     work = _blank(work, _DIRECTIVE)

@@ -10,7 +10,8 @@
 * Inline math in prose only ever defines a name not used before: ``$y_p = 1$`` or ``$i = j$``
   redefines nothing and claims nothing. A displayed line may define a name used before but
   never given a value ("L = -log ŷ_t, ŷ_t = …"); a function defined once (``σ(x) = …``) means
-  that throughout, also before its definition.
+  that throughout, also before its definition. So does ``σ(z)_i`` (``softmax(z)_i``), which
+  otherwise means the softmax of z.
 * A ``cases`` entry is checked under its condition; a derivative by a defined name keeps that
   name a variable (see :mod:`._text_values`).
 * Directives ``assume:`` / ``given:`` put relations in force (see :mod:`._text_assume`).
@@ -29,7 +30,8 @@ from ._symbols import c as classes_symbol
 from ._text_assume import Assumed, directives_in_force, read_directive
 from ._text_calls import calls_as_products, function_definitions
 from ._text_extract import Extracted
-from ._text_parse import IMPLICIT_BOUND, VECTOR_ACCENTS, Parsed, parse_row
+from ._text_parse import (IMPLICIT_BOUND, SOFTMAX_NOTATION, VECTOR_ACCENTS, Parsed, parse_row,
+                          softmax_meaning)
 from ._text_values import State, expand
 from ._text_values import by_others as _by_others, define as _define
 from ._text_values import functions as _functions, names as _names
@@ -112,8 +114,12 @@ def _definable(lhs: sp.Basic, state: State, rhs: sp.Basic, display: bool = False
     names = {lhs.name} if isinstance(lhs, sp.Symbol) else _names(lhs)
     if isinstance(lhs, sp.core.function.AppliedUndef):
         names = {str(lhs.func)}
-        if names <= state.announced:
-            return lhs  # its definition, known from the start (see understand)
+        if names <= state.announced:  # its definition, known from the start (see _announce),
+            parameter = state.functions[str(lhs.func)][0]  # or a claim about it (σ(-x) = …)
+            return lhs if lhs.args == (parameter,) else None
+    elif isinstance(lhs, sp.Indexed) and str(lhs.base) in state.announced:
+        parameter = state.entries[lhs.base][0]  # σ(z)_i = …, known from the start, or a claim
+        return lhs if lhs.indices == (parameter,) else None
     elif isinstance(lhs, sp.Indexed) and all(x.is_Integer for x in lhs.indices):
         names = {str(lhs), f"vector:{lhs.base}"}  # C_0: a name, unless C is a vector in use
     elif isinstance(lhs, sp.Indexed):
@@ -264,9 +270,11 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
     exprs += [x for d in directives for a in d.relations for x in a.expressions()]
     exprs += [x for p in parsed if p.row.condition
               for a in read_directive(None, p.row.condition).relations for x in a.expressions()]
+    notations = softmax_notations(parsed)
+    exprs += [x for entry, body, _ in notations for x in (entry, body)]
     mapping = normaliser(exprs)
     state = State(vectors={str(e.base) for x in exprs for e in x.atoms(sp.Indexed)})
-    _announce(parsed, mapping, state)
+    _announce(parsed, mapping, state, notations)
     claims: list[Claim] = []
     for d in directives:
         if d.error:
@@ -300,10 +308,50 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
     return tuple(claims)
 
 
-def _announce(parsed: list[Parsed], mapping: dict, state: State) -> None:
+def softmax_notations(parsed: list[Parsed]) -> list[tuple[sp.Indexed, sp.Basic, bool]]:
+    """What ``σ(z)_i`` and ``softmax(z)_i`` mean, as (entry, value, the document's own): the
+    document's definition where it defines the notation once (``σ(z)_i = e^{z_i/T}/…``), the
+    softmax of z where it uses the notation without defining it. Defined twice, the notation
+    gets no meaning here: its first definition defines it, as for any other vector."""
+    used: dict[sp.IndexedBase, None] = {}
+    definitions: dict[sp.IndexedBase, list[tuple[sp.Indexed, sp.Basic]]] = {}
+    for p in parsed:
+        r = p.relation
+        if r is None:
+            continue
+        for e in ([r.first] if r.first is not None else []) + [x for _, x in r.rest]:
+            for entry in sorted(e.atoms(sp.Indexed), key=sp.default_sort_key):
+                if SOFTMAX_NOTATION.fullmatch(str(entry.base)):
+                    used.setdefault(entry.base)
+        first = r.first
+        if (isinstance(first, sp.Indexed) and first.base in used and r.rest
+                and r.rest[0][0] == "=" and len(first.indices) == 1
+                and first.indices[0].is_Symbol
+                and str(first.base) not in _names(r.rest[0][1])):
+            definitions.setdefault(first.base, []).append((first, r.rest[0][1]))
+    out = []
+    for base in used:
+        written = definitions.get(base, [])
+        if len(written) == 1:
+            out.append((*written[0], True))
+        elif not written:
+            entry = sp.Indexed(base, sp.Symbol("i"))
+            out.append((entry, softmax_meaning(entry), False))
+    return out
+
+
+def _announce(parsed: list[Parsed], mapping: dict, state: State,
+              notations: list[tuple[sp.Indexed, sp.Basic, bool]]) -> None:
     """A function defined once in the document (``σ(x) = …``) means that everywhere, also in
     lines before its definition ("… = σ(x) − y, where σ(x) = …") and in a definition that uses
-    it before it is defined (``ŷ = σ(a)``, then ``σ(a) = …``)."""
+    it before it is defined (``ŷ = σ(a)``, then ``σ(a) = …``); so does the softmax notation
+    (:func:`softmax_notations`), which is in use from the start."""
+    for entry, body, documents in notations:
+        entry = entry.xreplace(mapping)
+        _define(entry, body.xreplace(mapping), state, "")
+        state.used |= {str(entry.base), f"vector:{entry.base}"}
+        if documents:
+            state.announced.add(str(entry.base))
     found = function_definitions(parsed)
     counts = Counter(str(f.func) for _, f, _ in found)
     for index, function, body in found:

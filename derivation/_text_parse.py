@@ -199,14 +199,27 @@ def _d_over(numerator: sp.Basic, denominator: sp.Basic) -> tuple[sp.Basic | None
 VECTOR_ACCENTS = re.compile(r"\\(mathbf|boldsymbol|bm|vec)\{(.+)\}")
 
 
+SOFTMAX_NOTATION = re.compile(r"(sigma|softmax)\((.+)\)")
+"""The name of the vector ``σ(z)_i`` or ``softmax(z)_i`` is an entry of: ``sigma(z)``."""
+
+
 def _softmax_entry(call: sp.Basic, index: sp.Basic) -> sp.Basic:
     """``softmax(z)_i`` (in ``\\mathrm`` or ``\\operatorname``) or ``σ(z)_i`` (z bold or not):
-    e^{z_i} / Σ_k e^{z_k} over the classes (the bound is the document's, as for ``Σ_k``)."""
+    entry ``i`` of a vector named ``sigma(z)``, which means the softmax of z
+    (:func:`softmax_meaning`) unless the document defines it otherwise."""
     (argument,) = call.args
     if str(call.func) not in ("softmax", "sigma") or not isinstance(argument, sp.Symbol):
         raise ReadError(f"only a name can carry a subscript, not {sp.sstr(call)}")
     bold = VECTOR_ACCENTS.fullmatch(argument.name)
-    vector = sp.IndexedBase(bold.group(2).lstrip("\\") if bold else argument.name)
+    vector = bold.group(2).lstrip("\\") if bold else argument.name
+    return sp.Indexed(sp.IndexedBase(f"{call.func}({vector})"), index)
+
+
+def softmax_meaning(entry: sp.Indexed) -> sp.Basic:
+    """What ``σ(z)_i`` means when the document does not say: e^{z_i} / Σ_k e^{z_k} over the
+    classes (the bound is the document's, as for ``Σ_k``)."""
+    vector = sp.IndexedBase(SOFTMAX_NOTATION.fullmatch(str(entry.base)).group(2))
+    (index,) = entry.indices
     taken = {s.name for s in index.free_symbols}
     k = sp.Symbol(next(n for n in ("k", "j", "m", "l", "r") if n not in taken))
     return sp.exp(sp.Indexed(vector, index)) / sp.Sum(sp.exp(sp.Indexed(vector, k)),

@@ -76,6 +76,11 @@ EXPECTED: dict[str, int | tuple[int, str] | None] = {
     "c55_jacobian_cases_environment": None,
     "c56_jacobian_cases_swapped": 1,
     "c57_cases_condition_in_words": (1, "unchecked"),
+    "c58_softmax_notation_defined_sharpened_wrong": 1,
+    "c59_softmax_notation_with_temperature": None,
+    "c60_given_in_a_code_block_wrong": 1,
+    "c61_second_claim_after_quad_wrong": 2,
+    "c62_given_in_an_indented_code_block_wrong": 1,
 }
 
 

@@ -165,12 +165,25 @@ def test_assume_holds_until_the_next_assume_and_an_empty_one_ends_it():
 
 @pytest.mark.parametrize("directive", [
     "given: y_i = \\delta_{ip}", "% given: y_i = \\delta_{ip}",
-    "<!-- given: y_i = \\delta_{ip} -->",
+    "<!-- given: y_i = \\delta_{ip} -->", "   given: y_i = \\delta_{ip}",
+    "        % given: y_i = \\delta_{ip}",
 ])
 def test_given_in_every_form_holds_to_the_end(directive):
     text = f"{directive}\n\n$$L = -\\sum_{{i=1}}^{{c}} y_i \\log s_i = -\\log s_p$$\n"
     assert derivation.check_text(text).holds
     assert not derivation.check_text(text.replace(directive, "")).holds
+
+
+@pytest.mark.parametrize("code", [
+    "```\ngiven: y_i = \\delta_{ip}\n```", "~~~latex\n% given: y_i = \\delta_{ip}\n~~~",
+    "    given: y_i = \\delta_{ip}", "\tgiven: y_i = \\delta_{ip}",
+])
+def test_a_directive_in_code_is_not_in_force(code):
+    """Code (fenced, or indented four spaces as Markdown's code is) is not the text: its math
+    is not read, and neither is a directive in it."""
+    text = f"{code}\n\n$$L = -\\sum_{{i=1}}^{{c}} y_i \\log s_i = -\\log s_p$$\n"
+    step, = derivation.check_text(text).steps
+    assert step.status == "fails" and step.assumptions == ()
 
 
 def test_the_command_lines_assume_is_a_given_for_the_whole_text():
