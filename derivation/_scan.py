@@ -45,6 +45,22 @@ def _bound_free(exprs: list[sp.Basic]) -> set[sp.Basic]:
     return set().union(*(e.free_symbols for e in exprs)) if exprs else set()
 
 
+def _largest_summed_index(s: sp.Sum | sp.Product) -> int:
+    """The largest index an entry takes in a sum with numbers for bounds (``Σ_{i=1}^{10} z_i``
+    needs ten classes; ``z_{i+1}`` eleven), or 0."""
+    largest = 0
+    for var, lo, hi in s.limits:
+        if not (lo.is_Integer and hi.is_Integer):
+            continue
+        for entry in s.function.atoms(sp.Indexed):
+            for index in entry.indices:
+                if index.free_symbols == {var} and index.is_polynomial(var) \
+                        and sp.degree(index, var) == 1:
+                    ends = (index.subs(var, lo), index.subs(var, hi))
+                    largest = max(largest, *(int(x) for x in ends if x.is_Integer))
+    return largest
+
+
 def scan(exprs: Iterable[sp.Basic], extra: Iterable[sp.Basic] = ()) -> Scan:
     """Classify the symbols of ``exprs`` (and of ``extra``, e.g. assumptions' relations)."""
     exprs = list(exprs) + list(extra)
@@ -69,6 +85,7 @@ def scan(exprs: Iterable[sp.Basic], extra: Iterable[sp.Basic] = ()) -> Scan:
         for s in e.atoms(sp.Sum, sp.Product):
             for _, lo, hi in s.limits:
                 bounds |= (lo.free_symbols | hi.free_symbols) & symbols
+            largest = max(largest, _largest_summed_index(s))
         for number in e.atoms(sp.Number):
             if number.is_Rational and abs(number) < 10**6:
                 constants.add(number.p / number.q)

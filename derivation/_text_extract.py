@@ -10,7 +10,7 @@ blocks) and an equation number written right after inline math, as in ``$…$ (2
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 MAX_ROW = 4000
 """Rows longer than this many characters are not read (reported as such)."""
@@ -33,7 +33,8 @@ class Row:
     block: int
     tag: str = ""
     condition: str = ""
-    """The condition of a ``cases`` entry the row comes from (``i = j``), LaTeX; or ``""``."""
+    """The condition of a ``cases`` entry the row comes from, or written in words after it
+    (``\\quad \\text{for } i = j``): ``i = j``, LaTeX; or ``""``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,22 @@ def _cases(body: str) -> list[_Case]:
     return out
 
 
+_WORDS = r"\\(?:text|textrm|mbox|mathrm)\s*\{\s*(?:if|for|when)\b[^}]*\}"
+_CONDITION_AFTER = re.compile(r"(?:[,;]?\s*(?:\\q?quad\b|\\[,;:!>]|~)\s*)+" + _WORDS + r"(.*)$",
+                              re.DOTALL)
+"""A condition in words after an equation: ``… \\quad \\text{for } i \\neq k``."""
+_CONDITION_ALONE = re.compile(r"^\s*" + _WORDS + r"(.*)$", re.DOTALL)
+"""The same after ``, \\quad`` (which ends a row): the condition of the row before."""
+_RELATION = re.compile(r"=|\\neq?\b|\\leq?\b|\\geq?\b|[<>]|\\in\b|\\notin\b")
+
+
+def _condition(words: str) -> str:
+    """The relation a condition in words states (``i = k``), or ``""`` where it states none
+    (``\\text{for all } k``: every k, no condition)."""
+    words = words.strip().rstrip(".,;").strip()
+    return words if _RELATION.search(words) else ""
+
+
 def extract(text: str) -> Extracted:
     """Rows of mathematics and directives, in the order they stand in ``text``."""
     work = _blank(text, _FENCE)  # code, not the text: neither math nor directives
@@ -192,10 +209,17 @@ def extract(text: str) -> Extracted:
             chunk = body[start:end]
             spacing = re.match(r"\s*(\\q?quad\b)?", chunk).end()  # after ", \quad"
             start, chunk = start + spacing, chunk[spacing:]
+            alone = _CONDITION_ALONE.match(chunk)
+            if alone and rows and rows[-1].block == block and not rows[-1].condition:
+                rows[-1] = replace(rows[-1], condition=_condition(alone.group(1)))
+                chunk = ""
+            after = _CONDITION_AFTER.search(chunk)
+            condition = _condition(after.group(1)) if after else ""
+            chunk = chunk[:after.start()] if after else chunk
             if chunk.strip():
                 lead = len(chunk) - len(chunk.lstrip())
                 line, column = lines.at(body_start + start + lead)
-                rows.append(Row(line, column, chunk.strip(), not inline, block, tag))
+                rows.append(Row(line, column, chunk.strip(), not inline, block, tag, condition))
             if piece is not None:
                 start = piece.end()
         position = closer.end()

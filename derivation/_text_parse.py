@@ -226,6 +226,11 @@ def softmax_meaning(entry: sp.Indexed) -> sp.Basic:
                                                       (k, 1, IMPLICIT_BOUND))
 
 
+_SAME_ACCENT = {r"\widehat": r"\hat", r"\widetilde": r"\tilde", r"\overline": r"\bar",
+                r"\boldsymbol": r"\mathbf", r"\bm": r"\mathbf"}
+"""Accents that differ in print only: ``\\widehat{y}`` is ``\\hat{y}``."""
+
+
 def _bare(factor: object) -> object:
     """A factor without its written product sign (``\\cdot x`` is x); a division stays."""
     if isinstance(factor, tuple) and factor and factor[0] == "times":
@@ -377,6 +382,7 @@ class _ToSympy(lark.Transformer):
         command, letter = str(items[0]), str(items[1])
         if command in (r"\mathrm", r"\mathit"):
             return sp.Symbol(letter.lstrip("\\"))
+        command = _SAME_ACCENT.get(command, command)
         return sp.Symbol(f"{command}{{{letter}}}")
 
     def call(self, items):

@@ -17,10 +17,11 @@ def summary(t: TextCheck) -> dict[str, int]:
 
 def _verdict(t: TextCheck) -> str:
     n = summary(t)
+    steps = "1 step" if n["steps"] == 1 else f"{n['steps']} steps"
     if t.holds:
-        return f"holds: all {n['steps']} steps checked"
+        return "holds: the one step checked" if n["steps"] == 1 else f"holds: all {steps} checked"
     return (f"does not hold: {n[FAILS]} failing, {n[UNCHECKED]} unchecked, {n[HOLDS]} holding "
-            f"of {n['steps']} steps")
+            f"of {steps}")
 
 
 def _how(s: TextStep) -> str:

@@ -81,6 +81,9 @@ EXPECTED: dict[str, int | tuple[int, str] | None] = {
     "c60_given_in_a_code_block_wrong": 1,
     "c61_second_claim_after_quad_wrong": 2,
     "c62_given_in_an_indented_code_block_wrong": 1,
+    "c63_sums_with_numbers_for_bounds": None,
+    "c64_conditions_in_words_after_the_equation": 3,
+    "c65_hat_and_widehat_are_one_name": None,
 }
 
 
