@@ -146,9 +146,11 @@ class _Partial:
 
 @dataclass(frozen=True)
 class _Operator:
-    """``\\frac{\\partial}{\\partial v}`` or ``\\frac{d}{dv}``: applied to what follows it."""
+    """``\\frac{\\partial}{\\partial v}`` or ``\\frac{d}{dv}``: applied to what follows it
+    (``sign`` -1 after a minus: ``-\\frac{\\partial}{\\partial v} \\log p``)."""
 
     wrt: sp.Basic
+    sign: int = 1
 
 
 class _Terms(list):
@@ -273,8 +275,10 @@ class _ToSympy(lark.Transformer):
             if at == len(items) - 1:
                 raise ReadError("a derivative operator with nothing after it to act on")
             rest = [_bare(items[at + 1]), *items[at + 2:]]
-            derivative = sp.Derivative(value(self._product(rest)), _bare(items[at]).wrt,
-                                       evaluate=False)
+            operator = _bare(items[at])
+            derivative = sp.Derivative(value(self._product(rest)), operator.wrt, evaluate=False)
+            if operator.sign == -1:
+                derivative = sp.Mul(-1, derivative, evaluate=False)
             if at == 0:
                 return derivative
             return self._times(self._product(items[:at]), derivative)
@@ -299,7 +303,20 @@ class _ToSympy(lark.Transformer):
         return ("over", items[1])
 
     def sign(self, items):
-        return value(items[1]) if str(items[0]) == "+" else -value(items[1])
+        minus = str(items[0]) != "+"
+        if isinstance(items[1], _Operator):  # -d/dv acts on what follows, like d/dv
+            return _Operator(items[1].wrt, -items[1].sign if minus else items[1].sign)
+        return -value(items[1]) if minus else value(items[1])
+
+    def indicator(self, items):
+        """``\\mathbb{1}[i = k]`` is δ_ik, ``\\mathbb{1}[i \\neq k]`` is 1 − δ_ik."""
+        _, left, relation, right = items
+        delta = sp.KroneckerDelta(value(left), value(right))
+        if str(relation) == "=":
+            return delta
+        if str(relation) in (r"\neq", r"\ne"):
+            return 1 - delta
+        raise ReadError(f"an indicator of '{relation}' is not read (only of = and \\neq)")
 
     def dots(self, items):
         return _Dots()

@@ -67,6 +67,10 @@ def test_rows_of_an_aligned_block_keep_their_lines():
     (r"\hat{y}_i", sp.IndexedBase(r"\hat{y}")[i]), (r"\sigma_j", sp.IndexedBase("sigma")[sp.Symbol("j")]),
     ("z_{k}", sp.IndexedBase("z")[sp.Symbol("k")]), ("C_0", sp.IndexedBase("C")[0]),
     (r"\alpha x", sp.Symbol("alpha") * x), (r"x \text{ for all } ", x),
+    (r"\mathbb{1}[i = j]", sp.KroneckerDelta(i, sp.Symbol("j"))),
+    (r"\mathbf{1}\{i = j\}", sp.KroneckerDelta(i, sp.Symbol("j"))),
+    (r"\mathbb 1_{i=j}", sp.KroneckerDelta(i, sp.Symbol("j"))),
+    (r"\mathds{1}(i \neq j) x", (1 - sp.KroneckerDelta(i, sp.Symbol("j"))) * x),
     (r"y_1 + y_2 + \dots + y_c", sp.Sum(Y[i], (i, 1, c))),
     (r"-[y_1 \log y_1 + \cdots + y_c \log y_c]", -sp.Sum(Y[i] * sp.log(Y[i]), (i, 1, c))),
 ])
@@ -87,6 +91,11 @@ def test_derivatives_are_read():
     assert isinstance(d, sp.Derivative) and d.variables == (sp.IndexedBase("z")[sp.Symbol("k")],)
     assert value(r"\frac{d}{dx} x^2") == sp.Derivative(x**2, x)
     assert value(r"\frac{\partial}{\partial x}(a x)") == sp.Derivative(a * x, x)
+    assert value(r"-\frac{d}{dx} \log x") == -sp.Derivative(sp.log(x), x)
+    assert value(r"a - \frac{d}{dx} x^2") == a - sp.Derivative(x**2, x)
+    assert value(r"\widehat{y}_i") == value(r"\hat y_i") == sp.IndexedBase(r"\hat{y}")[i]
+    assert value(r"\sigma(\mathbf{z})_i") == value(r"\sigma(z)_i") \
+        == sp.IndexedBase("sigma(z)")[i]  # the softmax, unless the text says otherwise
 
 
 @pytest.mark.parametrize("latex, column, message", [
