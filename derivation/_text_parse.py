@@ -341,6 +341,13 @@ class _ToSympy(lark.Transformer):
         return cls(body, (index, low, high))
 
     def lower(self, items):
+        if len(items) == 2:  # \sum_{j=1, j \neq k}, either way round
+            lows = [self.lower([x]) for x in items]
+            start, skip = sorted(lows, key=len)
+            if len(start) != 3 or len(skip) != 4 or start[1] != skip[1]:
+                raise ReadError("a sum's index must read 'i = 1', 'j \\neq i' or just 'i', or "
+                                "'j = 1, j \\neq i'")
+            return (*start, skip[3])
         (x,) = items
         if isinstance(x, tuple) and not x[1]:  # {i}
             x = x[0]

@@ -85,6 +85,7 @@ EXPECTED: dict[str, int | tuple[int, str] | None] = {
     "c64_conditions_in_words_after_the_equation": 3,
     "c65_hat_and_widehat_are_one_name": None,
     "c66_indicator_notation_wrong_sign": 1,
+    "c67_sum_from_one_but_k": 4,
 }
 
 
