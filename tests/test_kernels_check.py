@@ -90,6 +90,54 @@ def test_assert_gradient_raises_with_cells_and_a_runnable_counterexample():
         exec(compile(snippet, "<counterexample>", "exec"), {})  # noqa: S102 - our own snippet
 
 
+def torch_ignores_grad_output(logits, targets, grad_output):
+    """Right at grad_output 1, which the plain loss's own upstream gradient is."""
+    return torch_kernel(logits, targets, torch.ones_like(grad_output))
+
+
+def numpy_ignores_grad_output(logits, targets, grad_output):
+    return torch_ignores_grad_output(*map(torch.from_numpy, (logits, targets, grad_output))).numpy()
+
+
+def jax_ignores_grad_output(z, y, grad_output):
+    import jax
+
+    return jax.nn.softmax(z, axis=-1) * y.sum(axis=-1, keepdims=True) - y
+
+
+@pytest.mark.parametrize("kernel, framework", [
+    (torch_ignores_grad_output, "torch"), (numpy_ignores_grad_output, "numpy"),
+    (jax_ignores_grad_output, "jax"),
+])
+def test_a_kernel_that_ignores_grad_output_fails_for_the_plain_loss_too(kernel, framework):
+    """The plain loss's upstream gradient is 1, so a kernel is called at 2 and its gradient
+    halved (exact): one that ignores grad_output is off by a factor of two, and its
+    counterexample, called the same way, fails."""
+    report = verify.check(kernel, framework=framework, dtypes="float32", **GRID)
+    (cell,) = report.cells
+    assert cell.verdict == "disagree" and 2 * cell.worst.closed_form == cell.worst.autograd
+    with pytest.raises(AssertionError):
+        exec(compile(cell.counterexample, "<counterexample>", "exec"), {})  # noqa: S102
+
+
+def test_a_kernel_is_judged_on_the_values_it_gives_at_grad_output_1():
+    """Halving the gradient at grad_output 2 is exact: the same bits as a call at 1."""
+    report = verify.check(torch_kernel, framework="torch", dtypes="bfloat16,float16", **GRID)
+    jax_form = verify.check(lambda z, y: jax_softmax_minus(z, y), dtypes="bfloat16,float16", **GRID)
+    for ours, theirs in zip(report.cells, jax_form.cells, strict=True):
+        assert ours.verdict == "agree" and ours.max_ulp == theirs.max_ulp
+
+
+def jax_softmax_minus(z, y):
+    """torch_kernel in JAX: float32 inside, in the logits' dtype out."""
+    import jax
+    import jax.numpy as jnp
+
+    z32, y32 = z.astype(jnp.float32), y.astype(jnp.float32)
+    out = jax.nn.softmax(z32, axis=-1) * y32.sum(axis=-1, keepdims=True) - y32
+    return out.astype(z.dtype)
+
+
 def test_a_kernel_that_raises_is_a_value_error_before_anything_is_measured():
     calls = []
 

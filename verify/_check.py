@@ -121,7 +121,8 @@ def check(
             A torch or NumPy function is a kernel ``(logits, targets, grad_output) ->
             grad_logits``, called on its own copies of the inputs in the cell's dtype (torch
             tensors, NumPy arrays; bfloat16 as ``ml_dtypes.bfloat16``), with the labels as
-            ``targets`` and ``grad_output`` 1; a JAX function may take these three arguments
+            ``targets`` and ``grad_output`` 2, its gradient halved (exact: the plain loss's
+            own upstream gradient is 1); a JAX function may take these three arguments
             too. A kernel that writes into any of its inputs is ``disagree``, whatever it
             returns, and the explanation says which input.
         device: ``"cpu"``, or ``"cuda"`` for a torch kernel where ``torch.cuda.is_available()``.

@@ -4,8 +4,9 @@ The measuring stage compiles one program per (closed form, dtype, chunk shape) a
 closed form inside it as ``fn(z, y)`` or ``fn(z, targets, grad_output)``. :class:`Bridge` is such
 a ``fn`` for a :class:`Kernel` that is not JAX: ``jax.pure_callback`` hands the chunk's inputs
 (in the cell's dtype, as NumPy arrays) to the host, where the kernel runs as itself — torch
-eagerly, on CPU or CUDA — with ``grad_output`` 1 where none is given (the plain loss is a sum),
-and its gradient goes back into the program.
+eagerly, on CPU or CUDA — with ``grad_output`` 2 where none is given (the plain loss is a sum,
+its upstream gradient 1: the kernel's gradient is halved, see
+:data:`PLAIN_GRAD_OUTPUT`), and its gradient goes back into the program.
 Batched by ``vmap`` (the shrinker judges candidates that way) the callback runs once per
 candidate, in order.
 
@@ -29,6 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._frameworks import Kernel, Write
+
+PLAIN_GRAD_OUTPUT = 2.0
+"""The upstream gradient a kernel is called with for the plain loss, whose own is 1 (a sum): its
+gradient is then divided by 2, which is exact in binary floating point, so that a kernel that
+ignores ``grad_output`` (or squares it, or divides by it) is found, and one that uses it
+is judged on the very values it gives at 1."""
+
 
 PROBE_ROWS = 2
 """Rows of the call that tries a kernel on each (dtype, classes) before anything is measured."""
@@ -55,30 +63,34 @@ class Bridge:
     def __call__(
         self, z: jax.Array, targets: jax.Array, grad_output: jax.Array | None = None
     ) -> jax.Array:
-        """The kernel's gradient at ``(z, targets, grad_output)`` (``grad_output`` 1 if None).
+        """The kernel's gradient at ``(z, targets, grad_output)`` (if None: at grad_output
+        :data:`PLAIN_GRAD_OUTPUT`, divided by it).
 
         The callback runs in a thread where 64-bit types are off (``jax.enable_x64`` holds for
         the calling thread only), where float64 and int64 would be cast to 32 bits on the way
         in and out: 8-byte arrays cross as their bits, pairs of uint32.
         """
-        if grad_output is None:
-            grad_output = jnp.ones((), z.dtype)
+        plain = grad_output is None
+        if plain:
+            grad_output = jnp.full((), PLAIN_GRAD_OUTPUT, z.dtype)
         args = (z, targets, grad_output)
         kinds = tuple(np.dtype(a.dtype) for a in args)
         sent = [_bits(a) if a.dtype.itemsize == 8 else a for a in args]
         wide = z.dtype.itemsize == 8
         out = jax.ShapeDtypeStruct((*z.shape, 2) if wide else z.shape,
                                    jnp.uint32 if wide else z.dtype)  # fmt: skip
-        host = functools.partial(self._host, kinds=kinds)
+        host = functools.partial(self._host, kinds=kinds, plain=plain)
         result = jax.pure_callback(host, out, *sent, vmap_method="sequential")
         return jax.lax.bitcast_convert_type(result, z.dtype) if wide else result
 
-    def _host(self, *sent: np.ndarray, kinds: tuple[np.dtype, ...]) -> np.ndarray:
+    def _host(self, *sent: np.ndarray, kinds: tuple[np.dtype, ...], plain: bool) -> np.ndarray:
         z, targets, grad_output = (
             np.ascontiguousarray(a).view(kind)[..., 0] if kind.itemsize == 8 else np.asarray(a)
             for a, kind in zip(sent, kinds, strict=True)
         )
         gradient = self._gradient(z, targets, grad_output)
+        if plain:  # the gradient at grad_output 1, exactly (see PLAIN_GRAD_OUTPUT)
+            gradient = gradient / np.asarray(PLAIN_GRAD_OUTPUT, gradient.dtype)
         if z.dtype.itemsize == 8:
             return np.ascontiguousarray(gradient)[..., None].view(np.uint32)
         return gradient

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._frameworks import Kernel, Write, name_of
 from ._inputs import ADVERSARIAL_ROWS
-from ._kernel_bridge import Bridge, as_sequences, bridge
+from ._kernel_bridge import PLAIN_GRAD_OUTPUT, Bridge, as_sequences, bridge
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ def _named_as(wrapper: Any, fn: Callable[..., Any]) -> None:
 @dataclass(frozen=True)
 class Traced:
     """A JAX function as ``(z, y) -> gradient`` on ``[rows, classes]``: a three-argument one
-    with ``grad_output`` 1, and logits seen as ``[b, t, V]`` where a sequence is given. Hashed
+    at ``grad_output`` :data:`PLAIN_GRAD_OUTPUT`, divided by it, and logits seen as ``[b, t, V]`` where a sequence is given. Hashed
     by its fields, so that checks of the same function share their compiled programs."""
 
     fn: Callable[..., Any]
@@ -96,10 +96,11 @@ class Traced:
     def __call__(self, z: jax.Array, y: jax.Array) -> jax.Array:
         z3, y3 = as_sequences(z, self.sequence, 1), as_sequences(y, self.sequence, 1)
         if self.three_arguments:
-            out = self.fn(z3, y3, jnp.ones((), z.dtype))
+            out = jnp.asarray(self.fn(z3, y3, jnp.full((), PLAIN_GRAD_OUTPUT, z.dtype)))
+            if jnp.issubdtype(out.dtype, jnp.floating):
+                out = out / jnp.asarray(PLAIN_GRAD_OUTPUT, out.dtype)
         else:
-            out = self.fn(z3, y3)
-        out = jnp.asarray(out)
+            out = jnp.asarray(self.fn(z3, y3))
         return out.reshape(z.shape) if out.size == z.size else out
 
 

@@ -1,7 +1,8 @@
 """A kernel's counterexample as a runnable snippet in its own framework (pure Python, no JAX).
 
 A torch kernel's snippet needs torch alone: the reference is autograd of ``F.cross_entropy`` with
-probability targets and ``reduction="sum"`` (the plain loss), in the dtype and in float64. A
+probability targets and ``reduction="sum"`` (the plain loss), in the dtype and in float64; the
+kernel is called at ``grad_output`` 2 and divided by it, as the check calls it. A
 NumPy kernel's snippet takes its reference from ``jax.grad``, as the JAX snippet does. Both call
 the kernel on copies and say which input it wrote into, before comparing gradients.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from ._kernel_bridge import PLAIN_GRAD_OUTPUT
 from ._options import Tolerance
 from ._snippet import function_lines
 
@@ -24,6 +26,11 @@ _JAX_REFERENCE = '''\
 def loss(z, y):  # C = -sum(y * log_softmax(z)), with 0 * log 0 = 0
     return -jnp.sum(jnp.where(y == 0, 0.0, y * jax.nn.log_softmax(z)))
 '''
+
+
+_GRAD_OUTPUT_COMMENT = (
+    f"# C's upstream gradient is 1; the kernel is called at {PLAIN_GRAD_OUTPUT!r} and divided by it "
+    "(exact), so that one that ignores grad_output shows")
 
 
 def _rows(values: Sequence[float]) -> str:
@@ -77,14 +84,16 @@ def kernel_snippet(
             _TORCH_REFERENCE,
             f"logits = torch.tensor({z_text}, dtype=torch.{dtype}{where})",
             f"targets = torch.tensor({y_text}, dtype=torch.{dtype}{where})",
-            f"grad_output = torch.tensor(1.0, dtype=torch.{dtype}{where})",
+            _GRAD_OUTPUT_COMMENT,
+            f"grad_output = torch.tensor({PLAIN_GRAD_OUTPUT!r}, dtype=torch.{dtype}{where})",
             "given = (logits.clone(), targets.clone(), grad_output.clone())",
-            f"kernel = {call}(*given)",
+            f"kernel = {call}(*given) / grad_output",
             'for name, before, after in zip(("logits", "targets", "grad_output"),',
             "                               (logits, targets, grad_output), given):",
             '    assert torch.equal(before, after), f"the kernel wrote into its {name}"',
-            "autograd = reference(logits, targets, grad_output)",
-            "exact = reference(logits.double(), targets.double(), grad_output.double())",
+            "autograd = reference(logits, targets, torch.ones_like(grad_output))",
+            "exact = reference(logits.double(), targets.double(), "
+            "torch.ones_like(grad_output.double()))",
             'print("kernel:  ", kernel)',
             'print("autograd:", autograd)',
             'print("float64: ", exact)',
@@ -101,8 +110,9 @@ def kernel_snippet(
             _JAX_REFERENCE,
             f"logits = jnp.array({z_text}, dtype=jnp.{dtype})",
             f"targets = jnp.array({y_text}, dtype=jnp.{dtype})",
-            f"grad_output = jnp.array(1.0, dtype=jnp.{dtype})",
-            f"kernel = {call}(logits, targets, grad_output)",
+            _GRAD_OUTPUT_COMMENT,
+            f"grad_output = jnp.array({PLAIN_GRAD_OUTPUT!r}, dtype=jnp.{dtype})",
+            f"kernel = {call}(logits, targets, grad_output) / grad_output",
             "autograd = jax.grad(loss)(logits, targets)",
             "with jax.enable_x64(True):",
             "    exact = jax.grad(loss)(logits.astype(jnp.float64), targets.astype(jnp.float64))",
@@ -124,9 +134,10 @@ def kernel_snippet(
             _JAX_REFERENCE,
             f"logits = np.array({z_text}, dtype={np_dtype})",
             f"targets = np.array({y_text}, dtype={np_dtype})",
-            f"grad_output = np.array(1.0, dtype={np_dtype})",
+            _GRAD_OUTPUT_COMMENT,
+            f"grad_output = np.array({PLAIN_GRAD_OUTPUT!r}, dtype={np_dtype})",
             "given = (logits.copy(), targets.copy(), grad_output.copy())",
-            f"kernel = {call}(*given)",
+            f"kernel = {call}(*given) / grad_output",
             'for name, before, after in zip(("logits", "targets", "grad_output"),',
             "                               (logits, targets, grad_output), given):",
             '    assert np.array_equal(before, after, equal_nan=True), '
