@@ -28,13 +28,27 @@ SCALAR_POINTS = 12
 """Points for a step with no classes in it (only plain symbols)."""
 POINTS = 2
 """Random points per size."""
+MAX_INDEX = 1000
+"""The largest concrete index (or a sum's number for a bound) a numeric check evaluates at: its
+vectors have at least that many entries, each drawn to 40 digits."""
+
+
 def sizes(classes: Classes, found: Scan) -> tuple[int, ...]:
-    """The numbers of classes to check at: each at least the largest concrete index."""
+    """The numbers of classes to check at: each at least the largest concrete index, and never
+    fewer than three where there are classes (a claim true only at c = 12 is not checked at
+    c = 12 alone)."""
     if not isinstance(classes, sp.Basic):
         return (int(classes),)
+    largest = found.largest_index
+    if largest > MAX_INDEX:
+        raise Unsupported(f"an index or a sum's bound of {largest:,} needs more classes than the "
+                          f"numeric check evaluates (at most {MAX_INDEX:,})")
     if not found.sized:
-        return (max(1, found.largest_index),)
-    return tuple(sorted({max(size, found.largest_index) for size in SIZES}))
+        return (max(1, largest),)
+    found_sizes = {max(size, largest) for size in SIZES}
+    if len(found_sizes) < 3:
+        found_sizes |= {largest + 1, largest + 5}
+    return tuple(sorted(found_sizes))
 
 
 def _labels(rng: random.Random, size: int, keys: set[str], at: int) -> list:

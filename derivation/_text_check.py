@@ -138,10 +138,18 @@ def _check_claim(index: int, claim: Claim) -> TextStep:
             claim = replace(claim, before=_check.evaluated(claim.before),
                             after=_check.evaluated(claim.after))
             outcome = _outcome(claim, claim.assumed)
+            if claim.against:
+                outcome = replace(outcome, detail=outcome.detail.replace("the previous line",
+                                                                         claim.against))
             if outcome.holds:
                 return step(HOLDS, outcome.status, outcome.detail)
             if outcome.status != _check.FAILED:
                 return step(UNCHECKED, None, outcome.detail)
+            if claim.against:  # a definition of the softmax notation that is not the softmax
+                return step(FAILS, None, outcome.detail, outcome.counterexample,
+                            f"this notation means {claim.against}; the steps below use this "
+                            "line's definition, but a different function needs a name of its "
+                            "own (q_i = …)")
             return step(FAILS, None, outcome.detail, outcome.counterexample,
                         *_explain(claim))
     except OverBudget as error:

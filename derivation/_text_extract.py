@@ -58,10 +58,34 @@ class Extracted:
 
 
 _DIRECTIVE = re.compile(
-    r"^(?:[ ]{0,3}|[ \t]*(?=%|<!--))(?:%+[ \t]*|<!--[ \t]*)?(assume|given)[ \t]*:(.*?)(?:-->)?[ \t]*$",
+    r"^([ \t]*)(?:%+[ \t]*|<!--[ \t]*)?(assume|given)[ \t]*:(.*?)(?:-->)?[ \t]*$",
     re.MULTILINE | re.IGNORECASE)
-"""A directive starts its line, indented by at most three spaces as Markdown's paragraphs are (a
-line indented further is Markdown's code), or stands in a comment, indented any way."""
+"""A directive starts its line (after spaces), or stands in a comment."""
+_LIST_ITEM = re.compile(r"[ \t]*(?:[-*+]|[0-9]+[.)])[ \t]")
+_LATEX_DOCUMENT = re.compile(r"\\documentclass|\\begin\{document\}")
+
+
+def _width(indent: str) -> int:
+    return len(indent.expandtabs(4))
+
+
+def _in_markdown_code(text: str, directive: re.Match[str]) -> bool:
+    """A line indented four spaces or more below a blank line is Markdown's code, unless it goes
+    on with a list item (``1. The loss:`` … ``    given: …``); LaTeX has no such code."""
+    width = _width(directive.group(1))
+    if width < 4 or directive.group(0).lstrip().startswith(("%", "<!--")) \
+            or _LATEX_DOCUMENT.search(text):
+        return False
+    blank = False
+    for line in reversed(text[:directive.start()].split("\n")[:-1]):
+        if not line.strip():
+            blank = True
+            continue
+        if not blank and _width(line) - _width(line.lstrip()) < 4:
+            return False  # a paragraph's lazy continuation line
+        if _width(line) - _width(line.lstrip()) < width:
+            return _LIST_ITEM.match(line) is None
+    return True
 _ENVIRONMENTS = "equation|align|aligned|gather|gathered|eqnarray|multline|split"
 _OPENERS = re.compile(
     r"(?<!\\)\$\$|\\\[|\\\(|\\begin\{(" + _ENVIRONMENTS + r")(\*?)\}|(?<![\\$])\$(?!\$)")
@@ -158,19 +182,26 @@ _CONDITION_ALONE = re.compile(r"^\s*" + _WORDS + r"(.*)$", re.DOTALL)
 _RELATION = re.compile(r"=|\\neq?\b|\\leq?\b|\\geq?\b|[<>]|\\in\b|\\notin\b")
 
 
+_DOMAIN = re.compile(
+    r"1\s*\\le(q|qslant)?\s*[a-z]\s*\\le(q|qslant)?\s*\w+"
+    r"|[a-z]\s*=\s*1\s*,\s*\\[lc]?dots\s*,\s*\w+"
+    r"|[a-z]\s*\\in\s*\\\{\s*1\s*,\s*\\[lc]?dots\s*,\s*\w+\s*\\\}")
+"""An index's range (``1 \\le i \\le c``, ``i = 1, \\dots, c``): every index, no condition."""
+
+
 def _condition(words: str) -> str:
     """The relation a condition in words states (``i = k``), or ``""`` where it states none
-    (``\\text{for all } k``: every k, no condition)."""
+    (``\\text{for all } k``, ``\\text{for } 1 \\le i \\le c``: every index, no condition)."""
     words = words.strip().rstrip(".,;").strip()
-    return words if _RELATION.search(words) else ""
+    return words if _RELATION.search(words) and not _DOMAIN.fullmatch(words) else ""
 
 
 def extract(text: str) -> Extracted:
     """Rows of mathematics and directives, in the order they stand in ``text``."""
     work = _blank(text, _FENCE)  # code, not the text: neither math nor directives
     directives = tuple(
-        Directive(*_Lines(text).at(m.start(1)), m.group(1).lower(), m.group(2).strip())
-        for m in _DIRECTIVE.finditer(work))
+        Directive(*_Lines(text).at(m.start(2)), m.group(2).lower(), m.group(3).strip())
+        for m in _DIRECTIVE.finditer(work) if not _in_markdown_code(work, m))
     work = _blank(work, _HTML_COMMENT)
     work = _blank(work, _LATEX_COMMENT)
     work = _blank(work, _DIRECTIVE)

@@ -11,7 +11,9 @@
   redefines nothing and claims nothing. A displayed line may define a name used before but
   never given a value ("L = -log ŷ_t, ŷ_t = …"); a function defined once (``σ(x) = …``) means
   that throughout, also before its definition. So does ``σ(z)_i`` (``softmax(z)_i``), which
-  otherwise means the softmax of z.
+  otherwise means the softmax of z; a definition of it is also checked against the softmax.
+* A line with a condition (a ``cases`` entry, ``\\quad \\text{for } i \\neq k``) is checked
+  under it and defines nothing.
 * A ``cases`` entry is checked under its condition; a derivative by a defined name keeps that
   name a variable (see :mod:`._text_values`).
 * Directives ``assume:`` / ``given:`` put relations in force (see :mod:`._text_assume`).
@@ -21,6 +23,7 @@ The result is a tuple of :class:`Claim`: what each step says, with every definit
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -55,11 +58,17 @@ class Claim:
     assumed: tuple[Assumed, ...] = ()
     reason: str = ""
     previous_tag: str = ""
+    against: str = ""
+    """What ``before`` is when it is not the line before (``the softmax of z``), for the report."""
     functions: tuple = field(default=(), compare=False)
     """Function definitions in force (name, parameter, body, tag), for hints."""
     by_others: tuple = field(default=(), compare=False)
     """For a derivative: (name, the derivative by that defined name instead), for the hint
     that a line is ∂L/∂s where ∂L/∂a was asked (the chain rule's last factor forgotten)."""
+
+
+_WORDS = re.compile(r"\\(text|textrm|mbox|mathrm|textit|dots|ldots|cdots)\b")
+"""Words (or an ellipsis) left in a condition: ``i = 1 \\text{ to } c`` is not read as math."""
 
 
 def _index_names(exprs: list[sp.Basic]) -> tuple[set[str], list[str]]:
@@ -117,7 +126,7 @@ def _definable(lhs: sp.Basic, state: State, rhs: sp.Basic, display: bool = False
         if names <= state.announced:  # its definition, known from the start (see _announce),
             parameter = state.functions[str(lhs.func)][0]  # or a claim about it (σ(-x) = …)
             return lhs if lhs.args == (parameter,) else None
-    elif isinstance(lhs, sp.Indexed) and str(lhs.base) in state.announced:
+    elif isinstance(lhs, sp.Indexed) and f"entry:{lhs.base}" in state.announced:
         parameter = state.entries[lhs.base][0]  # σ(z)_i = …, known from the start, or a claim
         return lhs if lhs.indices == (parameter,) else None
     elif isinstance(lhs, sp.Indexed) and all(x.is_Integer for x in lhs.indices):
@@ -229,8 +238,20 @@ def _claims_for(parsed: Parsed, state: State, assumed: tuple[Assumed, ...],
                if rest and rest[0][0] == "=" else None)
         if rest or row.display:  # a name merely mentioned in prose ($z$) gets no meaning from it
             state.used |= _names(first if key is None else key)
+        if key is not None and row.condition:
+            return [Claim(line, row.text, UNSUPPORTED, reason=f"a definition under a condition "
+                          f"('{row.condition}') is not read: define {sp.sstr(key)} for every "
+                          "case, or state the case with given:")]
         if key is not None:
             _, value = rest.pop(0)
+            if isinstance(key, sp.Indexed) and key.base in state.standard:
+                # σ(z)_i is the softmax of z: a text that defines it otherwise is told so
+                parameter, meaning = state.standard[key.base]
+                vector = SOFTMAX_NOTATION.fullmatch(str(key.base)).group(2)
+                out.append(Claim(line, relation.piece(row.text, 0), EQUAL,
+                                 meaning.xreplace({parameter: key.indices[0]}),
+                                 expand(value, state), None, assumed,
+                                 against=f"the softmax of {vector}"))
             _define(key, value, state, relation.tag or row.tag)
             state.written_under[key] = assumed
             state.current, state.subject = value, key
@@ -271,7 +292,7 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
     exprs += [x for p in parsed if p.row.condition
               for a in read_directive(None, p.row.condition).relations for x in a.expressions()]
     notations = softmax_notations(parsed)
-    exprs += [x for entry, body, _ in notations for x in (entry, body)]
+    exprs += [x for entry, body, _, *standard in notations for x in (entry, body, *standard)]
     mapping = normaliser(exprs)
     state = State(vectors={str(e.base) for x in exprs for e in x.atoms(sp.Indexed)})
     _announce(parsed, mapping, state, notations)
@@ -286,21 +307,26 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
     for p in parsed:
         p = _normalised(p, mapping)
         assumed = directives_in_force(directives, p.row.line, mapping)
+        kept = None
         if p.row.condition:  # a cases entry: its condition in force for its row alone
             case = read_directive(None, p.row.condition)
-            if case.error:
+            if case.error or _WORDS.search(p.row.condition):
                 claims.append(Claim(p.row.line, p.row.text, UNREADABLE, reason=f"the case's "
                                     f"condition '{p.row.condition}' could not be read, so the "
                                     "case is not checked"))
                 continue
             assumed = tuple(dict.fromkeys(assumed + tuple(a.normalised(mapping)
                                                           for a in case.relations)))
+            # what a name is worth in one case is not its value after it
+            kept = (dict(state.values), dict(state.tags), dict(state.written_under))
         try:
             claims.extend(_claims_for(p, state, assumed, source))
         except (Exception, RecursionError) as error:  # noqa: BLE001 - never out of check_text
             claims.append(Claim(p.row.line, p.row.text, UNREADABLE, reason=f"{source}:"
                                 f"{p.row.line}:{p.row.column}: could not be understood "
                                 f"({type(error).__name__}: {str(error)[:120]})"))
+        if kept is not None:
+            state.values, state.tags, state.written_under = kept
         if p.relation is not None:
             for _, e in p.relation.rest:
                 state.used |= _names(e)
@@ -308,13 +334,14 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
     return tuple(claims)
 
 
-def softmax_notations(parsed: list[Parsed]) -> list[tuple[sp.Indexed, sp.Basic, bool]]:
-    """What ``σ(z)_i`` and ``softmax(z)_i`` mean, as (entry, value, the document's own): the
-    document's definition where it defines the notation once (``σ(z)_i = e^{z_i/T}/…``), the
-    softmax of z where it uses the notation without defining it. Defined twice, the notation
-    gets no meaning here: its first definition defines it, as for any other vector."""
+def softmax_notations(parsed: list[Parsed]) -> list[tuple[sp.Indexed, sp.Basic, bool, sp.Basic]]:
+    """What ``σ(z)_i`` and ``softmax(z)_i`` mean, as (entry, value, the document's own, the
+    softmax of z): the document's definition where it defines the notation once
+    (``σ(z)_i = e^{z_i/T}/…``; then ``σ(a)_i`` is the same function of a), the softmax of z
+    where it uses the notation without defining it. Defined twice, the notation gets no meaning
+    here: its first definition defines it, as for any other vector."""
     used: dict[sp.IndexedBase, None] = {}
-    definitions: dict[sp.IndexedBase, list[tuple[sp.Indexed, sp.Basic]]] = {}
+    definitions: dict[str, list[tuple[sp.Indexed, sp.Basic]]] = {}
     for p in parsed:
         r = p.relation
         if r is None:
@@ -324,35 +351,46 @@ def softmax_notations(parsed: list[Parsed]) -> list[tuple[sp.Indexed, sp.Basic, 
                 if SOFTMAX_NOTATION.fullmatch(str(entry.base)):
                     used.setdefault(entry.base)
         first = r.first
-        if (isinstance(first, sp.Indexed) and first.base in used and r.rest
+        if (isinstance(first, sp.Indexed) and not p.row.condition and first.base in used and r.rest
                 and r.rest[0][0] == "=" and len(first.indices) == 1
                 and first.indices[0].is_Symbol
-                and str(first.base) not in _names(r.rest[0][1])):
-            definitions.setdefault(first.base, []).append((first, r.rest[0][1]))
+                and not any(SOFTMAX_NOTATION.fullmatch(name) for name in _names(r.rest[0][1]))):
+            function = SOFTMAX_NOTATION.fullmatch(str(first.base)).group(1)
+            definitions.setdefault(function, []).append((first, r.rest[0][1]))
     out = []
     for base in used:
-        written = definitions.get(base, [])
+        function, vector = SOFTMAX_NOTATION.fullmatch(str(base)).groups()
+        written = definitions.get(function, [])
+        standard = sp.Indexed(base, sp.Symbol("i"))
+        standard = (standard, softmax_meaning(standard))
         if len(written) == 1:
-            out.append((*written[0], True))
+            (entry, body), = written
+            defined = SOFTMAX_NOTATION.fullmatch(str(entry.base)).group(2)
+            body = body.replace(  # σ(a)_i: the function the text defines for σ(z)_i, of a
+                lambda e: isinstance(e, sp.Indexed) and str(e.base) == defined,
+                lambda e: sp.Indexed(sp.IndexedBase(vector), *e.indices))
+            out.append((sp.Indexed(base, *entry.indices), body, True, *standard))
         elif not written:
-            entry = sp.Indexed(base, sp.Symbol("i"))
-            out.append((entry, softmax_meaning(entry), False))
+            out.append((*standard, False, *standard))
     return out
 
 
 def _announce(parsed: list[Parsed], mapping: dict, state: State,
-              notations: list[tuple[sp.Indexed, sp.Basic, bool]]) -> None:
+              notations: list[tuple[sp.Indexed, sp.Basic, bool, sp.Indexed, sp.Basic]]) -> None:
     """A function defined once in the document (``σ(x) = …``) means that everywhere, also in
     lines before its definition ("… = σ(x) − y, where σ(x) = …") and in a definition that uses
     it before it is defined (``ŷ = σ(a)``, then ``σ(a) = …``); so does the softmax notation
     (:func:`softmax_notations`), which is in use from the start."""
-    for entry, body, documents in notations:
+    for entry, body, documents, standard, meaning in notations:
         entry = entry.xreplace(mapping)
         _define(entry, body.xreplace(mapping), state, "")
+        state.standard[entry.base] = (standard.xreplace(mapping).indices[0],
+                                      meaning.xreplace(mapping))
         state.used |= {str(entry.base), f"vector:{entry.base}"}
         if documents:
-            state.announced.add(str(entry.base))
-    found = function_definitions(parsed)
+            state.announced.add(f"entry:{entry.base}")
+    found = [(index, function, body) for index, function, body in function_definitions(parsed)
+             if not parsed[index].row.condition]  # f(x) = x "for x > 0" defines nothing
     counts = Counter(str(f.func) for _, f, _ in found)
     for index, function, body in found:
         name = str(function.func)

@@ -311,7 +311,11 @@ class _ToSympy(lark.Transformer):
     def indicator(self, items):
         """``\\mathbb{1}[i = k]`` is δ_ik, ``\\mathbb{1}[i \\neq k]`` is 1 − δ_ik."""
         _, left, relation, right = items
-        delta = sp.KroneckerDelta(value(left), value(right))
+        left, right = value(left), value(right)
+        if not all(x.is_Symbol or (x.is_Integer and x > 0) for x in (left, right)):
+            raise ReadError("an indicator is read between class indices only (\\mathbb{1}[i = k],"
+                            f" \\mathbb{{1}}[i = 1]), not of {sp.sstr(left)} = {sp.sstr(right)}")
+        delta = sp.KroneckerDelta(left, right)
         if str(relation) == "=":
             return delta
         if str(relation) in (r"\neq", r"\ne"):

@@ -28,6 +28,7 @@ class State:
     current_tag: str = ""
     vectors: set = field(default_factory=set)        # names of the document's vectors (z of z_k)
     announced: set = field(default_factory=set)      # functions defined once, known throughout
+    standard: dict = field(default_factory=dict)     # sigma(z) -> (index, the softmax of z)
 
 
 def names(expr: sp.Basic) -> set[str]:

@@ -77,7 +77,7 @@ EXPECTED: dict[str, int | tuple[int, str] | None] = {
     "c56_jacobian_cases_swapped": 1,
     "c57_cases_condition_in_words": (1, "unchecked"),
     "c58_softmax_notation_defined_sharpened_wrong": 1,
-    "c59_softmax_notation_with_temperature": None,
+    "c59_softmax_notation_with_temperature": 1,  # σ(z)_i is the softmax: the text is told
     "c60_given_in_a_code_block_wrong": 1,
     "c61_second_claim_after_quad_wrong": 2,
     "c62_given_in_an_indented_code_block_wrong": 1,
@@ -86,6 +86,13 @@ EXPECTED: dict[str, int | tuple[int, str] | None] = {
     "c65_hat_and_widehat_are_one_name": None,
     "c66_indicator_notation_wrong_sign": 1,
     "c67_sum_from_one_but_k": 4,
+    "c68_sum_to_a_number_is_not_every_c_wrong": 1,
+    "c69_definition_under_a_condition": (1, "unchecked"),
+    "c70_condition_with_words_in_it": (1, "unchecked"),
+    "c71_softmax_notation_miswritten_wrong": 1,
+    "c72_logistic_function_and_its_entries": None,
+    "c73_definition_for_every_index_in_range": None,
+    "c74_indicator_of_a_real_number": (1, "unchecked"),
 }
 
 
@@ -160,3 +167,14 @@ def test_a_case_whose_condition_is_not_read_is_not_checked() -> None:
     steps = _checked("c57_cases_condition_in_words").steps
     assert [s.status for s in steps] == ["unchecked", "unchecked"]
     assert all("condition" in s.detail for s in steps)
+
+
+def test_a_defined_softmax_notation_is_one_function_of_every_vector():
+    """σ(z)_i defined as a sharpened softmax: the definition is told it is not the softmax, and
+    σ(a)_i is the same sharpened function of a, so a step right for the plain softmax fails."""
+    text = ("$$\\sigma(z)_i = \\frac{e^{2 z_i}}{\\sum_{j=1}^{c} e^{2 z_j}}$$\n\n"
+            "$$\\frac{\\partial \\log \\sigma(a)_i}{\\partial a_i} = 1 - \\sigma(a)_i$$\n\n"
+            "$$\\frac{\\partial \\log \\sigma(a)_i}{\\partial a_i} = 2 - 2\\sigma(a)_i$$\n")
+    checked = derivation.check_text(text)
+    assert [s.status for s in checked.steps] == ["fails", "fails", "holds"]
+    assert checked.steps[0].detail.startswith("does not hold: the softmax of z gives ")

@@ -186,6 +186,14 @@ def test_a_directive_in_code_is_not_in_force(code):
     assert step.status == "fails" and step.assumptions == ()
 
 
+@pytest.mark.parametrize("item", ["1. The loss:", "- The loss:"])
+def test_a_directive_indented_under_a_list_item_is_in_force(item):
+    """Four spaces under a list item go on with the item (Markdown's rule), not into code."""
+    text = (f"{item}\n\n    given: y_i = \\delta_{{ip}}\n\n"
+            "    $$L = -\\sum_{i=1}^{c} y_i \\log s_i = -\\log s_p$$\n")
+    assert derivation.check_text(text).holds
+
+
 def test_the_command_lines_assume_is_a_given_for_the_whole_text():
     text = "$$G = s_k \\sum_{i=1}^{c} y_i - y_k = s_k - y_k$$"
     assert not derivation.check_text(text).holds
