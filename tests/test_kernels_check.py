@@ -52,8 +52,8 @@ def test_a_right_torch_kernel_holds():
 def test_a_kernel_that_writes_into_its_logits_disagrees_whatever_it_returns(overwritten):
     for cell in overwritten.cells:
         (write,) = cell.writes
-        rows = write.shape[0]  # the chunk the kernel was called on: the cell's rows, padded
-        assert rows >= cell.rows and write.shape == (rows, 10)
+        rows = write.shape[0]  # the chunk the kernel was called on: the cell's rows
+        assert rows == cell.rows and write.shape == (rows, 10)
         assert (write.input, write.changed, write.elements, write.index) == (
             "logits", rows * 10, rows * 10, (0, 0))
         assert cell.verdict == "disagree"
@@ -136,6 +136,28 @@ def jax_softmax_minus(z, y):
     z32, y32 = z.astype(jnp.float32), y.astype(jnp.float32)
     out = jax.nn.softmax(z32, axis=-1) * y32.sum(axis=-1, keepdims=True) - y32
     return out.astype(z.dtype)
+
+
+def torch_drops_the_tail(logits, targets, grad_output):
+    """Blocks of 16 rows, the way a tiled kernel runs; a last partial block is left at zero."""
+    out = torch.zeros_like(logits)
+    whole = logits.shape[0] // 16 * 16
+    out[:whole] = torch_kernel(logits[:whole], targets[:whole], grad_output)
+    return out
+
+
+def test_a_kernel_sees_the_cells_own_rows_so_a_dropped_tail_is_found():
+    """Small batches are padded to share compiled programs, but never a kernel's: 8 samples and
+    4 adversarial rows are a call of 12 rows, a partial block (padded to 64 it was whole)."""
+    shapes = []
+
+    def logged(logits, targets, grad_output):
+        shapes.append(tuple(logits.shape))
+        return torch_drops_the_tail(logits, targets, grad_output)
+
+    report = verify.check(logged, framework="torch", dtypes="float32", **GRID)
+    assert (12, 10) in shapes and all(rows <= 12 for rows, _ in shapes)
+    assert report.cells[0].verdict == "disagree"
 
 
 def test_a_kernel_that_raises_is_a_value_error_before_anything_is_measured():
