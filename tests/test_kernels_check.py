@@ -160,6 +160,26 @@ def test_a_kernel_sees_the_cells_own_rows_so_a_dropped_tail_is_found():
     assert report.cells[0].verdict == "disagree"
 
 
+def torch_nan_in_the_middle(logits, targets, grad_output):
+    """Right, except the middle row of a batch of three rows or more, which is NaN: wrong only
+    for its batch."""
+    out = torch_kernel(logits, targets, grad_output)
+    if logits.shape[0] >= 3:
+        out[logits.shape[0] // 2] = float("nan")
+    return out
+
+
+def test_a_kernels_batch_counterexample_is_written_in_its_framework():
+    """No row fails alone, so the batch is shrunk; its snippet calls the kernel in torch, as the
+    check does (it was a JAX call of two arguments, which raised TypeError)."""
+    (cell,) = verify.check(torch_nan_in_the_middle, framework="torch", dtypes="float32",
+                           **GRID).cells
+    snippet = cell.counterexample
+    assert "import torch" in snippet and "of the cell's rows" in snippet
+    with pytest.raises(AssertionError, match="not close"):
+        exec(compile(snippet, "<counterexample>", "exec"), {})  # noqa: S102 - our own snippet
+
+
 def test_a_kernel_that_raises_is_a_value_error_before_anything_is_measured():
     calls = []
 

@@ -29,6 +29,8 @@ import numpy as np
 from derivation import Loss
 
 from . import _dtypes, _rule, _variant
+from ._frameworks import Kernel
+from ._kernel_snippet import kernel_snippet
 from ._options import Options, Tolerance
 from ._report import format_number
 
@@ -148,18 +150,20 @@ class TwoArguments:
 def plain_counterexample(fn: Callable[..., Any], closed_form: Callable[..., Any] | None,
                          dtype: str, tolerance: Tolerance, z64: np.ndarray, y: np.ndarray,
                          options: Options, c: int, scale: float, kind: str,
-                         worst_row: int) -> tuple[str | None, str]:
+                         worst_row: int, kernel: Kernel | None = None) -> tuple[str | None, str]:
     """For the plain check, when no single row fails alone: the cell's batch shrunk (a closed
-    form that mixes rows, e.g. a sum over the batch), or ``(None, why not)``."""
+    form that mixes rows, e.g. a sum over the batch), or ``(None, why not)``; a kernel's
+    snippet is written in its framework, called as the check calls it."""
     return counterexample(TwoArguments(fn), Loss(), "1", dtype, tolerance, z64, y, options, c,
-                          scale, kind, worst_row, shown=closed_form)
+                          scale, kind, worst_row, shown=closed_form, kernel=kernel)
 
 
 def counterexample(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str,
                    tolerance: Tolerance, z64: np.ndarray, y: np.ndarray, options: Options,
                    c: int, scale: float, kind: str, worst_row: int = 0,
                    shown: Callable[..., Any] | None = None,
-                   rows: str = "the cell's rows") -> tuple[str | None, str]:
+                   rows: str = "the cell's rows",
+                   kernel: Kernel | None = None) -> tuple[str | None, str]:
     """A shrunk failing batch as a runnable snippet, or ``(None, why not)``. ``shown`` is the
     plain closed form ``(z, y)`` a :class:`TwoArguments` wraps (``None``: σ − y); ``rows`` says
     whose rows ``z`` holds (a streamed cell's: one call's, its own batch)."""
@@ -182,6 +186,10 @@ def counterexample(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str,
     origin = (f"shrunk from the cell classes={c}, dtype={dtype}, scale={format_number(scale)}, "
               f"labels={kind}, seed={options.seed}: {z.shape[0]} of {rows}, "
               f"c = {z.shape[1]}")
+    if isinstance(fn, TwoArguments) and kernel is not None and kernel.three_arguments:
+        return kernel_snippet(kernel.fn, framework=kernel.framework, device=kernel.device,
+                              dtype=dtype, z=z.tolist(), y=y.tolist(), tolerance=tolerance,
+                              origin=origin), ""
     if isinstance(fn, TwoArguments):
         return plain_snippet(shown, dtype, z, y, tolerance, origin), ""
     return snippet(fn, loss, mode, dtype, z, y, tolerance, origin), ""

@@ -33,7 +33,8 @@ _GRAD_OUTPUT_COMMENT = (
     "(exact), so that one that ignores grad_output shows")
 
 
-def _rows(values: Sequence[float]) -> str:
+def _rows(values: Sequence[float] | Sequence[Sequence[float]]) -> str:
+    """One row ``[[…]]``, or several rows, as a list of lists."""
     def one(value: float) -> str:
         if value != value:
             return "float('nan')"
@@ -41,7 +42,8 @@ def _rows(values: Sequence[float]) -> str:
             return f"float('{value}')"
         return repr(float(value))
 
-    return "[[" + ", ".join(one(value) for value in values) + "]]"
+    rows = values if values and isinstance(values[0], Sequence) else [values]
+    return "[" + ", ".join("[" + ", ".join(one(v) for v in row) + "]" for row in rows) + "]"
 
 
 def kernel_snippet(
@@ -63,8 +65,8 @@ def kernel_snippet(
         framework: ``"torch"``, ``"numpy"`` or ``"jax"``.
         device: where a torch kernel runs.
         dtype: the cell's dtype.
-        z: the logits, already representable in ``dtype``.
-        y: the probability targets, already representable in ``dtype``.
+        z: the logits, already representable in ``dtype``: one row, or a batch of rows.
+        y: the probability targets, already representable in ``dtype``, shaped as ``z``.
         tolerance: the cell's tolerance.
         origin: what the comment line says the case comes from.
         sequence: the row is one position of one sequence, ``[1, 1, V]``, as the kernel saw it.

@@ -85,7 +85,7 @@ def plain_cell(
                 z_all = _inputs.logits(whole, scale, _dtypes.facts(dtype).far_gap(c))
                 counterexample, why = _batch_shrink.plain_counterexample(
                     fn, options.closed_form, dtype, tolerance, z_all, whole.labels, options, c,
-                    scale, kind, worst.row)
+                    scale, kind, worst.row, kernel)
             if counterexample is None:
                 judgement = dataclasses.replace(
                     judgement, explanation=f"{judgement.explanation}; no counterexample: {why}")
