@@ -50,6 +50,25 @@ def test_caught_in_every_cell_of_its_loss(name):
     assert "it disagrees in every cell of the grid" in report.cells[0].explanation
 
 
+def test_no_axis_named_where_none_separates_and_every_cell_only_where_every_cell_disagrees():
+    """Disagreeing at (indices, 0.75) and (ignored, 1) but agreeing at (indices, 1): no one
+    axis separates them, and 'every cell of the grid' would be false."""
+    from types import SimpleNamespace
+
+    from verify._variant_check import where_it_differs
+
+    def cell(labels, g, verdict):
+        return SimpleNamespace(labels=labels, grad_output=g, dtype="float32", scale=1.0,
+                               classes=10, verdict=verdict)
+
+    mixed = [cell("indices", "1", "agree"), cell("indices", "0.75", "disagree"),
+             cell("ignored", "1", "disagree"), cell("ignored", "0.75", "disagree")]
+    assert where_it_differs(mixed) == ""
+    assert where_it_differs(mixed[1:]) == (
+        "it disagrees in every cell of the grid")
+    assert where_it_differs(mixed[:2]) == "it disagrees with grad_output 0.75, not 1"
+
+
 def test_liger_243_passes_without_smoothing():
     assert check("liger_243_smoothing_dropped", BUGS["liger_243_smoothing_dropped"].right_with).ok
 

@@ -127,7 +127,8 @@ _AXES = {"labels": "targets", "grad_output": "grad_output", "dtype": "dtype", "s
 
 def where_it_differs(cells: list[Cell]) -> str:
     """Which axes of the grid the disagreement follows, in words: e.g. ``disagrees with
-    grad_output 0.75, not with 1`` (empty when no cell disagrees)."""
+    grad_output 0.75, not with 1`` (empty when no cell disagrees, or when no one axis separates
+    the cells that do from those that do not)."""
     bad = [cell for cell in cells if cell.verdict == "disagree"]
     if not bad:
         return ""
@@ -139,8 +140,8 @@ def where_it_differs(cells: list[Cell]) -> str:
         if failing and passing:
             shown = lambda vs: ", ".join(str(v) for v in vs)  # noqa: E731
             parts.append(f"{name} {shown(failing)}, not {shown(passing)}")
-    if not parts:
-        return "it disagrees in every cell of the grid"
+    if not parts:  # no one axis separates them: every cell, or no pattern to name
+        return "it disagrees in every cell of the grid" if len(bad) == len(cells) else ""
     return "it disagrees with " + "; with ".join(parts)
 
 
