@@ -3,6 +3,7 @@ of the plain loss (probability targets, a sum): a right kernel holds, one that w
 logits is reported as such whatever it returns, a wrong one fails with a counterexample that runs.
 """
 
+import functools
 import json
 
 import numpy as np
@@ -178,6 +179,24 @@ def test_a_kernels_batch_counterexample_is_written_in_its_framework():
     assert "import torch" in snippet and "of the cell's rows" in snippet
     with pytest.raises(AssertionError, match="not close"):
         exec(compile(snippet, "<counterexample>", "exec"), {})  # noqa: S102 - our own snippet
+
+
+def torch_scaled(logits, targets, grad_output, factor):
+    return factor * torch_kernel(logits, targets, grad_output)
+
+
+torch_nine_tenths = functools.partial(torch_scaled, factor=0.9)
+
+
+def test_a_partial_kept_in_a_module_is_named_by_its_name_there():
+    """A functools.partial is neither a function nor named by its __module__/__qualname__
+    ('functools:partial'): the reproduce line and the snippet name it where it is kept."""
+    (cell,) = verify.check(torch_nine_tenths, framework="torch", dtypes="float32", **GRID).cells
+    assert cell.verdict == "disagree"
+    assert "--closed-form test_kernels_check:torch_nine_tenths" in cell.reproduce
+    assert "from test_kernels_check import torch_nine_tenths" in cell.counterexample
+    with pytest.raises(AssertionError, match="not close"):
+        exec(compile(cell.counterexample, "<counterexample>", "exec"), {})  # noqa: S102
 
 
 def test_a_kernel_that_raises_is_a_value_error_before_anything_is_measured():

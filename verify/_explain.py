@@ -22,7 +22,7 @@ from ._frameworks import Kernel
 from ._kernel_plan import Layout
 from ._kernel_snippet import kernel_snippet
 from ._shrink import FirstFailing, shrink
-from ._snippet import snippet
+from ._snippet import imported_as, snippet
 
 
 def closed_form_spec(closed_form: Callable[..., Any]) -> str:
@@ -32,6 +32,12 @@ def closed_form_spec(closed_form: Callable[..., Any]) -> str:
     ``__main__`` or inside another) still gets its name, so that its reproduce line fails with
     an error rather than silently checking σ − y instead.
     """
+    import inspect
+
+    if not inspect.isfunction(closed_form):  # functools.partial, an object kept in a module
+        where = imported_as(closed_form)
+        if where is not None:
+            return f"{where[0]}:{where[1]}"
     module = getattr(closed_form, "__module__", None) or "__main__"
     name = getattr(closed_form, "__qualname__", None) or getattr(closed_form, "__name__", None)
     return f"{module}:{name or type(closed_form).__name__}"

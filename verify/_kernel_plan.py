@@ -389,7 +389,9 @@ def finish_variant_cells(
                 f" --device {device}" if device != "cpu" else "")
         snippet = changes.get("counterexample", cell.counterexample)
         if snippet is not None and how.bridged and how.kernel.framework == "torch":
-            name = how.fn.__qualname__
+            from ._snippet import function_lines
+
+            _, name = function_lines(how.fn)  # as the snippet names it
             call = f"closed_form = {name}(z, targets, grad_output)"
             if call in snippet:
                 changes["counterexample"] = snippet.replace(call, _TORCH_CALL.format(name=name))

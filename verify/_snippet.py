@@ -49,10 +49,33 @@ def _lambda_source(fn: Callable) -> str | None:
     return ast.get_source_segment(source, lambdas[0])
 
 
+def imported_as(fn: Callable) -> tuple[str, str] | None:
+    """``(module, name)`` under which ``fn`` itself can be imported where it is not by its own
+    ``__module__`` and ``__qualname__`` — a ``functools.partial`` or a callable object kept in a
+    module (``f = partial(kernel, chunk=7)``) — or None."""
+    import sys
+
+    kernel = getattr(getattr(fn, "kernel", None), "fn", None)  # the kernel a bridge calls
+    for target in (fn, kernel) if kernel is not None else (fn,):
+        inner = getattr(target, "func", None)  # functools.partial
+        for module in dict.fromkeys(getattr(x, "__module__", None) for x in (target, inner)):
+            found = sys.modules.get(module or "")
+            if found is None or module == "__main__":
+                continue
+            for attribute, value in list(vars(found).items()):
+                if value is target and attribute.isidentifier():
+                    return module, attribute
+    return None
+
+
 def function_lines(fn: Callable | None) -> tuple[list[str], str]:
     """Lines that make the closed form available, and the expression that names it."""
     if fn is None:
         return [], "(lambda z, y: jax.nn.softmax(z) - y)"
+    if not inspect.isfunction(fn) and not inspect.isclass(fn):
+        where = imported_as(fn)
+        if where is not None:
+            return [f"from {where[0]} import {where[1]}"], where[1]
     name = getattr(fn, "__name__", "")
     qualname = getattr(fn, "__qualname__", name)
     module = getattr(fn, "__module__", None)
