@@ -212,6 +212,20 @@ def test_a_kernel_that_raises_is_a_value_error_before_anything_is_measured():
     assert calls == [(2, 10)]  # the probe's two rows, once
 
 
+def _exits(*args):
+    raise SystemExit(3)
+
+
+@pytest.mark.parametrize("framework, loss", [
+    ("torch", None), ("numpy", None), ("jax", None), ("jax", verify.Loss(label_smoothing=0.1)),
+])
+def test_a_function_that_calls_sys_exit_is_a_bad_closed_form_not_the_end(framework, loss):
+    """sys.exit in the user's function is an exception like any other: the CLI answers with
+    its one error line and exit code 2, not with the function's exit code and no word."""
+    with pytest.raises(ValueError, match=r"^closed_form: _exits raised SystemExit: 3 on "):
+        verify.check(_exits, framework=framework, loss=loss, dtypes="float32", **GRID)
+
+
 def test_bad_framework_arguments_are_errors_not_failures():
     with pytest.raises(ValueError, match="^framework: unknown framework 'tensorflow'"):
         verify.assert_gradient(torch_kernel, framework="tensorflow", **GRID)

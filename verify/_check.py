@@ -296,8 +296,8 @@ def _check_closed_form(fn: Callable[..., Any], options: Options, sizes: dict[int
                 f"closed_form: {claim_of(fn)} uses Python control flow (if, while, and/or, "
                 "bool()) on a traced value; use jnp.where(condition, a, b) instead"
             ) from error
-        except Exception as error:  # the user's code: any exception is a bad closed form
-            first = (str(error).strip().splitlines() or [""])[0]  # JAX's errors run on for lines
+        except (Exception, SystemExit) as error:  # the user's code: a bad closed form (even
+            first = (str(error).strip().splitlines() or [""])[0]  # sys.exit); JAX's run on
             raise ValueError(
                 f"closed_form: {claim_of(fn)} raised {type(error).__name__}: {first} on "
                 f"{dtype} arrays of shape {spec.shape}; expected a JAX-traceable (z, y) -> "

@@ -234,8 +234,8 @@ class Kernel:
         arguments = given if self.three_arguments else given[:2]
         try:
             out = self._compiled(*arguments)
-        except Exception as error:  # the user's code: any exception is a bad closed form
-            raise ValueError(
+        except (Exception, SystemExit) as error:  # the user's code: a bad closed form (even
+            raise ValueError(  # sys.exit), where only Ctrl-C stops the check
                 f"closed_form: {self.name} raised {type(error).__name__}: {error} on "
                 f"{self._describe(originals)}"
             ) from error

@@ -176,8 +176,8 @@ def _validate_shape(fn: Callable[..., Any], loss: Loss, dtype: str, rows: int, c
     g = _variant.grad_output(loss, _variant.GRAD_OUTPUTS[1], rows, spec.dtype)
     try:
         out = jax.eval_shape(lambda z, y: _variant.bind(fn, loss, z, y, g), spec, spec)
-    except Exception as error:  # the user's code: any exception is a bad closed form
-        first = (str(error).strip().splitlines() or [""])[0]  # one line: JAX's run on
+    except (Exception, SystemExit) as error:  # the user's code: a bad closed form (even
+        first = (str(error).strip().splitlines() or [""])[0]  # sys.exit); one line
         raise ValueError(
             f"closed_form: {claim_of(fn, loss)} raised {type(error).__name__}: {first} on "
             f"{dtype} logits of shape {spec.shape}; expected a JAX-traceable "
