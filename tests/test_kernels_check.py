@@ -212,6 +212,25 @@ def test_a_kernel_that_raises_is_a_value_error_before_anything_is_measured():
     assert calls == [(2, 10)]  # the probe's two rows, once
 
 
+def torch_fails_past_four_rows(logits, targets, grad_output):
+    """Passes the two-row probe, raises on the cell's batch."""
+    if logits.shape[0] > 4:
+        raise RuntimeError("no kernel for this many rows")
+    return torch_kernel(logits, targets, grad_output)
+
+
+def test_a_kernel_that_raises_on_a_cells_batch_is_that_cells_finding():
+    """As with a loss variant: past the probe, what a kernel raises on a batch is a disagree
+    cell that says so (the report is written, the exit code is 1), not an error of the run."""
+    report = verify.check(torch_fails_past_four_rows, framework="torch", dtypes="float32,bfloat16",
+                          **GRID)
+    assert [c.verdict for c in report.cells] == ["disagree"] * 2 and not report.ok
+    for cell in report.cells:
+        assert cell.explanation.startswith("torch_fails_past_four_rows raised RuntimeError: no "
+                                           "kernel for this many rows on torch inputs (logits ")
+        assert cell.explanation.endswith(" (on this batch)") and cell.counterexample is None
+
+
 def _exits(*args):
     raise SystemExit(3)
 

@@ -212,6 +212,7 @@ def check(
         # One chunk ahead: JAX computes the next chunk's opinions while NumPy judges this one.
         ahead = None
         writes: dict[tuple[int, str, float], dict[str, tuple[Write, ...]]] = {}
+        raised: dict[tuple[int, str, float], str] = {}
         for job in itertools.chain(_chunks(how, reference, options, sizes), [None]):
             if ahead is not None:
                 key = (ahead.c, ahead.kind, ahead.scale)
@@ -221,16 +222,23 @@ def check(
                 written = writes.setdefault(key, {})
                 for dtype, found in ahead.writes.items():
                     written.setdefault(dtype, found)  # the first call that wrote
+                if ahead.raised is not None:
+                    raised.setdefault(key, ahead.raised)
                 if ahead.last:  # the cells of this (classes, labels, scale) are measured
                     group = parts.pop(key)
                     written = writes.pop(key)
                     for dtype in options.dtypes:
                         m = _measure.Measurement.combine([part[dtype] for part in group])
-                        cells[ahead.c, dtype, ahead.scale, ahead.kind] = plain_cell(
+                        cell = plain_cell(
                             fn, kernel, how.layout, framework, reference, options, ahead.draws,
                             ahead.c, dtype, ahead.scale, ahead.kind, tolerances[dtype], m,
-                            written.get(dtype, ()), MAX_CHUNK_ELEMENTS,
+                            written.get(dtype, ()), MAX_CHUNK_ELEMENTS, key not in raised,
                         )
+                        if key in raised:
+                            cell = dataclasses.replace(cell, verdict="disagree",
+                                                       explanation=raised[key],
+                                                       counterexample=None)
+                        cells[ahead.c, dtype, ahead.scale, ahead.kind] = cell
                         if progress is not None:
                             progress(len(cells), total)
             ahead = job
@@ -364,6 +372,8 @@ class _Chunk:
     largest: dict[str, float]
     pending: _opinions.Pending
     writes: dict[str, tuple[Write, ...]] = dataclasses.field(default_factory=dict)
+    raised: str | None = None
+    """What a kernel raised on this chunk (it passed the probe: this batch is its finding)."""
 
 
 def _chunks(
@@ -396,7 +406,7 @@ def _chunks(
                     z64 = np.stack([_inputs.logits(part, scale, f.far_gap(c)) for f in facts])
                     rng = _inputs.generator(options.seed, c, _inputs.DIRECTIONS, begin)
                     direction = rng.standard_normal((checked, c))
-                    how.writes()  # none carried over (the shrinker calls the kernel too)
+                    _taken(how)  # none carried over (the shrinker calls the kernel too)
                     pending = _opinions.dispatch(_opinions.PROGRAMS, reference, fn,
                                                  options.dtypes, z64, part.labels, direction)
                     if how.bridged:
@@ -412,7 +422,19 @@ def _chunks(
                         top = float(np.max(np.abs(z[head]), where=finite, initial=0.0))
                         largest[f.name] = max(noise_max, top)
                     yield _Chunk(c, kind, scale, draws, index, valid, last, largest, pending,
-                                 how.writes())
+                                 *_taken(how))
+
+
+def _taken(how: Plan) -> tuple[dict[str, tuple[Write, ...]], str | None]:
+    """The writes of a kernel's calls since the last take, and what it raised there (or None).
+    A kernel that raises on a batch after its probe passed is that batch's finding, as in a
+    loss variant's check (:func:`verify._kernel_plan.finish_variant_cells`)."""
+    try:
+        return how.writes(), None
+    except ValueError as error:
+        if error.__cause__ is None:  # a wrong shape or dtype: the kernel's fault, any batch
+            raise
+        return {}, f"{error}".removeprefix("closed_form: ") + " (on this batch)"
 
 
 def _judge_chunk(

@@ -56,9 +56,11 @@ def plain_cell(
     m: _measure.Measurement,
     writes: tuple[Write, ...],
     chunk_elements: int,
+    shrink: bool = True,
 ) -> Cell:
     """One cell: judged, explained, recorded. ``writes`` are the inputs its kernel wrote into;
-    a streamed cell's draws are made whole to shrink its batch only up to ``chunk_elements``."""
+    a streamed cell's draws are made whole to shrink its batch only up to ``chunk_elements``;
+    without ``shrink`` no counterexample is made (its kernel raised on the cell's batch)."""
     judgement = _judge.judge(m, dtype, _dtypes.facts(dtype).max, tolerance,
                              kind != "unnormalized")
     if writes:  # reported whatever the verdict (an undefined cell stays undefined)
@@ -71,7 +73,8 @@ def plain_cell(
     if writes and judgement.verdict == "disagree" and kernel is not None:
         counterexample = _explain.written(kernel, draws, c, dtype, scale, kind, tolerance,
                                           options.seed, sequence)
-    elif judgement.verdict == "disagree" and worst is not None and _judge.autograd_ok(m):
+    elif shrink and judgement.verdict == "disagree" and worst is not None \
+            and _judge.autograd_ok(m):
         one_row = draws.take(np.array([worst.row]))
         z_row = _inputs.logits(one_row, scale, _dtypes.facts(dtype).far_gap(c))[0]
         counterexample = _explain.counterexample(
