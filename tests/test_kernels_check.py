@@ -231,6 +231,19 @@ def test_a_kernel_that_raises_on_a_cells_batch_is_that_cells_finding():
         assert cell.explanation.endswith(" (on this batch)") and cell.counterexample is None
 
 
+def test_a_kernels_shrinking_stops_once_the_checks_budget_is_spent(monkeypatch):
+    """Each candidate a shrinker tries is a call of the user's kernel, which may be slow: past
+    the check's budget a cell is not shrunk, and says so (the budget 0 here: none is)."""
+    from verify import _batch_shrink
+
+    monkeypatch.setattr(_batch_shrink, "KERNEL_SHRINK_SECONDS", 0.0)
+    report = verify.check(numpy_off, framework="numpy", dtypes="float32,bfloat16", **GRID)
+    for cell in report.cells:
+        assert cell.verdict == "disagree" and cell.counterexample is None
+        assert cell.explanation.endswith("no counterexample: not shrunk, the check spent its 0 s "
+                                         "of shrinking on the kernel's calls in the cells before")
+
+
 def _exits(*args):
     raise SystemExit(3)
 

@@ -40,12 +40,26 @@ first counterexample stands for them."""
 MAX_VALUES_SINGLY = 24
 """Logits are zeroed one at a time only in batches this small."""
 
-_BUDGET = {"left": MAX_CELLS}
+KERNEL_SHRINK_SECONDS = 20.0
+"""The time a check spends shrinking a kernel's rows (each candidate is a call of the user's
+kernel, which may be slow): once spent, later cells are not shrunk and say so."""
+_BUDGET = {"left": MAX_CELLS, "kernel_seconds": 0.0}
 
 
 def reset_budget() -> None:
-    """A new check: :data:`MAX_CELLS` more cells may be shrunk."""
+    """A new check: :data:`MAX_CELLS` more cells may be shrunk, and a kernel's rows for
+    :data:`KERNEL_SHRINK_SECONDS`."""
     _BUDGET["left"] = MAX_CELLS
+    _BUDGET["kernel_seconds"] = 0.0
+
+
+def kernel_time_left() -> bool:
+    """Whether a kernel's shrinking may go on (:data:`KERNEL_SHRINK_SECONDS`)."""
+    return _BUDGET["kernel_seconds"] < KERNEL_SHRINK_SECONDS
+
+
+def kernel_time_spent(seconds: float) -> None:
+    _BUDGET["kernel_seconds"] += seconds
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -73,8 +74,16 @@ def plain_cell(
     if writes and judgement.verdict == "disagree" and kernel is not None:
         counterexample = _explain.written(kernel, draws, c, dtype, scale, kind, tolerance,
                                           options.seed, sequence)
+    elif (shrink and judgement.verdict == "disagree" and worst is not None
+          and _judge.autograd_ok(m) and kernel is not None
+          and not _batch_shrink.kernel_time_left()):
+        judgement = dataclasses.replace(judgement, explanation=(
+            f"{judgement.explanation}; no counterexample: not shrunk, the check spent its "
+            f"{_batch_shrink.KERNEL_SHRINK_SECONDS:.0f} s of shrinking on the kernel's calls "
+            "in the cells before"))
     elif shrink and judgement.verdict == "disagree" and worst is not None \
             and _judge.autograd_ok(m):
+        started = time.perf_counter()
         one_row = draws.take(np.array([worst.row]))
         z_row = _inputs.logits(one_row, scale, _dtypes.facts(dtype).far_gap(c))[0]
         counterexample = _explain.counterexample(
@@ -92,6 +101,8 @@ def plain_cell(
             if counterexample is None:
                 judgement = dataclasses.replace(
                     judgement, explanation=f"{judgement.explanation}; no counterexample: {why}")
+        if kernel is not None:
+            _batch_shrink.kernel_time_spent(time.perf_counter() - started)
 
     def fraction(count: Any) -> float | None:
         return None if undefined or not n else int(count) / n
