@@ -266,6 +266,15 @@ def test_an_expected_cell_whose_residual_is_too_small_to_measure_states_no_ratio
     )
 
 
+def test_a_residual_too_small_to_measure_is_no_finding_where_every_element_agrees():
+    """σ·Σy − y computed in float32 agrees everywhere; an unresolved residual then 'matches'
+    by chance, which made the cell 'expected' for a residual it does not have."""
+    got = verdict(within=97.0, agree=100.0, residual_dot=1.4, label_sum_miss=6.1e-4,
+                  **UNRESOLVED)
+    assert got.verdict == "agree"
+    assert got.explanation.endswith("a residual (Σy − 1)·σ below what bfloat16 can show here")
+
+
 def test_a_disagreement_the_labels_rounding_cannot_show_says_so_without_a_ratio():
     """The issue's example: labels that sum to one up to rounding, a wrong closed form, and a
     'measured/predicted residual -8e+06' that meant nothing."""

@@ -145,7 +145,9 @@ def judge(
     low, high = RESIDUAL_MATCH
     matches = match is not None and low <= match <= high
     shown = resolved(m)
-    if matches and int(m.agree_corrected) == n:
+    # Every element agreeing, a residual the dtype cannot show is no finding: a closed form
+    # that computes σ·Σy − y (right for any labels) matches "as derived" by chance there.
+    if matches and int(m.agree_corrected) == n and (shown or int(m.agree) < n):
         how = (f"as derived (measured/predicted residual {match:.2f})" if shown else
                f"as derived: with it added back every element agrees (a residual below what "
                f"{dtype} resolves here, too small to measure)")
