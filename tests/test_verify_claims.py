@@ -144,6 +144,22 @@ def test_a_one_percent_scale_error_is_caught_where_the_dtype_resolves_one_percen
             assert verdict == "disagree", (dtype, scale, labels)
 
 
+def flips_small_target_gradients(z, y):
+    """σ − y with the sign of the target's gradient flipped where it is under 0.015."""
+    g = jax.nn.softmax(z, axis=-1) - y
+    return jnp.where((y == 1) & (jnp.abs(g) < 0.015), -g, g)
+
+
+def test_below_bfloat16s_allowance_a_sign_flip_agrees_and_float32_catches_it():
+    """The README's price of the rounding allowance: 4 eps of terms of size ~2 is about 0.06 in
+    bfloat16, so flipping a target gradient under 0.015 stays within it; float32 and float16
+    resolve it (c = 2, where the target's gradient is often that small)."""
+    report = verify.check(flips_small_target_gradients, classes=2,
+                          dtypes=("float32", "bfloat16", "float16"), scales=1.0, labels="onehot",
+                          samples=256)
+    assert [c.verdict for c in report.cells] == ["disagree", "agree", "disagree"]
+
+
 def test_an_unshifted_exp_is_caught_where_it_overflows():
     report = verify.check(unshifted, dtypes=("float64", "float32", "float16"),
                           scales=(0.1, 10.0, 100.0), labels=("onehot", "soft"), **SMALL)
