@@ -61,8 +61,10 @@ _DIRECTIVE = re.compile(
     r"^([ \t]*)(?:%+[ \t]*|<!--[ \t]*)?(assume|given)[ \t]*:(.*?)(?:-->)?[ \t]*$",
     re.MULTILINE | re.IGNORECASE)
 """A directive starts its line (after spaces), or stands in a comment."""
-_LIST_ITEM = re.compile(r"[ \t]*(?:[-*+]|[0-9]+[.)])[ \t]")
-_LATEX_DOCUMENT = re.compile(r"\\documentclass|\\begin\{document\}")
+_LIST_ITEM = re.compile(r"[ \t]*(?:[-*+]|[0-9]+[.)])[ \t]+")
+_BLOCK_START = re.compile(r"#{1,6}(\s|$)|(-[ \t]*){3,}$|(\*[ \t]*){3,}$|(_[ \t]*){3,}$|```|~~~")
+"""A heading, a thematic break or a fence: what a paragraph never continues across."""
+_LATEX_DOCUMENT = re.compile(r"^[ ]{0,3}\\(documentclass|begin\{document\})", re.MULTILINE)
 
 
 def _width(indent: str) -> int:
@@ -70,8 +72,9 @@ def _width(indent: str) -> int:
 
 
 def _in_markdown_code(text: str, directive: re.Match[str]) -> bool:
-    """A line indented four spaces or more below a blank line is Markdown's code, unless it goes
-    on with a list item (``1. The loss:`` … ``    given: …``); LaTeX has no such code."""
+    """Whether a directive line stands in Markdown's indented code (CommonMark, in short): four
+    spaces or more beyond the text it is in — a list item's text starts after its marker —,
+    not continuing a paragraph right above it; LaTeX documents have no such code."""
     width = _width(directive.group(1))
     if width < 4 or directive.group(0).lstrip().startswith(("%", "<!--")) \
             or _LATEX_DOCUMENT.search(text):
@@ -81,11 +84,15 @@ def _in_markdown_code(text: str, directive: re.Match[str]) -> bool:
         if not line.strip():
             blank = True
             continue
-        if not blank and _width(line) - _width(line.lstrip()) < 4:
-            return False  # a paragraph's lazy continuation line
-        if _width(line) - _width(line.lstrip()) < width:
-            return _LIST_ITEM.match(line) is None
+        indent = _width(line) - _width(line.lstrip())
+        if not blank and indent < 4:  # right above: a paragraph goes on, a heading does not
+            return _BLOCK_START.match(line.lstrip()) is not None
+        if indent < width:
+            item = _LIST_ITEM.match(line)
+            return item is None or width >= _width(item.group(0)) + 4
     return True
+
+
 _ENVIRONMENTS = "equation|align|aligned|gather|gathered|eqnarray|multline|split"
 _OPENERS = re.compile(
     r"(?<!\\)\$\$|\\\[|\\\(|\\begin\{(" + _ENVIRONMENTS + r")(\*?)\}|(?<![\\$])\$(?!\$)")
@@ -173,10 +180,13 @@ def _cases(body: str) -> list[_Case]:
     return out
 
 
-_WORDS = r"\\(?:text|textrm|mbox|mathrm)\s*\{\s*(?:if|for|when)\b[^}]*\}"
+_WORDS = r"\\(?:text|textrm|mbox|mathrm)\s*\{\s*(?:if|for|when)\b([^}]*)\}"
 _CONDITION_AFTER = re.compile(r"(?:[,;]?\s*(?:\\q?quad\b|\\[,;:!>]|~)\s*)+" + _WORDS + r"(.*)$",
                               re.DOTALL)
 """A condition in words after an equation: ``… \\quad \\text{for } i \\neq k``."""
+_PLAIN_WORDS = re.compile(r"\s*(all|every|each|any)?\s*[,.:]?\s*")
+"""What may follow 'if', 'for' or 'when' in the braces: 'for all i \\neq k' is 'for i \\neq k';
+anything else ('if not', 'for all but') changes the condition, which is then not read."""
 _CONDITION_ALONE = re.compile(r"^\s*" + _WORDS + r"(.*)$", re.DOTALL)
 """The same after ``, \\quad`` (which ends a row): the condition of the row before."""
 _RELATION = re.compile(r"=|\\neq?\b|\\leq?\b|\\geq?\b|[<>]|\\in\b|\\notin\b")
@@ -189,10 +199,13 @@ _DOMAIN = re.compile(
 """An index's range (``1 \\le i \\le c``, ``i = 1, \\dots, c``): every index, no condition."""
 
 
-def _condition(words: str) -> str:
+def _condition(inside: str, words: str) -> str:
     """The relation a condition in words states (``i = k``), or ``""`` where it states none
-    (``\\text{for all } k``, ``\\text{for } 1 \\le i \\le c``: every index, no condition)."""
+    (``\\text{for all } k``, ``\\text{for } 1 \\le i \\le c``: every index, no condition);
+    with other words than 'all' in the braces, the words kept (the condition is not read)."""
     words = words.strip().rstrip(".,;").strip()
+    if not _PLAIN_WORDS.fullmatch(inside):
+        return f"\\text{{{inside.strip()}}} {words}"
     return words if _RELATION.search(words) and not _DOMAIN.fullmatch(words) else ""
 
 
@@ -242,10 +255,10 @@ def extract(text: str) -> Extracted:
             start, chunk = start + spacing, chunk[spacing:]
             alone = _CONDITION_ALONE.match(chunk)
             if alone and rows and rows[-1].block == block and not rows[-1].condition:
-                rows[-1] = replace(rows[-1], condition=_condition(alone.group(1)))
+                rows[-1] = replace(rows[-1], condition=_condition(*alone.group(1, 2)))
                 chunk = ""
             after = _CONDITION_AFTER.search(chunk)
-            condition = _condition(after.group(1)) if after else ""
+            condition = _condition(*after.group(1, 2)) if after else ""
             chunk = chunk[:after.start()] if after else chunk
             if chunk.strip():
                 lead = len(chunk) - len(chunk.lstrip())

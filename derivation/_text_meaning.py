@@ -334,12 +334,12 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
     return tuple(claims)
 
 
-def softmax_notations(parsed: list[Parsed]) -> list[tuple[sp.Indexed, sp.Basic, bool, sp.Basic]]:
-    """What ``σ(z)_i`` and ``softmax(z)_i`` mean, as (entry, value, the document's own, the
-    softmax of z): the document's definition where it defines the notation once
-    (``σ(z)_i = e^{z_i/T}/…``; then ``σ(a)_i`` is the same function of a), the softmax of z
-    where it uses the notation without defining it. Defined twice, the notation gets no meaning
-    here: its first definition defines it, as for any other vector."""
+def softmax_notations(parsed: list[Parsed]
+                      ) -> list[tuple[sp.Indexed, sp.Basic, bool, sp.Indexed, sp.Basic]]:
+    """What ``σ(z)_i`` and ``softmax(z)_i`` mean, as (entry, value, the document's own, and the
+    entry and value of the softmax of z): the document's definition where it defines the
+    notation once (``σ(z)_i = e^{z_i/T}/…``; then ``σ(a)_i`` is the same function of a), the
+    softmax of z where it does not, or more than once (each definition is then a claim)."""
     used: dict[sp.IndexedBase, None] = {}
     definitions: dict[str, list[tuple[sp.Indexed, sp.Basic]]] = {}
     for p in parsed:
@@ -370,7 +370,7 @@ def softmax_notations(parsed: list[Parsed]) -> list[tuple[sp.Indexed, sp.Basic, 
                 lambda e: isinstance(e, sp.Indexed) and str(e.base) == defined,
                 lambda e: sp.Indexed(sp.IndexedBase(vector), *e.indices))
             out.append((sp.Indexed(base, *entry.indices), body, True, *standard))
-        elif not written:
+        else:  # none, or several (each then a claim about the softmax)
             out.append((*standard, False, *standard))
     return out
 

@@ -93,6 +93,7 @@ EXPECTED: dict[str, int | tuple[int, str] | None] = {
     "c72_logistic_function_and_its_entries": None,
     "c73_definition_for_every_index_in_range": None,
     "c74_indicator_of_a_real_number": (1, "unchecked"),
+    "c75_softmax_notation_defined_for_two_vectors": None,
 }
 
 

@@ -177,6 +177,9 @@ def test_given_in_every_form_holds_to_the_end(directive):
 @pytest.mark.parametrize("code", [
     "```\ngiven: y_i = \\delta_{ip}\n```", "~~~latex\n% given: y_i = \\delta_{ip}\n~~~",
     "    given: y_i = \\delta_{ip}", "\tgiven: y_i = \\delta_{ip}",
+    "## Setup\n    given: y_i = \\delta_{ip}",  # no paragraph goes on under a heading
+    "1. The step:\n\n        given: y_i = \\delta_{ip}",  # code inside a list item
+    "    \\documentclass{article}\n    given: y_i = \\delta_{ip}",  # LaTeX shown as code
 ])
 def test_a_directive_in_code_is_not_in_force(code):
     """Code (fenced, or indented four spaces as Markdown's code is) is not the text: its math
@@ -192,6 +195,17 @@ def test_a_directive_indented_under_a_list_item_is_in_force(item):
     text = (f"{item}\n\n    given: y_i = \\delta_{{ip}}\n\n"
             "    $$L = -\\sum_{i=1}^{c} y_i \\log s_i = -\\log s_p$$\n")
     assert derivation.check_text(text).holds
+
+
+@pytest.mark.parametrize("row", [
+    "\\delta_{ik} = 1 \\quad \\text{for all but } i = k",
+    "(x - 1) y = 0 \\quad \\text{if not } x = 1",
+])
+def test_a_condition_whose_words_change_it_is_not_read(row):
+    """Only 'if', 'for', 'when' (and 'all') may stand in the braces: 'if not x = 1' read as
+    'x = 1' made a false line hold."""
+    step, = derivation.check_text(f"$${row}$$").steps
+    assert step.status == "unchecked" and "could not be read" in step.detail
 
 
 def test_the_command_lines_assume_is_a_given_for_the_whole_text():
