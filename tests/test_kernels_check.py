@@ -233,15 +233,60 @@ def test_a_kernel_that_raises_on_a_cells_batch_is_that_cells_finding():
 
 def test_a_kernels_shrinking_stops_once_the_checks_budget_is_spent(monkeypatch):
     """Each candidate a shrinker tries is a call of the user's kernel, which may be slow: past
-    the check's budget a cell is not shrunk, and says so (the budget 0 here: none is)."""
+    the check's budget of the kernel's own time, shrinking stops and the cell says so (the
+    budget 0 here: none is shrunk)."""
     from verify import _batch_shrink
 
     monkeypatch.setattr(_batch_shrink, "KERNEL_SHRINK_SECONDS", 0.0)
     report = verify.check(numpy_off, framework="numpy", dtypes="float32,bfloat16", **GRID)
     for cell in report.cells:
         assert cell.verdict == "disagree" and cell.counterexample is None
-        assert cell.explanation.endswith("no counterexample: not shrunk, the check spent its 0 s "
-                                         "of shrinking on the kernel's calls in the cells before")
+        assert cell.explanation.endswith("no counterexample: not shrunk: the check spent the 0 s "
+                                         "it gives the kernel's calls while shrinking")
+
+
+def torch_fails_in_half_past_four_rows(logits, targets, grad_output):
+    if logits.dtype == torch.float16 and logits.shape[0] > 4:
+        raise RuntimeError("no half kernel for this many rows")
+    return torch_kernel(logits, targets, grad_output)
+
+
+def test_what_a_kernel_raises_in_one_dtype_is_that_dtypes_finding_only():
+    report = verify.check(torch_fails_in_half_past_four_rows, framework="torch",
+                          dtypes="float32,float16", **GRID)
+    assert [c.verdict for c in report.cells] == ["agree", "disagree"]
+    assert "torch.float16[12, 10]" in report.cells[1].explanation
+
+
+def torch_off_and_only_from_five_classes(logits, targets, grad_output):
+    """0.9 of the gradient, and no kernel under five classes (as a vocabulary kernel may be)."""
+    if logits.shape[-1] < 5:
+        raise RuntimeError("vocabulary below 5 not supported")
+    return torch_scaled(logits, targets, grad_output, 0.9)
+
+
+def test_a_shrunk_candidate_the_kernel_cannot_take_is_skipped_not_the_counterexample():
+    """The shrinker tries 2, 3, 4 classes first; the kernel raises there. Those candidates are
+    not evaluated (as a JAX closed form's that do not trace), and every later one is still
+    called (the first error made them all NaN): the counterexample shows the 0.9."""
+    (cell,) = verify.check(torch_off_and_only_from_five_classes, framework="torch",
+                           dtypes="float32", **GRID).cells
+    assert cell.verdict == "disagree" and "logits = torch.tensor([[" in cell.counterexample
+    with pytest.raises(AssertionError, match="not close"):
+        exec(compile(cell.counterexample, "<counterexample>", "exec"), {})  # noqa: S102
+
+
+def torch_only_at_grad_output_1(logits, targets, grad_output):
+    if float(grad_output) != 1.0:
+        raise RuntimeError("grad_output other than 1 not supported")
+    return torch_kernel(logits, targets, grad_output)
+
+
+def test_the_probe_calls_a_kernel_as_the_check_does():
+    """At grad_output 2: a kernel that cannot take it is one error before anything is measured,
+    as the README says, not a disagreeing cell per batch."""
+    with pytest.raises(ValueError, match="grad_output other than 1 not supported"):
+        verify.check(torch_only_at_grad_output_1, framework="torch", dtypes="float32", **GRID)
 
 
 def _exits(*args):
@@ -256,6 +301,21 @@ def test_a_function_that_calls_sys_exit_is_a_bad_closed_form_not_the_end(framewo
     its one error line and exit code 2, not with the function's exit code and no word."""
     with pytest.raises(ValueError, match=r"^closed_form: _exits raised SystemExit: 3 on "):
         verify.check(_exits, framework=framework, loss=loss, dtypes="float32", **GRID)
+
+
+def exits_when_shrunk(z, y):
+    """Wrong (0.9 σ − y) at the grid's 10 classes; sys.exit at the shrinker's fewer classes."""
+    import jax
+
+    if z.shape[-1] < 5:
+        raise SystemExit(3)
+    return 0.9 * jax.nn.softmax(z, axis=-1) - y
+
+
+def test_sys_exit_wherever_the_check_calls_the_function_is_a_value_error():
+    with pytest.raises(ValueError, match=r"^closed_form: exits_when_shrunk raised SystemExit: 3 "
+                       r"during the check$"):
+        verify.check(exits_when_shrunk, dtypes="float32", **GRID)
 
 
 def test_bad_framework_arguments_are_errors_not_failures():

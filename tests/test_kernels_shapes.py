@@ -177,3 +177,26 @@ def test_a_streamed_cell_names_the_first_of_tied_worst_rows_as_one_call_does(mon
     assert whole.agree_fraction == streamed.agree_fraction < 0.9  # more than one row is NaN
     assert (streamed.worst.batch, streamed.worst.position, streamed.worst.class_) == (
         whole.worst.batch, whole.worst.position, 0)
+
+
+def nan_in_the_middle_of_a_sequence(logits, targets, grad_output):
+    """Right, except the middle position of sequences of three or more, which is NaN."""
+    import torch
+
+    b, t, v = logits.shape
+    z, y = logits.to(torch.float32), targets.to(torch.float32)
+    out = torch.softmax(z, dim=-1) * y.sum(dim=-1, keepdim=True) - y
+    out = (grad_output.to(torch.float32) * out).to(logits.dtype)
+    if t >= 3:
+        out[:, t // 2] = float("nan")
+    return out
+
+
+def test_a_kernels_batch_counterexample_shows_it_sequences_as_the_check_did():
+    """Checked with a shape, the kernel sees [b, t, V]; its shrunk batch's snippet gives it
+    that too (it gave [rows, V], and the kernel's b, t, v = logits.shape raised)."""
+    (cell,) = verify.check(nan_in_the_middle_of_a_sequence, framework="torch", dtypes="float32",
+                           shape=(2, 4, 10), scales=1.0, labels="onehot").cells
+    assert cell.verdict == "disagree" and "logits = torch.tensor([[[" in cell.counterexample
+    with pytest.raises(AssertionError, match="not close"):
+        exec(compile(cell.counterexample, "<counterexample>", "exec"), {})  # noqa: S102

@@ -17,7 +17,8 @@ that cannot be judged alone, or the check's budget of cells is spent, the cell s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -30,6 +31,7 @@ from derivation import Loss
 
 from . import _dtypes, _rule, _variant
 from ._frameworks import Kernel
+from ._kernel_bridge import as_sequences, bridged, raised
 from ._kernel_snippet import kernel_snippet
 from ._options import Options, Tolerance
 from ._report import format_number
@@ -41,25 +43,45 @@ MAX_VALUES_SINGLY = 24
 """Logits are zeroed one at a time only in batches this small."""
 
 KERNEL_SHRINK_SECONDS = 20.0
-"""The time a check spends shrinking a kernel's rows (each candidate is a call of the user's
-kernel, which may be slow): once spent, later cells are not shrunk and say so."""
-_BUDGET = {"left": MAX_CELLS, "kernel_seconds": 0.0}
+"""The time a check lets a kernel's own calls take while its disagreements are shrunk (each
+candidate is a call of the user's kernel, which may be slow): once spent, shrinking stops, and
+the cells left without a counterexample say so."""
+_BUDGET: dict[str, float] = {"left": MAX_CELLS, "spent": 0.0}
 
 
 def reset_budget() -> None:
-    """A new check: :data:`MAX_CELLS` more cells may be shrunk, and a kernel's rows for
-    :data:`KERNEL_SHRINK_SECONDS`."""
-    _BUDGET["left"] = MAX_CELLS
-    _BUDGET["kernel_seconds"] = 0.0
+    """A new check: :data:`MAX_CELLS` more cells may be shrunk, and a kernel's calls may take
+    :data:`KERNEL_SHRINK_SECONDS` more while shrinking."""
+    _BUDGET.update(left=MAX_CELLS, spent=0.0)
 
 
-def kernel_time_left() -> bool:
-    """Whether a kernel's shrinking may go on (:data:`KERNEL_SHRINK_SECONDS`)."""
-    return _BUDGET["kernel_seconds"] < KERNEL_SHRINK_SECONDS
+@contextmanager
+def shrinking(fn: Any) -> Iterator[None]:
+    """Counts the time the bridged kernel behind ``fn`` (:attr:`Bridge.seconds`) takes inside
+    against :data:`KERNEL_SHRINK_SECONDS`."""
+    bridge = bridged(fn)
+    if bridge is None:
+        yield
+        return
+    _BUDGET["mark"] = bridge.seconds
+    try:
+        yield
+    finally:
+        _BUDGET["spent"] += bridge.seconds - _BUDGET.pop("mark")
 
 
-def kernel_time_spent(seconds: float) -> None:
-    _BUDGET["kernel_seconds"] += seconds
+def kernel_time_left(fn: Any) -> bool:
+    """Whether shrinking may still call the bridged kernel behind ``fn`` (anything else: yes)."""
+    bridge = bridged(fn)
+    if bridge is None:
+        return True
+    now = bridge.seconds - _BUDGET["mark"] if "mark" in _BUDGET else 0.0
+    return _BUDGET["spent"] + now < KERNEL_SHRINK_SECONDS
+
+
+NOT_SHRUNK = "not shrunk: the check spent the {:.0f} s it gives the kernel's calls while shrinking"
+"""Why a cell has no counterexample once :func:`kernel_time_left` says no (the seconds filled
+in from :data:`KERNEL_SHRINK_SECONDS` when said)."""
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
@@ -85,6 +107,8 @@ def fails(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str, tolerance: 
         d = jnp.asarray(_variant.denominator(loss, y), jnp.float64)
         cf, ag, ex, zr, yr, *inputs = (np.asarray(a) for a in _opinions(
             fn, loss, dtype, jnp.asarray(z, jnp.float64), jnp.asarray(y, jnp.float64), g, d))
+    if raised(fn) or not kernel_time_left(fn):  # a batch the kernel cannot take (or not in
+        return False  # the time left) does not stand for its disagreement
     judged = _rule.elementwise(cf, ag, ex, zr, yr, _dtypes.facts(dtype), tolerance.rtol,
                                tolerance.atol, reference=_variant.VariantReference(loss, g, d),
                                theory_inputs=tuple(inputs))
@@ -201,8 +225,11 @@ def counterexample(fn: Callable[..., Any], loss: Loss, mode: str, dtype: str,
               f"labels={kind}, seed={options.seed}: {z.shape[0]} of {rows}, "
               f"c = {z.shape[1]}")
     if isinstance(fn, TwoArguments) and kernel is not None and kernel.three_arguments:
+        t = getattr(fn.fn, "sequence", None)  # shown [b, t, V] as the check showed it
+        lead = (z.shape[0],) if t is None else as_sequences(z, t, 1).shape[:2]
         return kernel_snippet(kernel.fn, framework=kernel.framework, device=kernel.device,
-                              dtype=dtype, z=z.tolist(), y=y.tolist(), tolerance=tolerance,
+                              dtype=dtype, z=z.reshape(*lead, -1).tolist(),
+                              y=y.reshape(*lead, -1).tolist(), tolerance=tolerance,
                               origin=origin), ""
     if isinstance(fn, TwoArguments):
         return plain_snippet(shown, dtype, z, y, tolerance, origin), ""

@@ -73,6 +73,23 @@ MIN_BUCKET_ROWS = 64
 DEFAULT_CLAIM = "softmax(z) - y"
 
 
+def _exits_are_errors(run: Callable[..., Report]) -> Callable[..., Report]:
+    """``sys.exit`` inside the user's function, wherever the check calls it (tracing, a shrunk
+    candidate, a compile thread), is a ValueError like its other exceptions: never the end of
+    the caller's process with the function's exit code and no word."""
+    @functools.wraps(run)
+    def checked(*args: Any, **kwargs: Any) -> Report:
+        try:
+            return run(*args, **kwargs)
+        except SystemExit as error:
+            fn = args[0] if args else kwargs.get("closed_form")
+            raise ValueError(f"closed_form: {name_of(fn)} raised SystemExit: {error.code} "
+                             "during the check") from error
+
+    return checked
+
+
+@_exits_are_errors
 def check(
     closed_form: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
     *,
@@ -212,7 +229,7 @@ def check(
         # One chunk ahead: JAX computes the next chunk's opinions while NumPy judges this one.
         ahead = None
         writes: dict[tuple[int, str, float], dict[str, tuple[Write, ...]]] = {}
-        raised: dict[tuple[int, str, float], str] = {}
+        raised: dict[tuple[int, str, float, str], str] = {}
         for job in itertools.chain(_chunks(how, reference, options, sizes), [None]):
             if ahead is not None:
                 key = (ahead.c, ahead.kind, ahead.scale)
@@ -222,8 +239,8 @@ def check(
                 written = writes.setdefault(key, {})
                 for dtype, found in ahead.writes.items():
                     written.setdefault(dtype, found)  # the first call that wrote
-                if ahead.raised is not None:
-                    raised.setdefault(key, ahead.raised)
+                for dtype, message in ahead.raised.items():
+                    raised.setdefault((*key, dtype), message)
                 if ahead.last:  # the cells of this (classes, labels, scale) are measured
                     group = parts.pop(key)
                     written = writes.pop(key)
@@ -232,11 +249,12 @@ def check(
                         cell = plain_cell(
                             fn, kernel, how.layout, framework, reference, options, ahead.draws,
                             ahead.c, dtype, ahead.scale, ahead.kind, tolerances[dtype], m,
-                            written.get(dtype, ()), MAX_CHUNK_ELEMENTS, key not in raised,
+                            written.get(dtype, ()), MAX_CHUNK_ELEMENTS,
+                            (*key, dtype) not in raised,
                         )
-                        if key in raised:
+                        if (*key, dtype) in raised:
                             cell = dataclasses.replace(cell, verdict="disagree",
-                                                       explanation=raised[key],
+                                                       explanation=raised[(*key, dtype)],
                                                        counterexample=None)
                         cells[ahead.c, dtype, ahead.scale, ahead.kind] = cell
                         if progress is not None:
@@ -372,8 +390,8 @@ class _Chunk:
     largest: dict[str, float]
     pending: _opinions.Pending
     writes: dict[str, tuple[Write, ...]] = dataclasses.field(default_factory=dict)
-    raised: str | None = None
-    """What a kernel raised on this chunk (it passed the probe: this batch is its finding)."""
+    raised: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Per dtype, what a kernel raised on this chunk (past its probe: this batch's finding)."""
 
 
 def _chunks(
@@ -406,7 +424,7 @@ def _chunks(
                     z64 = np.stack([_inputs.logits(part, scale, f.far_gap(c)) for f in facts])
                     rng = _inputs.generator(options.seed, c, _inputs.DIRECTIONS, begin)
                     direction = rng.standard_normal((checked, c))
-                    _taken(how)  # none carried over (the shrinker calls the kernel too)
+                    how.taken()  # none carried over (the shrinker calls the kernel too)
                     pending = _opinions.dispatch(_opinions.PROGRAMS, reference, fn,
                                                  options.dtypes, z64, part.labels, direction)
                     if how.bridged:
@@ -422,19 +440,7 @@ def _chunks(
                         top = float(np.max(np.abs(z[head]), where=finite, initial=0.0))
                         largest[f.name] = max(noise_max, top)
                     yield _Chunk(c, kind, scale, draws, index, valid, last, largest, pending,
-                                 *_taken(how))
-
-
-def _taken(how: Plan) -> tuple[dict[str, tuple[Write, ...]], str | None]:
-    """The writes of a kernel's calls since the last take, and what it raised there (or None).
-    A kernel that raises on a batch after its probe passed is that batch's finding, as in a
-    loss variant's check (:func:`verify._kernel_plan.finish_variant_cells`)."""
-    try:
-        return how.writes(), None
-    except ValueError as error:
-        if error.__cause__ is None:  # a wrong shape or dtype: the kernel's fault, any batch
-            raise
-        return {}, f"{error}".removeprefix("closed_form: ") + " (on this batch)"
+                                 *how.taken())
 
 
 def _judge_chunk(

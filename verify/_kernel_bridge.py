@@ -11,8 +11,8 @@ Batched by ``vmap`` (the shrinker judges candidates that way) the callback runs 
 candidate, in order.
 
 What a callback cannot return travels beside it: per dtype, the first call of the kernel that
-wrote into its inputs (:meth:`Bridge.take`, read after each chunk) and the first error it
-raised, raised again there as itself. Until then the program sees NaN, never a made-up gradient.
+wrote into its inputs and the first error it raised (:meth:`Bridge.take`, read after each
+chunk). Until then that dtype's calls give NaN, never a made-up gradient.
 
 The callback's arrays are JAX's; the kernel gets a copy of its own (:class:`Kernel`), and the
 callback's arrays are the snapshot it is compared with.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -58,7 +59,9 @@ class Bridge:
         self.__module__ = getattr(kernel.fn, "__module__", None) or ""
         self.__qualname__ = getattr(kernel.fn, "__qualname__", kernel.name)
         self._writes: dict[str, tuple[Write, ...]] = {}
-        self._error: Exception | None = None
+        self._errors: dict[str, Exception] = {}  # per dtype name, the first
+        self.seconds = 0.0
+        """The time its kernel's calls took, all told (the shrinker's budget is of this)."""
 
     def __call__(
         self, z: jax.Array, targets: jax.Array, grad_output: jax.Array | None = None
@@ -97,9 +100,10 @@ class Bridge:
 
     def _gradient(self, z: np.ndarray, targets: np.ndarray, grad_output: np.ndarray) -> np.ndarray:
         failed = np.full(z.shape, np.nan, z.dtype)
-        if self._error is not None:
+        if z.dtype.name in self._errors:
             return failed
         per_row = 1 if targets.ndim == z.ndim else 0
+        started = time.perf_counter()
         try:
             call = self.kernel(
                 as_sequences(z, self.sequence, 1),
@@ -107,24 +111,35 @@ class Bridge:
                 as_sequences(grad_output, self.sequence, 0),
             )
         except (TypeError, ValueError) as error:
-            self._error = error
+            self._errors.setdefault(z.dtype.name, error)
             return failed
+        finally:
+            self.seconds += time.perf_counter() - started
         if call.writes:
             self._writes.setdefault(z.dtype.name, call.writes)
         return failed if call.gradient is None else call.gradient.reshape(z.shape)
 
-    def take(self) -> dict[str, tuple[Write, ...]]:
-        """Per dtype name, the writes of the first call that wrote since the last take.
-
-        Raises:
-            TypeError, ValueError: the first error of the kernel since the last take.
-        """
-        if self._error is not None:
-            error, self._error = self._error, None
-            self._writes = {}
-            raise error
+    def take(self) -> tuple[dict[str, tuple[Write, ...]], dict[str, Exception]]:
+        """Per dtype name, the writes of the first call that wrote since the last take, and the
+        first error the kernel raised (after which the dtype's calls gave NaN)."""
         writes, self._writes = self._writes, {}
-        return writes
+        errors, self._errors = self._errors, {}
+        return writes, errors
+
+
+def bridged(fn: Any) -> Bridge | None:
+    """The :class:`Bridge` behind ``fn`` (itself, or a wrapper of one with ``fn``), or None."""
+    while not isinstance(fn, Bridge) and hasattr(fn, "fn"):
+        fn = fn.fn
+    return fn if isinstance(fn, Bridge) else None
+
+
+def raised(fn: Any) -> bool:
+    """Whether the bridged kernel behind ``fn`` raised since the last take — taking it: a
+    shrinker's candidates that a kernel cannot take are not evaluated, like a JAX closed form's
+    that do not trace."""
+    bridge = bridged(fn)
+    return bridge is not None and bool(bridge.take()[1])
 
 
 def _bits(a: jax.Array) -> jax.Array:
@@ -170,4 +185,5 @@ def probe(bridged: Bridge, dtypes: Iterable[str], classes: Iterable[int]) -> Non
         z = np.zeros((PROBE_ROWS, c), numpy_dtype)
         y = np.full((PROBE_ROWS, c), 1 / c).astype(numpy_dtype)
         t = bridged.sequence
-        bridged.kernel(as_sequences(z, t, 1), as_sequences(y, t, 1), np.ones((), numpy_dtype))
+        bridged.kernel(as_sequences(z, t, 1), as_sequences(y, t, 1),
+                       np.full((), PLAIN_GRAD_OUTPUT, numpy_dtype))  # as the check calls it

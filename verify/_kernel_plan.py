@@ -72,8 +72,9 @@ def _named_as(wrapper: Any, fn: Callable[..., Any]) -> None:
 @dataclass(frozen=True)
 class Traced:
     """A JAX function as ``(z, y) -> gradient`` on ``[rows, classes]``: a three-argument one
-    at ``grad_output`` :data:`PLAIN_GRAD_OUTPUT`, divided by it, and logits seen as ``[b, t, V]`` where a sequence is given. Hashed
-    by its fields, so that checks of the same function share their compiled programs."""
+    at ``grad_output`` :data:`PLAIN_GRAD_OUTPUT`, divided by it, and logits seen as
+    ``[b, t, V]`` where a sequence is given. Hashed by its fields, so that checks of the same
+    function share their compiled programs."""
 
     fn: Callable[..., Any]
     three_arguments: bool
@@ -121,10 +122,24 @@ class Plan:
     layout: Layout | None
     windows: Windows | None = None
 
-    def writes(self) -> dict[str, tuple[Write, ...]]:
-        """The inputs a bridged kernel wrote into since last asked, per dtype (raising the
-        first error it had); nothing for a JAX function, whose arrays are immutable."""
-        return self.fn.take() if isinstance(self.fn, Bridge) else {}
+    def taken(self) -> tuple[dict[str, tuple[Write, ...]], dict[str, str]]:
+        """Per dtype, since last asked: the inputs a bridged kernel wrote into, and what it
+        raised, in words (nothing for a JAX function, whose arrays are immutable and whose
+        errors come at its trace). Past its probe, what a kernel raises on a batch is that
+        batch's finding, a ``disagree`` cell.
+
+        Raises:
+            TypeError, ValueError: a gradient of the wrong shape or dtype, the kernel's fault
+                whatever the batch.
+        """
+        if not isinstance(self.fn, Bridge):
+            return {}, {}
+        writes, errors = self.fn.take()
+        for error in errors.values():
+            if error.__cause__ is None:  # not raised by the kernel: its output was wrong
+                raise error
+        return writes, {dtype: f"{error}".removeprefix("closed_form: ") + " (on this batch)"
+                        for dtype, error in errors.items()}
 
     @property
     def bridged(self) -> bool:
@@ -353,20 +368,14 @@ def finish_variant_cells(
     from ._frameworks import with_writes
     from ._report import Worst
 
-    raised = None
-    try:
-        writes = how.writes()
-    except ValueError as error:
-        if error.__cause__ is None:  # a wrong shape: the kernel's fault, whatever the batch
-            raise
-        # It passed the probe (_variant_check): an exception on this batch is its finding.
-        raised, writes = f"{error}".removeprefix("closed_form: ") + " (on this batch)", {}
+    writes, raised = how.taken()  # it passed the probe (_variant_check): a batch's finding
     device = how.kernel.device if how.kernel is not None else "cpu"
     out = []
     for cell in cells:
         changes: dict[str, Any] = {}
-        if raised is not None:
-            changes |= {"verdict": "disagree", "explanation": raised, "counterexample": None}
+        if cell.dtype in raised:
+            changes |= {"verdict": "disagree", "explanation": raised[cell.dtype],
+                        "counterexample": None}
         written = writes.get(cell.dtype, ())
         if written:  # reported whatever the verdict (an undefined cell stays undefined)
             verdict, explanation = with_writes(changes.get("verdict", cell.verdict),

@@ -1,7 +1,7 @@
 """A kernel's counterexample as a runnable snippet in its own framework (pure Python, no JAX).
 
-A torch kernel's snippet needs torch alone: the reference is autograd of ``F.cross_entropy`` with
-probability targets and ``reduction="sum"`` (the plain loss), in the dtype and in float64; the
+A torch kernel's snippet needs torch alone: the reference is autograd of the plain loss,
+−Σ targets · log_softmax(logits) over the last axis, in the dtype and in float64; the
 kernel is called at ``grad_output`` 2 and divided by it, as the check calls it. A
 NumPy kernel's snippet takes its reference from ``jax.grad``, as the JAX snippet does. Both call
 the kernel on copies and say which input it wrote into, before comparing gradients.
@@ -10,6 +10,7 @@ the kernel on copies and say which input it wrote into, before comparing gradien
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ._kernel_bridge import PLAIN_GRAD_OUTPUT
 from ._options import Tolerance
@@ -17,8 +18,9 @@ from ._snippet import function_lines
 
 _TORCH_REFERENCE = '''\
 def reference(logits, targets, grad_output):  # autograd of C = -sum(targets * log_softmax(logits))
-    leaf = logits.detach().clone().requires_grad_(True)
-    loss = F.cross_entropy(leaf, targets, reduction="sum")
+    leaf = logits.detach().clone().requires_grad_(True)  # classes on the last axis, 0 * log 0 = 0
+    terms = targets * torch.log_softmax(leaf, dim=-1)
+    loss = -torch.where(targets == 0, torch.zeros_like(terms), terms).sum()
     return torch.autograd.grad(loss, leaf, grad_output)[0]
 '''
 
@@ -29,12 +31,12 @@ def loss(z, y):  # C = -sum(y * log_softmax(z)), with 0 * log 0 = 0
 
 
 _GRAD_OUTPUT_COMMENT = (
-    f"# C's upstream gradient is 1; the kernel is called at {PLAIN_GRAD_OUTPUT!r} and divided by it "
-    "(exact), so that one that ignores grad_output shows")
+    f"# C's upstream gradient is 1; the kernel is called at {PLAIN_GRAD_OUTPUT!r} and divided by "
+    "it (exact), so that one that ignores grad_output shows")
 
 
-def _rows(values: Sequence[float] | Sequence[Sequence[float]]) -> str:
-    """One row ``[[…]]``, or several rows, as a list of lists."""
+def _rows(values: Sequence[Any]) -> str:
+    """One row ``[[…]]``, or nested rows (a batch, or ``[b, t, V]``) as nested lists."""
     def one(value: float) -> str:
         if value != value:
             return "float('nan')"
@@ -42,8 +44,12 @@ def _rows(values: Sequence[float] | Sequence[Sequence[float]]) -> str:
             return f"float('{value}')"
         return repr(float(value))
 
-    rows = values if values and isinstance(values[0], Sequence) else [values]
-    return "[" + ", ".join("[" + ", ".join(one(v) for v in row) + "]" for row in rows) + "]"
+    def nested(item: object) -> str:
+        if isinstance(item, Sequence):
+            return "[" + ", ".join(nested(x) for x in item) + "]"
+        return one(item)
+
+    return nested(values if values and isinstance(values[0], Sequence) else [values])
 
 
 def kernel_snippet(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from . import _batch_shrink, _dtypes, _explain, _inputs, _judge, _measure, _opinions, _rule
 from ._frameworks import Kernel, Write, with_writes
+from ._kernel_bridge import raised
 from ._kernel_plan import Layout
 from ._options import Options, Tolerance
 from ._reference import Reference
@@ -74,35 +74,12 @@ def plain_cell(
     if writes and judgement.verdict == "disagree" and kernel is not None:
         counterexample = _explain.written(kernel, draws, c, dtype, scale, kind, tolerance,
                                           options.seed, sequence)
-    elif (shrink and judgement.verdict == "disagree" and worst is not None
-          and _judge.autograd_ok(m) and kernel is not None
-          and not _batch_shrink.kernel_time_left()):
-        judgement = dataclasses.replace(judgement, explanation=(
-            f"{judgement.explanation}; no counterexample: not shrunk, the check spent its "
-            f"{_batch_shrink.KERNEL_SHRINK_SECONDS:.0f} s of shrinking on the kernel's calls "
-            "in the cells before"))
     elif shrink and judgement.verdict == "disagree" and worst is not None \
             and _judge.autograd_ok(m):
-        started = time.perf_counter()
-        one_row = draws.take(np.array([worst.row]))
-        z_row = _inputs.logits(one_row, scale, _dtypes.facts(dtype).far_gap(c))[0]
-        counterexample = _explain.counterexample(
-            functools.partial(_first_failing, fn, reference, dtype, tolerance),
-            options.closed_form, options, z_row, one_row.labels[0], worst, c, dtype, scale,
-            kind, tolerance, kernel=kernel, sequence=sequence,
-        )
-        if counterexample is None:  # no row fails alone: shrink the batch (_batch_shrink)
-            whole, why = _whole(draws, chunk_elements)
-            if whole is not None:
-                z_all = _inputs.logits(whole, scale, _dtypes.facts(dtype).far_gap(c))
-                counterexample, why = _batch_shrink.plain_counterexample(
-                    fn, options.closed_form, dtype, tolerance, z_all, whole.labels, options, c,
-                    scale, kind, worst.row, kernel)
-            if counterexample is None:
-                judgement = dataclasses.replace(
-                    judgement, explanation=f"{judgement.explanation}; no counterexample: {why}")
-        if kernel is not None:
-            _batch_shrink.kernel_time_spent(time.perf_counter() - started)
+        with _batch_shrink.shrinking(fn):
+            counterexample, judgement = _shrunk(
+                fn, kernel, reference, options, draws, worst, c, dtype, scale, kind, tolerance,
+                sequence, judgement, chunk_elements)
 
     def fraction(count: Any) -> float | None:
         return None if undefined or not n else int(count) / n
@@ -145,6 +122,37 @@ SHRINK_BATCH = 64
 """Candidates judged per compiled call (padded), so each class count compiles once."""
 
 
+def _shrunk(fn: Callable[..., Any], kernel: Kernel | None, reference: Reference,
+            options: Options, draws: _inputs.Draws, worst: Any, c: int, dtype: str,
+            scale: float, kind: str, tolerance: Tolerance, sequence: bool,
+            judgement: _judge.Judgement, chunk_elements: int
+            ) -> tuple[str | None, _judge.Judgement]:
+    """A disagreeing cell's counterexample: its worst row shrunk alone, else its batch; or
+    None, the judgement then saying why."""
+    one_row = draws.take(np.array([worst.row]))
+    z_row = _inputs.logits(one_row, scale, _dtypes.facts(dtype).far_gap(c))[0]
+    counterexample = _explain.counterexample(
+        functools.partial(_first_failing, fn, reference, dtype, tolerance),
+        options.closed_form, options, z_row, one_row.labels[0], worst, c, dtype, scale,
+        kind, tolerance, kernel=kernel, sequence=sequence,
+    )
+    if counterexample is not None:
+        return counterexample, judgement
+    # no row fails alone: shrink the batch (_batch_shrink)
+    whole, why = _whole(draws, chunk_elements)
+    if not _batch_shrink.kernel_time_left(fn):
+        whole, why = None, _batch_shrink.NOT_SHRUNK.format(_batch_shrink.KERNEL_SHRINK_SECONDS)
+    if whole is not None:
+        z_all = _inputs.logits(whole, scale, _dtypes.facts(dtype).far_gap(c))
+        counterexample, why = _batch_shrink.plain_counterexample(
+            fn, options.closed_form, dtype, tolerance, z_all, whole.labels, options, c,
+            scale, kind, worst.row, kernel)
+    if counterexample is None:
+        judgement = dataclasses.replace(
+            judgement, explanation=f"{judgement.explanation}; no counterexample: {why}")
+    return counterexample, judgement
+
+
 def _first_failing(
     fn: Callable[..., Any],
     reference: Reference,
@@ -155,6 +163,8 @@ def _first_failing(
     """Stages 2 and 3 again, on one-row candidates (all of one class count), each judged alone:
     the index of the first that fails, or None — also when the closed form cannot be evaluated
     at this class count (it may be written for another)."""
+    if not _batch_shrink.kernel_time_left(fn):  # the kernel's calls have had their time
+        return None
     facts = _dtypes.facts(dtype)
     classes = candidates[0][0].shape[-1]
     spec = jax.ShapeDtypeStruct((1, classes), facts.dtype)
@@ -175,6 +185,8 @@ def _first_failing(
                 reference, (dtype,), z64[None], y64, np.ones((0, classes))
             )
             cf = np.asarray(_opinions.rows_alone(fn, out["z"], out["y"]))  # z, y in the dtype
+            if raised(fn):  # a kernel that cannot take these candidates (written for others)
+                return None
             zr, yr = (np.asarray(out[k]).astype(np.float64) for k in ("z", "y"))
             ex = np.asarray(out["exact"])
             judged = _rule.elementwise(

@@ -52,19 +52,20 @@ def _lambda_source(fn: Callable) -> str | None:
 def imported_as(fn: Callable) -> tuple[str, str] | None:
     """``(module, name)`` under which ``fn`` itself can be imported where it is not by its own
     ``__module__`` and ``__qualname__`` — a ``functools.partial`` or a callable object kept in a
-    module (``f = partial(kernel, chunk=7)``) — or None."""
+    module (``f = partial(kernel, chunk=7)``, in any module imported) — or None."""
     import sys
 
     kernel = getattr(getattr(fn, "kernel", None), "fn", None)  # the kernel a bridge calls
-    for target in (fn, kernel) if kernel is not None else (fn,):
-        inner = getattr(target, "func", None)  # functools.partial
-        for module in dict.fromkeys(getattr(x, "__module__", None) for x in (target, inner)):
-            found = sys.modules.get(module or "")
-            if found is None or module == "__main__":
-                continue
-            for attribute, value in list(vars(found).items()):
-                if value is target and attribute.isidentifier():
-                    return module, attribute
+    targets = (fn, kernel) if kernel is not None else (fn,)
+    likely = [getattr(x, "__module__", None) for t in targets
+              for x in (t, getattr(t, "func", None))]  # a partial's function's module first
+    for module in dict.fromkeys([*likely, *list(sys.modules)]):
+        found = sys.modules.get(module or "")
+        if found is None or module == "__main__":
+            continue
+        for attribute, value in list(getattr(found, "__dict__", {}).items()):
+            if any(value is t for t in targets) and attribute.isidentifier():
+                return module, attribute
     return None
 
 

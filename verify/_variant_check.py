@@ -207,7 +207,9 @@ def _probe(fn: _kernel_bridge.Bridge, loss: Loss, options: Options) -> None:
         z = jnp.zeros((rows, c), _dtypes.facts(dtype).dtype)
         g = _variant.grad_output(loss, _variant.GRAD_OUTPUTS[0], rows, z.dtype)
         _variant.bind(fn, loss, z, jnp.asarray(y, z.dtype), g)
-        fn.take()
+        _, errors = fn.take()  # nothing carried over; what the probe raised, raised here
+        if errors:
+            raise next(iter(errors.values()))
 
 
 def _representable(loss: Loss, dtypes: tuple[str, ...]) -> None:
