@@ -5,6 +5,7 @@ logits is reported as such whatever it returns, a wrong one fails with a counter
 
 import functools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -237,6 +238,9 @@ def test_a_kernels_shrinking_stops_once_the_checks_budget_is_spent(monkeypatch):
     budget 0 here: none is shrunk)."""
     from verify import _batch_shrink
 
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"calls {_batch_shrink.KERNEL_SHRINK_SECONDS:.0f} s of the kernel's own time" in " ".join(
+        readme.split())
     monkeypatch.setattr(_batch_shrink, "KERNEL_SHRINK_SECONDS", 0.0)
     report = verify.check(numpy_off, framework="numpy", dtypes="float32,bfloat16", **GRID)
     for cell in report.cells:
