@@ -235,8 +235,11 @@ def derivative(of: sp.Basic, claimed: sp.Basic, wrt: sp.Basic, classes: Classes,
     worst, count, skipped = mpmath.mpf(0), 0, 0
     try:
         with mpmath.workdps(DIGITS):
-            for number, point in enumerate(points([of, claimed], classes, assumptions,
-                                                  vary=index)):
+            # the index must be drawn even where neither side has it (a claimed 0, ∂L/∂z_k of
+            # an L written without k): then wrt's own index is one of the expressions scanned
+            scanned = [of, claimed] if index in of.free_symbols | claimed.free_symbols \
+                else [of, claimed, wrt]
+            for number, point in enumerate(points(scanned, classes, assumptions, vary=index)):
                 if not point.choices:
                     continue
                 v = direction(point, number)

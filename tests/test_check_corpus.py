@@ -94,6 +94,8 @@ EXPECTED: dict[str, int | tuple[int, str] | None] = {
     "c73_definition_for_every_index_in_range": None,
     "c74_indicator_of_a_real_number": (1, "unchecked"),
     "c75_softmax_notation_defined_for_two_vectors": None,
+    "c76_derivative_claimed_zero_wrong": 1,
+    "c77_derivative_of_a_sum_without_its_index": None,
 }
 
 
@@ -179,3 +181,12 @@ def test_a_defined_softmax_notation_is_one_function_of_every_vector():
     checked = derivation.check_text(text)
     assert [s.status for s in checked.steps] == ["fails", "fails", "holds"]
     assert checked.steps[0].detail.startswith("does not hold: the softmax of z gives ")
+
+
+def test_a_derivative_whose_sides_lack_its_index_is_still_evaluated():
+    """∂S/∂z_k of S = Σ_i z_i: k stands in neither side, and no point was drawn for it (a claimed
+    0 then 'could not be checked', and a right 1 was never confirmed numerically)."""
+    step = _checked("c77_derivative_of_a_sum_without_its_index").steps[1]
+    assert "confirmed numerically at 50 points" in step.detail
+    wrong = _checked("c76_derivative_claimed_zero_wrong").steps[0]
+    assert wrong.detail.startswith("does not hold: the derivative by z[k] gives ")
