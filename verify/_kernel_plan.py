@@ -366,7 +366,6 @@ def finish_variant_cells(
 
     from . import _explain
     from ._frameworks import with_writes
-    from ._report import Worst
 
     writes, raised = how.taken()  # it passed the probe (_variant_check): a batch's finding
     device = how.kernel.device if how.kernel is not None else "cpu"
