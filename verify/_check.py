@@ -424,7 +424,8 @@ def _chunks(
                     z64 = np.stack([_inputs.logits(part, scale, f.far_gap(c)) for f in facts])
                     rng = _inputs.generator(options.seed, c, _inputs.DIRECTIONS, begin)
                     direction = rng.standard_normal((checked, c))
-                    how.taken()  # none carried over (the shrinker calls the kernel too)
+                    if how.bridged:  # nothing carried over (the shrinker calls the kernel too)
+                        how.fn.take()
                     pending = _opinions.dispatch(_opinions.PROGRAMS, reference, fn,
                                                  options.dtypes, z64, part.labels, direction)
                     if how.bridged:
