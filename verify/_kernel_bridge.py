@@ -128,8 +128,11 @@ class Bridge:
 
 
 def bridged(fn: Any) -> Bridge | None:
-    """The :class:`Bridge` behind ``fn`` (itself, or a wrapper of one with ``fn``), or None."""
-    while not isinstance(fn, Bridge) and hasattr(fn, "fn"):
+    """The :class:`Bridge` behind ``fn`` (itself, or this package's wrapper of one, with
+    ``fn``), or None."""
+    for _ in range(3):  # a user's callable may have an ``fn`` of its own: never looped on
+        if isinstance(fn, Bridge) or not hasattr(fn, "fn"):
+            break
         fn = fn.fn
     return fn if isinstance(fn, Bridge) else None
 
