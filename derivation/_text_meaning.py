@@ -67,7 +67,7 @@ class Claim:
     that a line is ∂L/∂s where ∂L/∂a was asked (the chain rule's last factor forgotten)."""
 
 
-_WORDS = re.compile(r"\\(text|textrm|mbox|mathrm|textit|dots|ldots|cdots)\b")
+_WORDS_LEFT = re.compile(r"\\(text|textrm|mbox|mathrm|textit|dots|ldots|cdots)\b")
 """Words (or an ellipsis) left in a condition: ``i = 1 \\text{ to } c`` is not read as math."""
 
 
@@ -310,7 +310,7 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
         kept = None
         if p.row.condition:  # a cases entry: its condition in force for its row alone
             case = read_directive(None, p.row.condition)
-            if case.error or _WORDS.search(p.row.condition):
+            if case.error or _WORDS_LEFT.search(p.row.condition):
                 claims.append(Claim(p.row.line, p.row.text, UNREADABLE, reason=f"the case's "
                                     f"condition '{p.row.condition}' could not be read, so the "
                                     "case is not checked"))

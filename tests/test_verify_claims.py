@@ -290,6 +290,15 @@ def test_few_classes_share_one_padded_program_and_judge_their_own_classes_only(c
                                    atol=1e-38)
 
 
+def test_small_chunks_are_padded_to_64_or_128_rows_but_never_a_kernels():
+    """The README's buckets: a JAX closed form's 20 or 100 rows share the programs of 64 and
+    128; a kernel's (pad=False) are its own."""
+    assert _check.chunking(20, 10, 2**20)[0] == 64
+    assert _check.chunking(100, 10, 2**20)[0] == 128
+    assert _check.chunking(260, 10, 2**20)[0] == 260
+    assert _check.chunking(20, 10, 2**20, pad=False)[0] == 20
+
+
 def test_a_large_class_count_is_measured_in_chunks_of_rows():
     size, block = _check.chunking(68, 262_144, 2**20)
     assert size * 262_144 <= 2**20 and size % block == 0
