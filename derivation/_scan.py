@@ -80,8 +80,9 @@ def scan(exprs: Iterable[sp.Basic], extra: Iterable[sp.Basic] = ()) -> Scan:
                 if index.is_Integer:
                     largest = max(largest, int(index))
                 indices |= index.free_symbols & symbols
-        for delta in e.atoms(sp.KroneckerDelta):
+        for delta in e.atoms(sp.KroneckerDelta):  # δ_{i,13}, or ∂/∂z_13 carried out
             indices |= delta.free_symbols & symbols
+            largest = max(largest, *(int(x) for x in delta.args if x.is_Integer), 0)
         for s in e.atoms(sp.Sum, sp.Product):
             for _, lo, hi in s.limits:
                 bounds |= (lo.free_symbols | hi.free_symbols) & symbols

@@ -35,6 +35,9 @@ class Row:
     condition: str = ""
     """The condition of a ``cases`` entry the row comes from, or written in words after it
     (``\\quad \\text{for } i = j``): ``i = j``, LaTeX; or ``""``."""
+    where: bool = False
+    """A definition written in words after the row it serves (``\\quad \\text{where } s = …``),
+    placed before that row: it defines, and the chain of lines goes on past it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,15 +183,17 @@ def _cases(body: str) -> list[_Case]:
     return out
 
 
-_WORDS = r"\\(?:text|textrm|mbox|mathrm)\s*\{\s*(?:if|for|when)\b([^}]*)\}"
+_WORDS = r"\\(?:text|textrm|mbox|mathrm)\s*\{([^}]*)\}"
 _CONDITION_AFTER = re.compile(r"(?:[,;]?\s*(?:\\q?quad\b|\\[,;:!>]|~)\s*)+" + _WORDS + r"(.*)$",
                               re.DOTALL)
-"""A condition in words after an equation: ``… \\quad \\text{for } i \\neq k``."""
+"""Words, then maybe math, after an equation: ``… \\quad \\text{for } i \\neq k``."""
+_IF = re.compile(r"\s*(?:if|for|when)\b(.*)$", re.DOTALL)
+_WHERE = re.compile(r"\s*(?:where|with)\s*[,:]?\s*")
 _PLAIN_WORDS = re.compile(r"\s*(all|every|each|any)?\s*[,.:]?\s*")
 """What may follow 'if', 'for' or 'when' in the braces: 'for all i \\neq k' is 'for i \\neq k';
 anything else ('if not', 'for all but') changes the condition, which is then not read."""
 _CONDITION_ALONE = re.compile(r"^\s*" + _WORDS + r"(.*)$", re.DOTALL)
-"""The same after ``, \\quad`` (which ends a row): the condition of the row before."""
+"""The same after ``, \\quad`` (which ends a row): about the row before."""
 _RELATION = re.compile(r"=|\\neq?\b|\\leq?\b|\\geq?\b|[<>]|\\in\b|\\notin\b")
 
 
@@ -207,6 +212,77 @@ def _condition(inside: str, words: str) -> str:
     if not _PLAIN_WORDS.fullmatch(inside):
         return f"\\text{{{inside.strip()}}} {words}"
     return words if _RELATION.search(words) and not _DOMAIN.fullmatch(words) else ""
+
+
+_LEAD = re.compile(r"(?:\s|&|~|\\q?quad(?![a-zA-Z])|\\[,;:! >])*")
+"""Alignment and spacing before a row's first sign."""
+_OPERATOR = re.compile(r"(?:[+\-]|\\(?:cdot|times|pm|mp)(?![a-zA-Z]))")
+_OPERATOR_LAST = re.compile(r"(?:[+\-]|\\(?:cdot|times|pm|mp))\s*$")
+_RELATION_START = re.compile(r"=|<|>|\\(?:neq?|leq?|geq?|leqslant|geqslant|approx)(?![a-zA-Z])")
+_TOKENS = re.compile(r"\\[a-zA-Z]+|\\.|[{}()\[\]=<>]")
+_RELATION_SIGNS = frozenset({"=", "<", ">", r"\ne", r"\neq", r"\le", r"\leq", r"\ge", r"\geq",
+                             r"\leqslant", r"\geqslant", r"\approx", r"\coloneqq"})
+
+
+def _has_relation(text: str) -> bool:
+    """Whether ``text`` has a relation sign outside every bracket (``\\sum_{j=1}`` has none)."""
+    depth = 0
+    for token in _TOKENS.finditer(text):
+        sign = token.group(0)
+        if sign in "{([":
+            depth += 1
+        elif sign in "})]":
+            depth -= 1
+        elif depth <= 0 and sign in _RELATION_SIGNS:
+            return True
+    return False
+
+
+def _continues(before: Row, row: Row) -> bool:
+    """Whether ``row`` goes on with the row ``before`` it in a display block, as people break
+    a long line: an expression alone, then ``&= …`` on the next line (its value); or a line
+    that starts with ``+``, ``-``, ``\\cdot`` (and states no relation), or follows one that ends
+    with such a sign (the rest of a right side)."""
+    if before.condition or row.condition:
+        return False
+    head = row.text[_LEAD.match(row.text).end():]
+    if _RELATION_START.match(head) and not _has_relation(before.text):
+        return True
+    if _OPERATOR_LAST.search(before.text):
+        return True
+    return _OPERATOR.match(head) is not None and not _has_relation(head)
+
+
+def _joined(block: list[Row]) -> list[Row]:
+    """The rows of one display block, a row that continues the one before joined to it (the
+    text between them becomes line breaks, so that every offset keeps its line)."""
+    out: list[Row] = []
+    for row in block:
+        at = next((i for i in range(len(out) - 1, -1, -1) if not out[i].where), None)
+        if row.where or at is None or not _continues(out[at], row):
+            out.append(row)
+            continue
+        before = out[at]
+        gap = max(1, row.line - before.line - before.text.count("\n"))
+        text = f"{before.text}{chr(10) * gap}{' ' * (row.column - 1)}{row.text}"
+        # the row's own definitions in words now come before the line it joined
+        out[at:] = [*out[at + 1:], replace(before, text=text, tag=before.tag or row.tag)]
+    return out
+
+
+def _said(inside: str, math: str) -> tuple[str, str] | None:
+    """What words in braces and the math after them say about the equation before them:
+    ``("condition", relation)`` (``\\text{for } i = k``; other words before a relation,
+    ``\\text{unless } i = k``, are kept: the condition is then not read), ``("definition",
+    equation)`` (``\\text{where } s = …``), or None: an aside (``\\text{(chain rule)}``)."""
+    condition = _IF.match(inside)
+    if condition:
+        return "condition", _condition(condition.group(1), math)
+    if not _has_relation(math):
+        return None
+    if _WHERE.fullmatch(inside):
+        return "definition", math.strip().rstrip(".,;").strip()
+    return "condition", f"\\text{{{inside.strip()}}} {math.strip()}"
 
 
 def extract(text: str) -> Extracted:
@@ -247,25 +323,38 @@ def extract(text: str) -> Extracted:
             rows.append(Row(line, column, case.text, not inline, block, tag, case.condition))
             body = body[:case.start] + re.sub(r"[^\n]", " ", body[case.start:case.end]) \
                 + body[case.end:]
-        start = 0
+        start, pieces = 0, []
         for piece in [*_ROW_BREAK.finditer(body), None]:
             end = len(body) if piece is None else piece.start()
             chunk = body[start:end]
             spacing = re.match(r"\s*(\\q?quad\b)?", chunk).end()  # after ", \quad"
             start, chunk = start + spacing, chunk[spacing:]
+            def definition(match: re.Match[str], equation: str) -> Row:
+                line, column = lines.at(body_start + start + match.start(2))
+                return Row(line, column, equation, not inline, block, tag, where=True)
+
             alone = _CONDITION_ALONE.match(chunk)
-            if alone and rows and rows[-1].block == block and not rows[-1].condition:
-                rows[-1] = replace(rows[-1], condition=_condition(*alone.group(1, 2)))
+            said = _said(*alone.group(1, 2)) if alone and pieces else None
+            if said and said[0] == "condition" and not pieces[-1].condition:
+                pieces[-1] = replace(pieces[-1], condition=said[1])
+                chunk = ""
+            elif said and said[0] == "definition":
+                pieces.insert(len(pieces) - 1, definition(alone, said[1]))
                 chunk = ""
             after = _CONDITION_AFTER.search(chunk)
-            condition = _condition(*after.group(1, 2)) if after else ""
-            chunk = chunk[:after.start()] if after else chunk
+            said = _said(*after.group(1, 2)) if after else None
+            condition = said[1] if said and said[0] == "condition" else ""
+            if said and said[0] == "definition":
+                pieces.append(definition(after, said[1]))
+            chunk = chunk[:after.start()] if said else chunk
             if chunk.strip():
                 lead = len(chunk) - len(chunk.lstrip())
                 line, column = lines.at(body_start + start + lead)
-                rows.append(Row(line, column, chunk.strip(), not inline, block, tag, condition))
+                pieces.append(Row(line, column, chunk.strip(), not inline, block, tag,
+                                  condition))
             if piece is not None:
                 start = piece.end()
+        rows += pieces if inline else _joined(pieces)
         position = closer.end()
     truncated = len(rows) > MAX_ROWS or (
         len(rows) == MAX_ROWS and _OPENERS.search(work, position) is not None)

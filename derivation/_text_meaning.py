@@ -319,6 +319,7 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
                                                           for a in case.relations)))
             # what a name is worth in one case is not its value after it
             kept = (dict(state.values), dict(state.tags), dict(state.written_under))
+        chain = (state.current, state.subject, state.current_tag)
         try:
             claims.extend(_claims_for(p, state, assumed, source))
         except (Exception, RecursionError) as error:  # noqa: BLE001 - never out of check_text
@@ -327,6 +328,8 @@ def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
                                 f"({type(error).__name__}: {str(error)[:120]})"))
         if kept is not None:
             state.values, state.tags, state.written_under = kept
+        if p.row.where:  # "where s = …": a definition aside; the chain of lines goes on
+            state.current, state.subject, state.current_tag = chain
         if p.relation is not None:
             for _, e in p.relation.rest:
                 state.used |= _names(e)

@@ -1,8 +1,9 @@
 """Before a row is parsed: what carries no mathematics is blanked out, offsets kept.
 
-Spacing (``\\quad``, ``\\,``, ``&``), sizing (``\\left``, ``\\bigl``), ``\\text{…}``, labels and the
-equation tag (``\\tag{3}``, or a trailing ``(3)`` after spacing) become spaces, so that an error's
-column is the column in the source. Brackets are matched here, before the grammar, so that an
+Spacing (``\\quad``, ``\\,``, ``&``, ``\\nonumber``), sizing (``\\left``, ``\\bigl``),
+``\\text{…}``, labels and the equation tag (``\\tag{3}``, or a trailing ``(3)`` after spacing)
+become spaces, so that an error's column is the column in the source; a definition's ``:=``
+(``\\coloneqq``) is ``=``. Brackets are matched here, before the grammar, so that an
 unclosed one is reported where it was opened, and nesting is bounded.
 """
 
@@ -23,12 +24,14 @@ class ReadError(ValueError):
 
 
 
-_SPACING = re.compile(r"\\(quad|qquad|displaystyle|textstyle|limits|nolimits|,|;|:|!| )"
-                      r"(?![a-zA-Z])|~|&")
+_SPACING = re.compile(r"\\(quad|qquad|displaystyle|textstyle|limits|nolimits|nonumber|notag|"
+                      r"enspace|thinspace|medspace|thickspace|negthinspace)(?![a-zA-Z])"
+                      r"|\\[,;:!> ]|~|&")
 _SIZERS = re.compile(r"\\(left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)"
                      r"(?![a-zA-Z])(\.)?")
 _TEXT = re.compile(r"\\(text|textrm|textit|textbf|mbox|label|operatorname\*?|tag\*?)\s*\{")
 _SOFTMAX = re.compile(r"\\(mathrm|operatorname\*?|text|textrm|mathit)\s*\{\s*softmax\s*\}")
+_DEFINED_AS = re.compile(r":=|\\coloneqq(?![a-zA-Z])|\\triangleq(?![a-zA-Z])")
 _TRAILING_TAG = re.compile(r"(?:\s{2,}|^)\(([0-9]+[a-z]?)\)\s*$")
 _TRAILING_PUNCT = re.compile(r"[,.;:]\s*$")
 _UNICODE = str.maketrans({"−": "-", "·": "*", "×": "*", "≠": "=", "≤": "<", "≥": ">"})
@@ -52,6 +55,7 @@ def prepare(text: str) -> tuple[str, str]:
     if "≠" in text or "≤" in text or "≥" in text:
         text = text.replace("≠", r"\ne").replace("≤", r"\le").replace("≥", r"\ge")
     text = text.translate(_UNICODE)
+    text = _DEFINED_AS.sub(lambda m: "=".rjust(len(m.group(0))), text)  # a definition's sign
     tag = ""
     text = _SOFTMAX.sub(lambda m: r"\softmax".ljust(len(m.group(0))), text)
     out = list(text)

@@ -96,6 +96,14 @@ EXPECTED: dict[str, int | tuple[int, str] | None] = {
     "c75_softmax_notation_defined_for_two_vectors": None,
     "c76_derivative_claimed_zero_wrong": 1,
     "c77_derivative_of_a_sum_without_its_index": None,
+    "c78_align_left_side_alone_wrong": 1,  # the &= line was compared with the prose's g_k
+    "c79_align_left_side_alone": None,
+    "c80_right_side_continued_wrong": 1,  # the "+ …" line was dropped
+    "c81_right_side_continued": None,
+    "c82_concrete_class_index_wrong": 1,  # ∂/∂z_42 was tried at c ≤ 12 alone
+    "c83_thin_spaces_nonumber_and_colon_equals": None,
+    "c84_where_in_words_after_the_equation": None,
+    "c85_unless_in_words": (1, "unchecked"),  # "unless i = j" was read as a step "= j"
 }
 
 
