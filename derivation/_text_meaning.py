@@ -31,7 +31,7 @@ import sympy as sp
 
 from ._symbols import c as classes_symbol
 from ._text_assume import Assumed, directives_in_force, read_directive
-from ._text_calls import calls_as_products, function_definitions
+from ._text_calls import calls_as_products, function_definitions, vectors_defined_whole
 from ._text_extract import Extracted
 from ._text_parse import (IMPLICIT_BOUND, SOFTMAX_NOTATION, VECTOR_ACCENTS, Parsed, parse_row,
                           softmax_meaning)
@@ -282,7 +282,7 @@ def _claims_for(parsed: Parsed, state: State, assumed: tuple[Assumed, ...],
 def understand(extracted: Extracted, extra_given: tuple[str, ...] = (),
                source: str = "<text>") -> tuple[Claim, ...]:
     """Every step the text claims, in order, with the assumptions in force at its line."""
-    parsed = calls_as_products([parse_row(r) for r in extracted.rows])
+    parsed = vectors_defined_whole(calls_as_products([parse_row(r) for r in extracted.rows]))
     directives = [read_directive(d) for d in extracted.directives]
     directives = [*(read_directive(None, text) for text in extra_given), *directives]
     exprs = [e for p in parsed if p.relation for e in

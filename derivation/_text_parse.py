@@ -205,7 +205,7 @@ SOFTMAX_NOTATION = re.compile(r"(sigma|softmax)\((.+)\)")
 """The name of the vector ``σ(z)_i`` or ``softmax(z)_i`` is an entry of: ``sigma(z)``."""
 
 
-def _softmax_entry(call: sp.Basic, index: sp.Basic) -> sp.Basic:
+def softmax_entry(call: sp.Basic, index: sp.Basic) -> sp.Basic:
     """``softmax(z)_i`` (in ``\\mathrm`` or ``\\operatorname``) or ``σ(z)_i`` (z bold or not):
     entry ``i`` of a vector named ``sigma(z)``, which means the softmax of z
     (:func:`softmax_meaning`) unless the document defines it otherwise."""
@@ -376,7 +376,7 @@ class _ToSympy(lark.Transformer):
     def subscript(self, items):
         base, indices = items[0], items[1]
         if isinstance(base, sp.core.function.AppliedUndef) and len(indices) == 1:
-            return _softmax_entry(base, indices[0])
+            return softmax_entry(base, indices[0])
         name = _name_of(base)
         if name == "delta" and len(indices) == 2:
             return sp.KroneckerDelta(*indices)

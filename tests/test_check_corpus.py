@@ -104,6 +104,8 @@ EXPECTED: dict[str, int | tuple[int, str] | None] = {
     "c83_thin_spaces_nonumber_and_colon_equals": None,
     "c84_where_in_words_after_the_equation": None,
     "c85_unless_in_words": (1, "unchecked"),  # "unless i = j" was read as a step "= j"
+    "c86_vector_defined_as_the_softmax": None,  # p = softmax(z) was an opaque number
+    "c87_vector_defined_as_the_softmax_wrong": 1,
 }
 
 
