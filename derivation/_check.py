@@ -178,6 +178,11 @@ def equal(before: sp.Basic, after: sp.Basic, classes: Classes,
     try:
         before, after = evaluated(before), evaluated(after)
         proved = _proved_zero(after - before, classes, assumptions)
+        difference = after - before
+        if not proved and difference.is_Rational and difference != 0:
+            # exactly a nonzero number: no tolerance of the numeric check may hide it
+            return Outcome(FAILED, f"does not hold: this line and the previous one differ by "
+                                   f"exactly {sp.sstr(difference)}", {})
         undefined = _undefined_functions([before, after])
         if undefined and not proved:
             return Outcome(UNCHECKED, f"not checked: {', '.join(undefined)} is an undefined "

@@ -391,3 +391,13 @@ def test_more_notation_holds(text):
 def test_a_wrong_derivative_gets_a_hint_too(claimed, hint):
     (step,) = derivation.check_text(f"$$L = x^3$$ $$\\frac{{dL}}{{dx}} = {claimed}$$").steps
     assert step.status == "fails" and step.hint == hint
+
+
+def test_a_difference_that_is_exactly_a_nonzero_number_fails_however_small():
+    """1 and 1 + 10^{-41} agree to the numeric check's 40 digits: the difference is an exact
+    rational, so no tolerance may hide it; a difference that is exactly 0 still holds."""
+    wrong = derivation.check_text("$$f = 1$$\n\n$$f = 1 + 10^{-41}$$")
+    assert [s.status for s in wrong.steps] == ["fails"]
+    assert wrong.steps[0].detail.endswith("differ by exactly 1/" + "1" + "0" * 41)
+    right = derivation.check_text("$$x = 2$$\n\n$$x = 2 + 0.5 - 1/2$$")
+    assert right.holds, right.to_text()
