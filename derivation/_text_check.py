@@ -16,7 +16,7 @@ from ._symbols import c as classes_symbol
 from ._text_assume import Assumed
 from ._text_extract import extract
 from ._text_hints import catalogue, hint
-from ._text_meaning import DERIVATIVE, EQUAL, Claim, understand
+from ._text_meaning import DERIVATIVE, EQUAL, INLINE, Claim, understand
 
 HOLDS, FAILS, UNCHECKED = "holds", "fails", "unchecked"
 STEP_SECONDS = 20.0
@@ -62,6 +62,8 @@ class TextCheck:
 
     source: str
     steps: tuple[TextStep, ...]
+    inline: tuple[int, ...] = ()
+    """Lines of equations in inline math that define nothing: not steps, so not checked."""
 
     @property
     def holds(self) -> bool:
@@ -232,5 +234,7 @@ def check_text(text: str, *, source: str = "<text>", assume: tuple[str, ...] | l
         raise NoMath(f"{source}: no mathematics found (expected $…$, $$…$$, \\[…\\] or an "
                      "equation/align environment)")
     claims = understand(found, tuple(assume), source)
+    inline = tuple(dict.fromkeys(claim.line for claim in claims if claim.kind == INLINE))
+    claims = [claim for claim in claims if claim.kind != INLINE]
     steps = tuple(_check_claim(index, claim) for index, claim in enumerate(claims, start=1))
-    return TextCheck(source, steps)
+    return TextCheck(source, steps, inline)

@@ -40,6 +40,21 @@ from ._text_values import by_others as _by_others, define as _define
 from ._text_values import functions as _functions, names as _names
 
 EQUAL, DERIVATIVE, UNREADABLE, UNSUPPORTED = "equal", "derivative", "unreadable", "unsupported"
+INLINE = "inline"
+"""An equation in inline math that defines nothing: not a step (prose states, it does not
+derive), but the report says it was not checked."""
+
+
+def _stated_inline(parsed: Parsed) -> list[Claim]:
+    """An :data:`INLINE` mark for an equation in prose that says something beyond naming
+    (``$2 + 2 = 5$``, ``$\\frac{d\\sigma}{dx} = …$``; not ``$i = j$`` or ``$z$``)."""
+    relation = parsed.relation
+    sides = [relation.first, *(x for rel, x in relation.rest if rel == "=")]
+    names = [isinstance(x, (sp.Symbol, sp.Indexed)) for x in sides]
+    if len(sides) < 2 or (any(names) and all(
+            named or isinstance(x, sp.Number) for named, x in zip(names, sides))):
+        return []  # naming a case ($i = j$, $k = 1$)
+    return [Claim(parsed.row.line, parsed.row.text, INLINE)]
 
 
 @dataclass(frozen=True)
@@ -212,7 +227,9 @@ def _claims_for(parsed: Parsed, state: State, assumed: tuple[Assumed, ...],
             return [Claim(line, row.text, UNREADABLE, reason="a line that continues ('= …') "
                           "with no line before it in its block")]
     elif isinstance(first, sp.Derivative):
-        if not row.display or not rest:
+        if not row.display:
+            return _stated_inline(parsed)
+        if not rest:
             return []
         (wrt, _), = first.variable_count
         rel, value = rest.pop(0)
@@ -257,7 +274,7 @@ def _claims_for(parsed: Parsed, state: State, assumed: tuple[Assumed, ...],
             state.current, state.subject = value, key
             state.current_tag = relation.tag or row.tag
         elif not row.display:
-            return []
+            return _stated_inline(parsed)
         elif first in state.values:
             # a new case (other assumptions than when its value was last written) starts again
             # from the definition

@@ -24,6 +24,17 @@ def _verdict(t: TextCheck) -> str:
             f"of {steps}")
 
 
+def inline_note(t: TextCheck) -> str:
+    """What the report says of equations in inline math that were not checked, or ""."""
+    if not t.inline:
+        return ""
+    lines = ", ".join(map(str, t.inline))
+    what = (f"the equation in inline math ($…$) on line {lines}" if len(t.inline) == 1
+            else f"the equations in inline math ($…$) on lines {lines}")
+    return (f"not checked: {what} (prose states, it does not derive: write a step in display "
+            "math, $$…$$, to have it checked)")
+
+
 def _how(s: TextStep) -> str:
     return s.check if s.check else s.status
 
@@ -36,6 +47,8 @@ def _one_line(text: str, width: int = 100) -> str:
 def to_text(t: TextCheck) -> str:
     """Plain Unicode for a terminal: each step with its line, mark, how checked, and why."""
     out = [f"{t.source}: {_verdict(t)}", ""]
+    if t.inline:
+        out += [inline_note(t), ""]
     for s in t.steps:
         out.append(f"{MARK[s.status]} step {s.index}  {t.source}:{s.line}  {_how(s)}")
         out.append(f"    {_one_line(s.text)}")
@@ -57,6 +70,7 @@ def to_text(t: TextCheck) -> str:
 def to_markdown(t: TextCheck) -> str:
     """A Markdown table of the steps, with the details below it."""
     out = [f"# Check of `{t.source}`", "", f"**{_verdict(t)}**", "",
+           *([inline_note(t), ""] if t.inline else []),
            "| step | line | status | how | holds if |", "|---:|---:|:---:|---|---|"]
     for s in t.steps:
         out.append(f"| {s.index} | {s.line} | {MARK[s.status]} {s.status} | {_how(s)} | "

@@ -149,7 +149,7 @@ HOSTILE = {
     "nesting 1,900 deep in a short row": "$$" + "(" * 1900 + "x" + ")" * 1900 + " = x$$",
     "5 MB in one row": "$$x = " + "x + " * (5 * 2**20 // 4) + "x$$",
     "5 MB of rows": "$x_1 = 1$ words\n" * (5 * 2**20 // 16),
-    "a power tower": "$$e^{e^{e^{e^{1000}}}} = e^{e^{e^{e^{1000}}}} + 1$$",
+    "a power tower": "$$e^{e^{e^{e^{1000}}}} = 2 e^{e^{e^{e^{1000}}}}$$",
     "a file to include": r"$$\input{/etc/passwd} = 1$$",
     "python": "$$__import__('os').system('true') = 1$$",
 }

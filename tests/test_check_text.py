@@ -401,3 +401,22 @@ def test_a_difference_that_is_exactly_a_nonzero_number_fails_however_small():
     assert wrong.steps[0].detail.endswith("differ by exactly 1/" + "1" + "0" * 41)
     right = derivation.check_text("$$x = 2$$\n\n$$x = 2 + 0.5 - 1/2$$")
     assert right.holds, right.to_text()
+    tower = derivation.check_text("$$e^{e^{e^{e^{1000}}}} = e^{e^{e^{e^{1000}}}} + 1$$")
+    assert tower.steps[0].detail == ("does not hold: this line and the previous one differ by "
+                                     "exactly 1")  # too large to evaluate: it was unchecked
+
+
+def test_an_equation_in_inline_math_is_said_to_be_unchecked():
+    """A wrong derivative stated in prose ($…$) is no step, but the report says it was not
+    checked (the text passed with nothing said); naming ($i = j$) and definitions are not
+    listed, and the JSON keeps its schema."""
+    text = ("Recall $\\sigma(x) = \\frac{1}{1+e^{-x}}$; its derivative is "
+            "$\\frac{d\\sigma}{dx} = \\sigma(x)(1+\\sigma(x))$ when $i = j$.\n\n"
+            "$$\\sigma(-x) = 1 - \\sigma(x)$$\n\nand $2 + 2 = 5$.\n")
+    checked = derivation.check_text(text, source="n.md")
+    assert checked.holds and checked.inline == (1, 5)
+    assert checked.to_text().splitlines()[2] == (
+        "not checked: the equations in inline math ($…$) on lines 1, 5 (prose states, it does "
+        "not derive: write a step in display math, $$…$$, to have it checked)")
+    assert "inline" not in json.loads(checked.to_json())
+    assert derivation.check_text("$$f = x$$\n\nwhen $i = j$ and $y_p = 1$.").inline == ()
