@@ -648,3 +648,48 @@ def test_the_readme_states_when_an_explanation_gives_a_ratio():
     assert (_judge.RESOLVED_SE, _judge.FAR_BEYOND) == (0.25, 10.0)
     assert "the ratio has a standard error of at most 0.25" in text
     assert "a disagreement more than 10 times the predicted residual" in text
+
+
+def test_a_symbolic_link_is_written_through_and_stays_a_link(tmp_path, capsys):
+    """--out at a link replaced the link by a file and left its target old."""
+    (tmp_path / "kept").mkdir()
+    target = tmp_path / "kept" / "derivation.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    code, out, err = run(capsys, "derive", "--classes", "2", "--format", "json", "--out",
+                         str(link))
+    assert (code, err) == (0, "")
+    assert link.is_symlink() and json.loads(target.read_text())["holds"] is True
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_is_written_into_never_replaced(tmp_path, capsys):
+    """A FIFO (as /dev/null or /dev/stdout, no regular file) was replaced by a renamed file:
+    as root, --out /dev/null replaced the machine's /dev/null. It is written into."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    code, out, err = run(capsys, "derive", "--classes", "2", "--format", "json", "--out",
+                         str(fifo))
+    reader.join(timeout=20)
+    if reader.is_alive():  # nothing was written into it: let the reader go
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert (code, err) == (0, "")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert json.loads(read[0])["holds"] is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary left beside
+
+
+def test_out_and_plot_at_one_path_are_refused_before_any_work(tmp_path, capsys, no_work):
+    """The heatmap silently overwrote the report written at the same path."""
+    same = str(tmp_path / "same.png")
+    code, out, err = run(capsys, "verify", "--out", same, "--plot", same)
+    assert code == 2 and out == ""
+    assert err == f"error: --plot: {same!r} is also --out; give each its own file\n"
+    assert list(tmp_path.iterdir()) == []

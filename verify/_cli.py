@@ -354,6 +354,9 @@ def verify(
     picture = _writable("plot", plot)
     if picture is not None and picture.suffix.lower() != ".png":
         raise InputError(f"--plot: expected a .png file, got {str(picture)!r}")
+    if target is not None and picture is not None and os.path.realpath(target) == \
+            os.path.realpath(picture):
+        raise InputError(f"--plot: {str(picture)!r} is also --out; give each its own file")
     _import_jax()  # before a closed form's module, which may import it (or start threads)
     function = _import_closed_form(closed_form)
     _compilation_cache(no_cache)

@@ -5,12 +5,16 @@ it too).
 way it will be: a temporary file created beside it, then renamed over it. :class:`Staged` writes
 every output of a command to temporary files first and renames them only when all of them are
 complete, so a full disk or a Ctrl-C leaves no partial file and no half of a set of files.
+A symbolic link is written through (its target is the file replaced), and a path that is no
+regular file — a device such as ``/dev/null``, a FIFO — is written into, never replaced.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +24,23 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def resolved(path: str | os.PathLike[str]) -> Path:
+    """The path a file is written at: a symbolic link's target (as ``open`` writes through it),
+    so that the link stays a link."""
+    target = Path(path)
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
+def special(path: Path) -> bool:
+    """Whether ``path`` exists and is no regular file or directory (a device, a FIFO): it is
+    written into, not replaced by a renamed file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -58,8 +79,12 @@ def check_writable(path: str | os.PathLike[str], *, directory: bool = False) -> 
         ValueError: why not, naming the path, e.g. ``cannot write 'f.txt/r.json': 'f.txt' is a
             file, not a directory``.
     """
-    target = Path(path)
-    shown = str(target)
+    shown = str(path)
+    target = Path(path) if directory else resolved(path)
+    if not directory and special(target):  # written into: it must take writes, nothing more
+        if not os.access(target, os.W_OK):
+            raise ValueError(f"cannot write {shown!r}: it is not writable")
+        return
     if directory and target.exists() and not target.is_dir():
         raise ValueError(f"{shown!r} exists and is not a directory")
     if not directory and target.is_dir():
@@ -106,6 +131,8 @@ class Staged:
 
     def __init__(self) -> None:
         self._pending: list[tuple[Path, Path]] = []
+        self._into: list[tuple[Path, Path]] = []
+        """(temporary file, device or FIFO): copied into it on commit, before any rename."""
         self._created: list[Path] = []
 
     def directory(self, path: str | os.PathLike[str]) -> Path:
@@ -119,7 +146,12 @@ class Staged:
     def temporary(self, target: str | os.PathLike[str]) -> Path:
         """A new, empty temporary file beside ``target``, renamed over it on commit; for
         writers that take a path."""
-        final = Path(target)
+        final = resolved(target)
+        if special(final):  # a device or a FIFO: staged in the temporary directory
+            fd, name = tempfile.mkstemp(prefix=".softmax-ce-", suffix=".tmp")
+            os.close(fd)
+            self._into.append((Path(name), final))
+            return Path(name)
         fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
         os.close(fd)
         self._pending.append((Path(name), final))
@@ -140,7 +172,14 @@ class Staged:
 
         If a rename fails, those already done are undone: a new target is removed, an old one
         comes back from the hard link kept of it (where the file system has hard links).
+        Devices and FIFOs are written into first (``/dev/full`` fails before any rename).
         """
+        while self._into:
+            temporary, final = self._into[0]
+            with open(temporary, "rb") as source, open(final, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+            os.unlink(temporary)
+            self._into.pop(0)
         mode = 0o666 & ~_umask()
         for temporary, _ in self._pending:
             os.chmod(temporary, mode)
@@ -170,10 +209,11 @@ class Staged:
 
     def discard(self) -> None:
         """Removes every temporary file, and the directories this stage created if empty."""
-        for temporary, _ in self._pending:
+        for temporary, _ in self._pending + self._into:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
         self._pending.clear()
+        self._into.clear()
         for folder in reversed(self._created):
             with contextlib.suppress(OSError):
                 folder.rmdir()
