@@ -6,6 +6,7 @@ the disagreement follows, and it passes where the bug does not bite. T5X's z-los
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -36,9 +37,9 @@ def verdicts(report):
 def test_liger_678_caught_only_where_grad_output_varies_by_row():
     report = check("liger_678_none_ignores_grad_output")
     assert verdicts(report) == {("indices", "1"): "agree",
-                                ("indices", "0.5 to 2 in steps of 1/8, drawn by row"): "disagree"}
+                                ("indices", "±(0.5 to 2) in steps of 1/8, drawn by row"): "disagree"}
     bad = report.cells[1]
-    assert "with grad_output 0.5 to 2 in steps of 1/8, drawn by row, not 1" in bad.explanation
+    assert "with grad_output ±(0.5 to 2) in steps of 1/8, drawn by row, not 1" in bad.explanation
     assert not report.ok and bad.counterexample is not None
 
 
@@ -129,3 +130,22 @@ def test_batch_level_bugs_get_a_counterexample_of_more_than_one_row():
         assert all("no counterexample: not shrunk: a check shrinks its first 1 disagreeing "
                    "cell(s) only" in cell.explanation for cell in others)
 
+
+
+def test_a_kernel_that_loses_the_sign_of_grad_output_is_caught():
+    """Per-token weights are negative too (an advantage): a `none` backward that scales by
+    |grad_output| agreed everywhere while every drawn weight was positive."""
+    loss = Loss(targets="indices", reduction="none")
+
+    def unsigned(z, targets, grad_output):
+        right = jax.nn.softmax(z, axis=-1) - jax.nn.one_hot(targets, z.shape[-1], dtype=z.dtype)
+        return jnp.abs(grad_output)[:, None] * right
+
+    def signed(z, targets, grad_output):
+        right = jax.nn.softmax(z, axis=-1) - jax.nn.one_hot(targets, z.shape[-1], dtype=z.dtype)
+        return grad_output[:, None] * right
+
+    assert verdicts(verify.check(unsigned, loss=loss, **GRID)) == {
+        ("indices", "1"): "agree",
+        ("indices", "±(0.5 to 2) in steps of 1/8, drawn by row"): "disagree"}
+    assert verify.check(signed, loss=loss, **GRID).ok

@@ -90,7 +90,7 @@ def test_verify_cli_takes_the_loss_flags(capsys, tmp_path):
     doc = json.loads(out.read_text())
     assert doc["loss"] == {"label_smoothing": 0.1, "reduction": "none", "targets": "indices"}
     assert [c["grad_output"] for c in doc["cells"]] == [
-        "1", "0.5 to 2 in steps of 1/8, drawn by row"]
+        "1", "±(0.5 to 2) in steps of 1/8, drawn by row"]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -348,3 +348,20 @@ def test_without_the_allowance_honest_bfloat16_would_be_farther_at_about_6_perce
         judged = _rule.elementwise(cf, ag, ex, zr, yr, _dtypes.facts("bfloat16"), tol.rtol, tol.atol)
     assert 0.045 < literal_miss < 0.07  # README: "about 6% of elements"
     assert bool(jnp.all(judged.agree))
+
+
+def test_a_steep_softmax_does_not_put_the_reference_in_doubt():
+    """At logits of 10⁶ (or a temperature of 10⁻⁵) the float64 loss is rounded to about 10⁻¹⁰,
+    which a central difference divides by its step: it was 'in doubt' (disagree, exit 1) for a
+    right closed form. The rounding is allowed for, in z/T's units; a wrong rule still is not."""
+    import verify
+    from derivation import Loss
+
+    steep = verify.check(classes=[2, 10], dtypes=["float64"], scales=[1e6, 1e8, 1e12],
+                         labels=["onehot"], samples=8)
+    assert [c.verdict for c in steep.cells] == ["agree"] * 6
+    assert all(c.autograd_check.finite_difference <= 1e-6 for c in steep.cells)
+    cold = verify.check(classes=[10], dtypes=["float64"], scales=[1.0, 10.0], labels=["onehot"],
+                        samples=8, loss=Loss(temperature=1e-5))
+    assert cold.cells and all(c.verdict == "agree" for c in cold.cells), cold.to_text()
+    assert verdict(finite_difference=1e-3).verdict == "disagree"  # beyond the noise: in doubt

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from . import _dtypes, _rule
-from ._opinions import Opinions
+from ._opinions import FINITE_DIFFERENCE_NOISE, Opinions
 from ._reference import Reference
 
 _COUNTS = (
@@ -316,13 +316,16 @@ NO_CHECK = {"checked_rows": 0.0, "forward_mode": 0.0, "finite_difference": 0.0}
 
 def autograd_check(o: Opinions, valid: np.ndarray) -> dict[str, float]:
     """The autograd check of a chunk: rows checked, and the largest relative discrepancies of
-    forward mode and of central differences, relative to :math:`\\sum_k \\mathrm{size}_k |v_k|`.
+    forward mode and of central differences, relative to :math:`\\sum_k \\mathrm{size}_k |v_k|`
+    (a central difference's beyond :data:`FINITE_DIFFERENCE_NOISE` times its rounding noise).
     """
     checked = o.forward.shape[0]
     size = np.broadcast_to(o.size, o.exact.shape)[:checked]
     scale = np.sum(size * np.abs(o.direction), axis=-1) + 1e-12
     forward = np.abs(o.forward - o.along) / scale
-    central = np.abs(o.central - o.along) / scale
+    noise = np.where(np.isfinite(o.noise), o.noise, 0.0)  # none measured: no allowance
+    beyond = np.abs(o.central - o.along) - FINITE_DIFFERENCE_NOISE * noise
+    central = np.maximum(beyond, 0.0) / scale
     rows = valid[:checked] & o.checked_ok
     return {
         "checked_rows": float(np.count_nonzero(rows)),

@@ -57,6 +57,13 @@ and cancellation errors are about 1e-9 here, a wrong autograd rule is off by O(1
 
 FINITE_DIFFERENCE_STEP = 1e-4
 
+FINITE_DIFFERENCE_NOISE = 4.0
+"""How many times its rounding noise a central difference may be off beyond
+:data:`FINITE_DIFFERENCE_RTOL`. The noise is what rounding the two losses can be off by — the
+logits rounded (:math:`\\epsilon \\sum_k |g_k z_k|`) and the losses themselves
+(:math:`\\epsilon |C_\\pm|`) — over the step: at logits of 10⁶ about 10⁻⁶, a steep softmax,
+not a wrong autograd rule."""
+
 CHECKED_ROWS = 8
 """Rows per chunk whose float64 autograd is checked by forward mode and finite differences."""
 
@@ -103,6 +110,8 @@ class Opinions:
         forward, central, along: per checked row (the chunk's first ones), the directional
             derivative along ``direction`` by forward mode, by central differences, and from
             ``exact``.
+        noise: per checked row, the rounding noise of the central difference
+            (:data:`FINITE_DIFFERENCE_NOISE`).
         direction: ``[checked rows, classes]``, unit directions, zero at masked classes.
     """
 
@@ -118,11 +127,13 @@ class Opinions:
     central: np.ndarray
     along: np.ndarray
     direction: np.ndarray
+    noise: np.ndarray
 
 
 def autograd_check(
-    reference: Reference, z: jax.Array, y: jax.Array, gradient: jax.Array, direction: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    reference: Reference, z: jax.Array, y: jax.Array, gradient: jax.Array, direction: jax.Array,
+    size: jax.Array,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
     r"""The directional derivative of the loss along a unit direction per row, three ways.
 
     Along :math:`v` (``direction`` made zero at masked classes and normalised), from
@@ -135,17 +146,27 @@ def autograd_check(
         y: float64 labels ``[rows, classes]``.
         gradient: ``jax.grad`` at ``(z, y)``, float64.
         direction: ``[rows, classes]``, any nonzero rows.
+        size: ``[rows, classes]``, the size of the gradient's terms (``Reference.gradient_size``):
+            with the gradient, how much a rounded logit moves the loss.
 
     Returns:
-        ``(forward, central, along, v)``: three ``[rows]`` and the unit directions.
+        ``(forward, central, along, v, noise)``: three ``[rows]``, the unit directions, and the
+        central difference's rounding noise ``[rows]`` (:data:`FINITE_DIFFERENCE_NOISE`).
     """
     v = jnp.where(jnp.isfinite(z), direction.astype(z.dtype), 0.0)
     v = v / jnp.maximum(jnp.linalg.norm(v, axis=-1, keepdims=True), 1e-300)
     along = jnp.sum(gradient * v, axis=-1)
     _, forward = jax.jvp(lambda x: reference.row_losses(x, y), (z,), (v,))
-    h = FINITE_DIFFERENCE_STEP
-    central = (reference.row_losses(z + h * v, y) - reference.row_losses(z - h * v, y)) / (2 * h)
-    return forward, central, along, v
+    # a loss of z/T is as smooth in z as a loss of z is over T: so is the step
+    h = getattr(reference, "finite_difference_step", FINITE_DIFFERENCE_STEP)
+    plus, minus = reference.row_losses(z + h * v, y), reference.row_losses(z - h * v, y)
+    central = (plus - minus) / (2 * h)
+    # a loss near 0 made of large terms (lse − z_y at a far-above logit) rounds as its terms
+    weight = jnp.abs(gradient) + jnp.abs(size)
+    moved = jnp.where(jnp.isfinite(z), weight * (jnp.abs(z) + h * jnp.abs(v)), 0.0)
+    rounding = jnp.sum(moved, axis=-1) + jnp.abs(plus) + jnp.abs(minus)
+    noise = jnp.finfo(z.dtype).eps * rounding / (2 * h)
+    return forward, central, along, v, noise
 
 
 def _reference_program(
@@ -175,8 +196,8 @@ def _reference_program(
         # (XLA flushes subnormal results to zero: a size below the smallest normal number is
         # measured in units of that number either way, and adds nothing to a normal one.)
         size = jnp.broadcast_to(reference.gradient_size(sigma, label, label_sum), zr.shape)
-        forward, central, along, v = autograd_check(
-            reference, zr[:checked], yr[:checked], exact[:checked], direction
+        forward, central, along, v, noise = autograd_check(
+            reference, zr[:checked], yr[:checked], exact[:checked], direction, size[:checked]
         )
         rounded = {"z": z, "y": y} if fused is None else {
             "closed_form": jnp.asarray(fused(z, y)).astype(f64)}
@@ -185,6 +206,7 @@ def _reference_program(
             "checked_ok": jnp.all(jnp.isfinite(zr[:checked]) | (zr[:checked] < 0), axis=-1),
             "sigma": sigma, "label": label, "label_sum": label_sum, "size": size,
             "forward": forward, "central": central, "along": along, "direction": v,
+            "noise": noise,
         })  # fmt: skip
     return out
 

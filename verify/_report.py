@@ -106,7 +106,7 @@ class Cell:
         counterexample: for a ``disagree`` cell, a shrunk failing case as a runnable Python
             snippet, or ``None``.
         grad_output: for a loss variant, the upstream gradient of the cell (``"1"``, ``"0.75"``,
-            ``"0.5 to 2 in steps of 1/8, drawn by row"``); ``None`` for the plain loss.
+            ``"±(0.5 to 2) in steps of 1/8, drawn by row"``); ``None`` for the plain loss.
         writes: the inputs a kernel wrote into, in the first call that wrote (such a cell is
             ``disagree``, whatever the kernel returned, but for an ``undefined`` one, whose
             explanation still says what it wrote); empty when none.

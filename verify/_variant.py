@@ -43,8 +43,9 @@ IGNORED = 9
 ROW_GRAD_OUTPUT = 10
 """The generator purpose of the per-row upstream gradient (:func:`row_pattern`)."""
 ROW_GRAD_OUTPUT_STEPS = 13
-"""The per-row upstream gradient takes the values 0.5 + k/8, k = 0 … 12 (0.5 to 2)."""
-ROW_GRAD_OUTPUT_WORDS = "0.5 to 2 in steps of 1/8, drawn by row"
+"""The per-row upstream gradient takes the values ±(0.5 + k/8), k = 0 … 12 (0.5 to 2, each
+sign)."""
+ROW_GRAD_OUTPUT_WORDS = "±(0.5 to 2) in steps of 1/8, drawn by row"
 
 
 def kinds(loss: Loss, labels: tuple[str, ...]) -> tuple[str, ...]:
@@ -56,11 +57,13 @@ def kinds(loss: Loss, labels: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def row_pattern(rows: int) -> np.ndarray:
-    """A per-row upstream gradient, 0.5 + k/8 with k drawn per row from 0 … 12 (a fixed seed):
-    exact in every dtype, and with no period, so that a kernel reading ``grad_output`` shifted
-    or reversed along the rows does not match it."""
+    """A per-row upstream gradient, ±(0.5 + k/8) with k and the sign drawn per row (a fixed
+    seed): exact in every dtype, and with no period, so that a kernel reading ``grad_output``
+    shifted or reversed along the rows does not match it; and of both signs, as per-token
+    weights are (a negative advantage), so that a kernel that loses the sign does not either."""
     rng = _inputs.generator(0, 0, ROW_GRAD_OUTPUT)
-    return 0.5 + rng.integers(0, ROW_GRAD_OUTPUT_STEPS, rows) / 8
+    size = 0.5 + rng.integers(0, ROW_GRAD_OUTPUT_STEPS, rows) / 8
+    return np.where(rng.integers(0, 2, rows) == 1, -size, size)
 
 
 def grad_output(loss: Loss, mode: str, rows: int, dtype: Any) -> jax.Array:
@@ -169,6 +172,13 @@ class VariantReference:
     @property
     def name(self) -> str:
         return f"softmax cross-entropy ({self.spec.describe()})"
+
+    @property
+    def finite_difference_step(self) -> float:
+        """The autograd check's step in z: the plain one in the units of z/T."""
+        from ._opinions import FINITE_DIFFERENCE_STEP
+
+        return FINITE_DIFFERENCE_STEP * self.spec.temperature
 
     def _scale(self, y: jax.Array) -> jax.Array:
         """g_r·m_r/D per row: the upstream gradient, the mask and the mean's denominator."""

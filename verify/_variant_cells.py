@@ -87,8 +87,8 @@ def _variant_reference(loss: Loss, dtypes: tuple[str, ...], z64: jax.Array, y64:
         exact = jax.grad(exact_ref.loss)(zr, yr)
         sigma, label, label_sum = exact_ref.theory_inputs(zr, yr)
         checked = direction.shape[0]
-        forward, central, along, v = _opinions.autograd_check(
-            exact_ref, zr[:checked], yr[:checked], exact[:checked], direction)
+        forward, central, along, v, noise = _opinions.autograd_check(  # label: the size here
+            exact_ref, zr[:checked], yr[:checked], exact[:checked], direction, label[:checked])
         # Rows checked by finite differences: finite (or −∞) logits and a finite loss (with
         # label smoothing a lane at −∞ makes a row's loss infinite, in PyTorch too).
         finite_loss = jnp.isfinite(exact_ref.row_losses(zr[:checked], yr[:checked]))
@@ -97,7 +97,7 @@ def _variant_reference(loss: Loss, dtypes: tuple[str, ...], z64: jax.Array, y64:
             "z": z, "y": y, "autograd": jax.grad(in_dtype.loss)(z, y).astype(f64),
             "exact": exact, "checked_ok": checked_ok, "sigma": sigma, "label": label,
             "label_sum": label_sum, "forward": forward, "central": central, "along": along,
-            "direction": v,
+            "direction": v, "noise": noise,
         })  # fmt: skip
     return out
 
