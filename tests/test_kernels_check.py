@@ -249,6 +249,29 @@ def test_a_kernels_shrinking_stops_once_the_checks_budget_is_spent(monkeypatch):
                                          "it gives the kernel's calls while shrinking")
 
 
+def test_a_batch_of_candidates_stops_calling_a_slow_kernel_once_the_budget_is_spent(
+        monkeypatch):
+    """A shrinker's batch of 64 one-row candidates is 64 calls of the kernel: a kernel taking
+    3 s a call was called for minutes past the 20 s budget. Past it, no call is made."""
+    import time as clock
+
+    from verify import _batch_shrink
+
+    calls = []
+
+    def slow_off(logits, targets, grad_output):
+        calls.append(logits.shape)
+        clock.sleep(0.02)
+        return numpy_off(logits, targets, grad_output)
+
+    monkeypatch.setattr(_batch_shrink, "KERNEL_SHRINK_SECONDS", 0.1)
+    report = verify.check(slow_off, framework="numpy", dtypes="float32", **GRID)
+    (cell,) = report.cells
+    assert cell.verdict == "disagree" and cell.counterexample is None
+    one_row = [shape for shape in calls if shape[0] == 1]  # the shrinker's candidates
+    assert 0 < len(one_row) <= 0.1 / 0.02 + 1, len(one_row)
+
+
 def torch_fails_in_half_past_four_rows(logits, targets, grad_output):
     if logits.dtype == torch.float16 and logits.shape[0] > 4:
         raise RuntimeError("no half kernel for this many rows")

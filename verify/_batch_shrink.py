@@ -64,9 +64,11 @@ def shrinking(fn: Any) -> Iterator[None]:
         yield
         return
     _BUDGET["mark"] = bridge.seconds
+    bridge.limit = bridge.seconds + max(0.0, KERNEL_SHRINK_SECONDS - _BUDGET["spent"])
     try:
         yield
     finally:
+        bridge.limit = None
         _BUDGET["spent"] += bridge.seconds - _BUDGET.pop("mark")
 
 

@@ -62,6 +62,9 @@ class Bridge:
         self._errors: dict[str, Exception] = {}  # per dtype name, the first
         self.seconds = 0.0
         """The time its kernel's calls took, all told (the shrinker's budget is of this)."""
+        self.limit: float | None = None
+        """While shrinking, the :attr:`seconds` past which the kernel is not called again (its
+        calls then give NaN, and the shrinker stops): a batch of candidates is many calls."""
 
     def __call__(
         self, z: jax.Array, targets: jax.Array, grad_output: jax.Array | None = None
@@ -100,7 +103,7 @@ class Bridge:
 
     def _gradient(self, z: np.ndarray, targets: np.ndarray, grad_output: np.ndarray) -> np.ndarray:
         failed = np.full(z.shape, np.nan, z.dtype)
-        if z.dtype.name in self._errors:
+        if z.dtype.name in self._errors or (self.limit is not None and self.seconds >= self.limit):
             return failed
         per_row = 1 if targets.ndim == z.ndim else 0
         started = time.perf_counter()

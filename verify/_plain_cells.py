@@ -185,8 +185,9 @@ def _first_failing(
                 reference, (dtype,), z64[None], y64, np.ones((0, classes))
             )
             cf = np.asarray(_opinions.rows_alone(fn, out["z"], out["y"]))  # z, y in the dtype
-            if raised(fn):  # a kernel that cannot take these candidates (written for others)
-                return None
+            if raised(fn) or not _batch_shrink.kernel_time_left(fn):
+                return None  # a kernel that cannot take these (written for others), or out of
+                # time (its calls gave NaN)
             zr, yr = (np.asarray(out[k]).astype(np.float64) for k in ("z", "y"))
             ex = np.asarray(out["exact"])
             judged = _rule.elementwise(
