@@ -36,7 +36,10 @@ TARGETS = ("indices", "probabilities")
 def _number(name: str, value: object, accepted: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name}: expected {accepted}, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int past float's range
+        number = math.inf
     if not math.isfinite(number):
         raise ValueError(f"{name}: expected {accepted}, got {value!r}")
     return number
@@ -55,7 +58,7 @@ def _choice(name: str, value: object, accepted: tuple[str, ...]) -> str:
 def _weights(value: object) -> tuple[float, ...] | None:
     if value is None:
         return None
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
         raise ValueError(f"weight: expected a sequence of positive finite numbers, one per class,"
                          f" or None, got {value!r}")
     out = []

@@ -391,7 +391,7 @@ NUMERIC = [
         ("nan", r"got 'nan'"), ("inf", r"got 'inf'"), ("1e400", r"got '1e400'"),
         ("1e300", None), ("abc", r"got 'abc'")]],
     *[(("verify", flag), value, pattern) for flag in ("--rtol", "--atol") for value, pattern in [
-        ("0", None), ("-1", r"expected a number >= 0, got '-1'"), ("nan", r"got 'nan'"),
+        ("0", None), ("-1", r"expected a finite number >= 0, got '-1'"), ("nan", r"got 'nan'"),
         ("inf", r"got 'inf'"), ("1e400", r"got '1e400'"), ("1e300", None), ("abc", r"got 'abc'")]],
     *[(("derive", "--classes"), value, pattern) for value, pattern in [
         ("0", r"expected an integer >= 1 .*got '0'"), ("-1", r"expected an integer >= 1 .*got '-1'"),

@@ -83,9 +83,9 @@ BAD = [
     (dict(samples=2.0), ValueError, r"^samples: expected an integer >= 1, got 2\.0$"),
     (dict(seed=-1), ValueError, r"^seed: expected an integer in \[0, 4294967295\], got -1$"),
     (dict(seed=2**32), ValueError, r"^seed: expected an integer in \[0, 4294967295\], got "),
-    (dict(rtol=-1.0), ValueError, r"^rtol: expected a number >= 0, got -1\.0$"),
-    (dict(atol="x"), ValueError, r"^atol: expected a number >= 0, got 'x'$"),
-    (dict(atol=float("nan")), ValueError, r"^atol: expected a number >= 0, got nan$"),
+    (dict(rtol=-1.0), ValueError, r"^rtol: expected a finite number >= 0, got -1\.0$"),
+    (dict(atol="x"), ValueError, r"^atol: expected a finite number >= 0, got 'x'$"),
+    (dict(atol=float("nan")), ValueError, r"^atol: expected a finite number >= 0, got nan$"),
 ]  # fmt: skip
 
 
@@ -175,3 +175,25 @@ def test_a_closed_form_that_is_not_traceable_is_named():
 
     with pytest.raises(ValueError, match=r"^closed_form: .* raised TracerArrayConversionError"):
         verify.check(lambda z, y: np.asarray(z) - y, **SMALL)
+
+
+def test_what_iterates_as_something_else_or_overflows_is_refused_by_name():
+    """bytes iterated as character codes (classes=b"10" checked c = 49 and 48), a dict as its
+    keys; an int past float's range raised OverflowError; -0 gave other bytes than 0."""
+    import numpy as np
+
+    from derivation import Loss
+
+    for value in (b"10", {10: 1}):
+        with pytest.raises(TypeError, match="^classes: expected a value"):
+            _options.validate_classes(value)
+    assert _options.validate_classes(np.array(10)) == (10,)
+    assert _options.validate_scales(np.array([1.0, 10.0])) == (1.0, 10.0)
+    with pytest.raises(ValueError, match="^scales: expected finite numbers > 0"):
+        _options.validate_scales(10**400)
+    for field in ("temperature", "softcap", "z_loss", "label_smoothing"):
+        with pytest.raises(ValueError, match=f"^{field}: expected"):
+            Loss(**{field: 10**400})
+    with pytest.raises(ValueError, match="^weight: expected a sequence"):
+        Loss(weight={1: 2.0})
+    assert str(_options.validate_tolerance("rtol", -0.0)) == "0.0"

@@ -56,6 +56,11 @@ TOLERANCES: Mapping[str, Tolerance] = MappingProxyType(
 
 def _items(name: str, value: Any) -> list[Any]:
     """A scalar, a comma-separated string or an iterable, as a non-empty list of items."""
+    if isinstance(value, (bytes, bytearray, Mapping)):  # iterating them gives codes or keys
+        raise TypeError(f"{name}: expected a value, a comma-separated string or a sequence, got "
+                        f"{value!r}")
+    if hasattr(value, "__array__") and hasattr(value, "ndim"):  # NumPy or JAX: as numbers
+        value = value.tolist()
     if isinstance(value, str):
         items: list[Any] = [part.strip() for part in value.split(",") if part.strip()]
     elif isinstance(value, Iterable):
@@ -119,13 +124,13 @@ def _number(item: Any) -> float | None:
     """``item`` as a float when it is a real number (or a string of one); bools are not."""
     if isinstance(item, bool):
         return None
-    if isinstance(item, numbers.Real):
-        return float(item)
-    if isinstance(item, str):
-        try:
+    try:
+        if isinstance(item, numbers.Real):
+            return float(item)
+        if isinstance(item, str):
             return float(item.strip())
-        except ValueError:
-            return None
+    except (ValueError, OverflowError):  # not a number; an int past float's range: refused
+        return None
     return None
 
 
@@ -173,8 +178,8 @@ def validate_tolerance(name: str, value: Any) -> float | None:
         return None
     number = _number(value)
     if number is None or not math.isfinite(number) or number < 0:
-        raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
-    return number
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return number + 0.0  # -0 is 0: the same check, the same bytes
 
 
 def validate_closed_form(value: Any) -> Callable[..., Any] | None:
