@@ -693,3 +693,14 @@ def test_out_and_plot_at_one_path_are_refused_before_any_work(tmp_path, capsys, 
     assert code == 2 and out == ""
     assert err == f"error: --plot: {same!r} is also --out; give each its own file\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_shape_past_the_largest_is_refused_before_any_work(capsys, no_work):
+    """B·T·V past 2^36 logits streamed for hours, or (past NumPy's index range) raised a
+    traceback from deep inside the draw."""
+    code, out, err = run(capsys, "verify", "--dtypes", "float32", "--shape",
+                         "99999999999,99999999999,10")
+    assert (code, out) == (2, "")
+    assert err == ("error: --shape: '99999999999,99999999999,10' is "
+                   "99,999,999,998,000,000,000,010 logits, above the largest accepted, "
+                   "68,719,476,736 (2^36)\n")

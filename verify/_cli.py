@@ -382,6 +382,9 @@ def verify(
         except Exception as error:  # noqa: BLE001 - the estimate's last line of defence
             if not _out_of_memory(error):
                 raise
+            if shape is not None:
+                raise InputError(f"--shape: the check ran out of memory ({type(error).__name__})"
+                                 " although its estimate fit; lower --shape") from None
             raise InputError(f"--classes: the grid ran out of memory ({type(error).__name__}) "
                              "although its estimate fit; lower --classes or --samples") from None
     render = {"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}[fmt]

@@ -9,6 +9,7 @@ numpy)``.
 from __future__ import annotations
 
 import importlib.util
+import math
 from typing import Any
 
 from ._options import _integer, choose_one
@@ -59,6 +60,12 @@ def validate_device(value: Any, framework: str) -> str:
     return device
 
 
+MAX_SHAPE_LOGITS = 2**36
+"""The most logits a ``shape`` may hold (16 × 8,192 × 262,144 = 2^35 fits): the plain loss
+streams any batch in flat memory, but each dtype's check of it takes time in proportion, and
+NumPy cannot index past 2^63 bytes."""
+
+
 def validate_shape(value: Any) -> tuple[int, ...] | None:
     """``None``, or the logits' shape: ``(batch, sequence, vocabulary)`` or ``(rows,
     vocabulary)``, as a tuple or as text ``"B,T,V"``; each size >= 1, the vocabulary at most
@@ -80,6 +87,10 @@ def validate_shape(value: Any) -> tuple[int, ...] | None:
         raise ValueError(
             f"shape: the vocabulary {sizes[-1]} is above the largest accepted, {MAX_VOCABULARY}"
         )
+    logits = math.prod(sizes)  # type: ignore[arg-type]
+    if logits > MAX_SHAPE_LOGITS:
+        raise ValueError(f"shape: {value!r} is {logits:,} logits, above the largest accepted, "
+                         f"{MAX_SHAPE_LOGITS:,} (2^36)")
     return tuple(sizes)  # type: ignore[arg-type]
 
 
