@@ -306,3 +306,19 @@ def test_a_large_class_count_is_measured_in_chunks_of_rows():
                           samples=60)
     assert report.ok and report.cells[0].rows == 64
     assert report.cells[0].agree_fraction == 1.0
+
+
+def tiles_of_sixteen_rows(z, y):
+    """Right on whole tiles of 16 rows; the ragged last tile left at zero."""
+    whole = (z.shape[0] // 16) * 16
+    right = jax.nn.softmax(z, axis=-1) * jnp.sum(y, -1, keepdims=True) - y
+    return jnp.where((jnp.arange(z.shape[0]) < whole)[:, None], right, 0)
+
+
+def test_a_closed_form_sees_the_cells_own_rows_and_not_the_padding():
+    """A closed form in tiles of rows that skips a ragged last tile agreed at samples = 8 or
+    61: the chunk, padded to 64 or 128 rows, had no ragged tile. It sees 12 or 65 rows now."""
+    for samples in (8, 61):
+        report = verify.check(tiles_of_sixteen_rows, classes=10, dtypes="float32", scales=1.0,
+                              labels="onehot", samples=samples)
+        assert [c.verdict for c in report.cells] == ["disagree"], report.to_text()

@@ -221,7 +221,7 @@ def check(
         else:
             _check_closed_form(fn, options, {c: min(rows, size) for c, (size, _) in sizes.items()})
         for c, (size, _) in sizes.items():  # compile ahead, while drawing
-            _opinions.PROGRAMS.prepare(reference, fn, options.dtypes, size, c)
+            _opinions.PROGRAMS.prepare(reference, fn, options.dtypes, size, c, min(rows, size))
         cells = {}
         total = len(options.classes) * len(options.dtypes) * len(options.scales)
         total *= len(options.labels)
@@ -427,7 +427,8 @@ def _chunks(
                     if how.bridged:  # nothing carried over (the shrinker calls the kernel too)
                         how.fn.take()
                     pending = _opinions.dispatch(_opinions.PROGRAMS, reference, fn,
-                                                 options.dtypes, z64, part.labels, direction)
+                                                 options.dtypes, z64, part.labels, direction,
+                                                 own=int(np.unique(index).size))
                     if how.bridged:
                         jax.block_until_ready([out["closed_form"] for out in pending])
                     # The largest finite |logit|: scale * |noise|, but in the adversarial rows

@@ -211,9 +211,17 @@ def _reference_program(
     return out
 
 
-def _closed_form_program(fn: Callable[..., Any], z: jax.Array, y: jax.Array) -> jax.Array:
+def _closed_form_program(fn: Callable[..., Any], rows: int, z: jax.Array,
+                         y: jax.Array) -> jax.Array:
+    """The closed form on the chunk's first ``rows`` rows — a chunk padded to a shared shape
+    repeats its last row, which a closed form that works in tiles of rows must not see: its
+    ragged tail would be hidden — and their last row's gradient repeated as the padding's."""
     _traced("closed_form")
-    return jnp.asarray(fn(z, y)).astype(jnp.float64)
+    if rows >= z.shape[0]:
+        return jnp.asarray(fn(z, y)).astype(jnp.float64)
+    own = jnp.asarray(fn(z[:rows], y[:rows])).astype(jnp.float64)
+    padding = jnp.broadcast_to(own[-1:], (z.shape[0] - rows, *own.shape[1:]))
+    return jnp.concatenate([own, padding])
 
 
 FUSED = frozenset({softmax_minus_labels})
@@ -235,7 +243,7 @@ def program_classes(closed_form: Callable[..., Any] | None, classes: int) -> int
 
 _JITTED = {
     "reference": jax.jit(_reference_program, static_argnums=(0, 1, 2)),
-    "closed_form": jax.jit(_closed_form_program, static_argnums=(0,)),
+    "closed_form": jax.jit(_closed_form_program, static_argnums=(0, 1)),
 }
 """The programs :class:`Programs` compiles, by kind: each a jitted function whose static
 arguments come first (a loss variant's are added by :func:`register`)."""
@@ -328,20 +336,23 @@ class Programs:
         return self._get(key, "reference", (reference, dtypes, fused), shapes, ahead)
 
     def _closed_form(self, fn: Callable[..., Any], dtype: str, rows: int, classes: int,
-                     ahead: bool) -> Future[Any]:
+                     ahead: bool, own: int | None = None) -> Future[Any]:
         spec = jax.ShapeDtypeStruct((rows, classes), _dtypes.facts(dtype).dtype)
-        key = ("closed_form", fn, dtype, rows, classes)
-        return self._get(key, "closed_form", (fn,), (spec, spec), ahead)
+        own = rows if own is None else own
+        key = ("closed_form", fn, dtype, rows, classes, own)
+        return self._get(key, "closed_form", (fn, own), (spec, spec), ahead)
 
     def prepare(self, reference: Reference, closed_form: Callable[..., Any] | None,
-                dtypes: tuple[str, ...], rows: int, classes: int) -> None:
-        """Starts compiling the programs of a chunk shape ``[rows, classes]``."""
+                dtypes: tuple[str, ...], rows: int, classes: int, own: int | None = None
+                ) -> None:
+        """Starts compiling the programs of a chunk shape ``[rows, classes]`` (``own`` of its
+        rows the cell's, the rest padding)."""
         fused = closed_form if closed_form in FUSED else None
         self._reference(reference, dtypes, rows, program_classes(fused, classes),
                         min(CHECKED_ROWS, rows), True, fused)
         if closed_form is not None and fused is None:
             for dtype in dtypes:
-                self._closed_form(closed_form, dtype, rows, classes, True)
+                self._closed_form(closed_form, dtype, rows, classes, True, own)
 
     def reference(self, reference: Reference, dtypes: tuple[str, ...], z64: np.ndarray,
                   y64: np.ndarray, direction: np.ndarray,
@@ -360,9 +371,10 @@ class Programs:
         return self._get(key, kind, static, shapes, False).result()
 
     def closed_form(self, fn: Callable[..., Any], dtype: str, z: jax.Array,
-                    y: jax.Array) -> jax.Array:
-        """The closed form at ``(z, y)`` in their dtype, widened to float64."""
-        program = self._closed_form(fn, dtype, *z.shape, False)
+                    y: jax.Array, own: int | None = None) -> jax.Array:
+        """The closed form at ``(z, y)`` in their dtype, widened to float64; called on the
+        first ``own`` rows alone when the rest are padding (:func:`_closed_form_program`)."""
+        program = self._closed_form(fn, dtype, *z.shape, False, own)
         return program.result()(z, y)
 
 
@@ -389,6 +401,7 @@ def dispatch(
     z64: np.ndarray,
     y64: np.ndarray,
     direction: np.ndarray,
+    own: int | None = None,
 ) -> Pending:
     """Starts computing the opinions on one chunk, for each dtype; :func:`collect` waits.
 
@@ -400,6 +413,8 @@ def dispatch(
         z64: float64 logits ``[dtypes, rows, classes]`` (the far-above row depends on the dtype).
         y64: float64 labels ``[rows, classes]``.
         direction: ``[checked rows, classes]``, the autograd check's random directions.
+        own: how many of the rows are the cell's (the rest pad the chunk to a shared shape):
+            a user's closed form sees those alone.
     """
     if closed_form in FUSED:  # computed beside the others, few classes padded to a shared count
         classes = z64.shape[-1]
@@ -411,7 +426,8 @@ def dispatch(
         return programs.reference(reference, dtypes, z64, y64, direction, closed_form)
     outputs = programs.reference(reference, dtypes, z64, y64, direction)
     for dtype, out in zip(dtypes, outputs, strict=True):
-        out["closed_form"] = programs.closed_form(closed_form, dtype, out.pop("z"), out.pop("y"))
+        out["closed_form"] = programs.closed_form(closed_form, dtype, out.pop("z"), out.pop("y"),
+                                                  own)
     return outputs
 
 
