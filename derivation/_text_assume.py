@@ -108,6 +108,8 @@ def _split(text: str) -> list[tuple[int, str]]:
             if text[start:pos].strip():
                 parts.append((start, text[start:pos]))
             start = pos + 1
+    if text[start:].strip():  # a bracket left open: the rest is one part (and an error)
+        parts.append((start, text[start:]))
     return parts
 
 

@@ -214,6 +214,19 @@ def test_the_command_lines_assume_is_a_given_for_the_whole_text():
     assert derivation.check_text(text, assume=["\\sum_{i=1}^{c} y_i = 1"]).holds
 
 
+def test_a_relation_with_a_bracket_left_open_is_refused_not_dropped(tmp_path, capsys):
+    """--assume '{' (a bracket never closed) was dropped without a word: the text held."""
+    for relation in ("{", "\\frac{", "x > 0, {"):
+        result = derivation.check_text("$$x = x$$", assume=[relation])
+        assert not result.holds
+        assert "could not read" in result.steps[0].detail and "expected '}'" in \
+            result.steps[0].detail
+    notes = tmp_path / "notes.md"
+    notes.write_text("$$x = x$$")
+    assert main(["check", str(notes), "--assume", "{"]) == 2
+    assert capsys.readouterr().err.startswith("error: given: could not read '{' (--assume): ")
+
+
 def test_inequality_directive_draws_points_that_satisfy_it():
     text = "given: T > 0\n\n$$\\sqrt{T^2} = T$$"
     assert derivation.check_text(text).holds
