@@ -178,11 +178,6 @@ def equal(before: sp.Basic, after: sp.Basic, classes: Classes,
     try:
         before, after = evaluated(before), evaluated(after)
         proved = _proved_zero(after - before, classes, assumptions)
-        difference = after - before
-        if not proved and difference.is_Rational and difference != 0:
-            # exactly a nonzero number: no tolerance of the numeric check may hide it
-            return Outcome(FAILED, f"does not hold: this line and the previous one differ by "
-                                   f"exactly {sp.sstr(difference)}", {})
         undefined = _undefined_functions([before, after])
         if undefined and not proved:
             return Outcome(UNCHECKED, f"not checked: {', '.join(undefined)} is an undefined "
@@ -193,6 +188,13 @@ def equal(before: sp.Basic, after: sp.Basic, classes: Classes,
                                      f"({', '.join(undefined)} undefined: no numeric check)")
         found = _numeric(lambda pt: pt.evaluate(before), lambda pt: pt.evaluate(after),
                          [before, after], classes, assumptions)
+        difference = after - before
+        where, _, _, count, _, skipped = found
+        if where is None and (count or skipped) and difference.is_Rational and difference != 0:
+            # exactly a nonzero number, at points that satisfy the assumptions: no tolerance of
+            # the numeric check (nor a value too large to evaluate) may hide it
+            return Outcome(FAILED, f"does not hold: this line and the previous one differ by "
+                                   f"exactly {sp.sstr(difference)}", {})
     except Unsupported as error:
         return Outcome(UNCHECKED, f"not checked: {error}")
     except RecursionError:

@@ -36,6 +36,32 @@ def validate_labels(labels: object) -> str:
     return str(labels)
 
 
+MAX_CLASSES = 1024
+"""The most classes a derivation written out class by class is asked for (1,024 takes about 2
+minutes, growing about as c^2.4); the CLI refuses the same (``verify._limits``)."""
+
+
+def check_request(size: int | None, kind: str, loss: Loss | None) -> None:
+    """Refuses what :func:`derive` cannot honour: more classes than :data:`MAX_CLASSES`, class
+    weights for another number of classes, soft labels with index targets.
+
+    Raises:
+        ValueError: ``classes: ...``, ``weight: ...`` or ``labels: ...``.
+    """
+    if size is not None and size > MAX_CLASSES:
+        raise ValueError(f"classes: {size:,} is above {MAX_CLASSES:,}, the most a derivation "
+                         "written out class by class finishes in minutes; leave classes out (a "
+                         "symbolic number of classes c, which covers every c)")
+    if loss is None:
+        return
+    if size is not None and loss.weight is not None and len(loss.weight) != size:
+        raise ValueError(f"weight: {len(loss.weight)} weights given, but the derivation has "
+                         f"{size} classes (give one weight per class)")
+    if loss.targets == "indices" and kind != "onehot":
+        raise ValueError(f"labels: {kind} is not used with index targets, which are one class "
+                         "a row (onehot); leave labels at onehot, or derive probability targets")
+
+
 def derive(classes: int | None = None, labels: str = "onehot", loss: Loss | None = None, *,
            progress: Callable[[int, int], None] | None = None) -> Derivation:
     r"""Derive :math:`\partial C/\partial z_k` for :math:`C = -\sum_i y_i \log \sigma(z)_i`.
@@ -58,8 +84,9 @@ def derive(classes: int | None = None, labels: str = "onehot", loss: Loss | None
         A frozen :class:`Derivation`; ``holds`` is true when every route and the Hessian hold.
 
     Raises:
-        ValueError: ``classes`` is not a positive integer, ``labels`` is unknown or ``loss`` is
-            not a :class:`Loss`.
+        ValueError: ``classes`` is not a positive integer (or above :data:`MAX_CLASSES`),
+            ``labels`` is unknown or ``loss`` is not a :class:`Loss` (or asks for what
+            :func:`check_request` refuses).
 
     Example:
         >>> import derivation
@@ -72,6 +99,7 @@ def derive(classes: int | None = None, labels: str = "onehot", loss: Loss | None
     n = c if size is None else size
     if loss is not None and not isinstance(loss, Loss):
         raise ValueError(f"loss: expected a derivation.Loss or None, got {loss!r}")
+    check_request(size, kind, loss)
     if loss is not None and not loss.is_plain:
         from ._loss_routes import variant_derivation
 

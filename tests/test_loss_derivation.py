@@ -87,3 +87,20 @@ def test_a_wrong_line_in_the_route_is_caught(monkeypatch):
 def test_bad_loss_argument():
     with pytest.raises(ValueError, match="loss: expected a derivation.Loss or None"):
         derivation.derive(loss={"label_smoothing": 0.1})
+
+
+def test_derive_refuses_what_it_cannot_honour_as_verify_does():
+    """derive took 3 weights for 2 classes (and printed them unused), soft labels with index
+    targets, and classes = 10^30 from Python (where it ran without end)."""
+    from derivation._derive import MAX_CLASSES
+    from verify import _limits
+
+    assert MAX_CLASSES == _limits.MAX_DERIVE_CLASSES
+    cases = [(dict(classes=10**30), "^classes: 1,000,000,000,"),
+             (dict(classes=2, loss=Loss(weight=(1.0, 2.0, 3.0))),
+              r"^weight: 3 weights given, but the derivation has 2 classes"),
+             (dict(labels="soft", loss=Loss(targets="indices")),
+              "^labels: soft is not used with index targets")]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            derivation.derive(**kwargs)

@@ -139,13 +139,14 @@ def derive(
     temperature: _loss_options.Temperature = None, targets: _loss_options.Targets = None,
 ) -> None:
     """Derive ∂C/∂z step by step, by several routes, every step machine-checked."""
-    from derivation._derive import validate_labels
+    from derivation._derive import check_request, validate_labels
 
     size = _derive_classes(classes)
     _flag(_limits.check_derive_classes, size)
     kind = _flag(validate_labels, labels)
     loss = _flag(_loss_options.parse_loss, label_smoothing, weight, ignore_index, reduction,
                  z_loss, softcap, temperature, targets)
+    _flag(check_request, size, kind, loss)
     fmt = _choice("format", format, DERIVE_FORMATS)
     target = _writable("out", out)
     import derivation
