@@ -704,3 +704,26 @@ def test_a_shape_past_the_largest_is_refused_before_any_work(capsys, no_work):
     assert err == ("error: --shape: '99999999999,99999999999,10' is "
                    "99,999,999,998,000,000,000,010 logits, above the largest accepted, "
                    "68,719,476,736 (2^36)\n")
+
+
+def test_a_z_loss_past_the_dtype_is_refused(capsys):
+    """--z-loss 1e308 (inf in float32) ran, every cell NaN on both sides and 'disagree'; the
+    other options were refused so."""
+    code, out, err = run(capsys, "verify", "--dtypes", "float32", "--z-loss", "1e308")
+    assert (code, out) == (2, "")
+    assert err == ("error: --z-loss: 1e+308 rounds to inf in float32; expected a value that "
+                   "stays finite there (at most 3.40282e+38)\n")
+
+
+def test_a_scale_near_float64s_largest_is_undefined_without_a_warning(capsys):
+    """A scale of 1e308 printed NumPy's overflow warnings on the user's terminal."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out, err = run(capsys, "verify", "--classes", "10", "--dtypes", "float32",
+                             "--labels", "onehot", "--samples", "4", "-q", "--scales", "1e308",
+                             "--format", "json")
+    assert (code, err) == (0, "")
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], caught
+    assert {cell["verdict"] for cell in json.loads(out)["cells"]} == {"undefined"}

@@ -237,12 +237,15 @@ def logits(draws: Draws, scale: float, far_gap: float) -> np.ndarray:
     Returns:
         ``[rows, classes]`` float64 logits; masked classes are :math:`-\\infty`.
     """
-    z = np.multiply(draws.noise, scale, dtype=np.float64)
-    # Only the first rows of a cell are adversarial: build those, leave the others alone.
-    for row in range(min(ADVERSARIAL_ROWS, z.shape[0])):
-        kind = int(draws.row_kind[row])
-        if kind != RANDOM:
-            z[row] = _adversarial(kind, z[row], draws, row, far_gap)
+    # At a scale near float64's largest, logits overflow to ±inf: the cell is undefined (the
+    # judge says so), not a warning on the user's terminal.
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = np.multiply(draws.noise, scale, dtype=np.float64)
+        # Only the first rows of a cell are adversarial: build those, leave the others alone.
+        for row in range(min(ADVERSARIAL_ROWS, z.shape[0])):
+            kind = int(draws.row_kind[row])
+            if kind != RANDOM:
+                z[row] = _adversarial(kind, z[row], draws, row, far_gap)
     return z
 
 

@@ -214,24 +214,26 @@ def _probe(fn: _kernel_bridge.Bridge, loss: Loss, options: Options) -> None:
 
 def _representable(loss: Loss, dtypes: tuple[str, ...]) -> None:
     """Refuses a temperature, softcap or weight that rounds to zero or infinity in a checked
-    dtype (as a kernel holds it, e.g. PyTorch's ``weight`` in the logits' dtype): every cell
-    would be NaN on both sides, blamed on the closed form.
+    dtype (as a kernel holds it, e.g. PyTorch's ``weight`` in the logits' dtype), or a z-loss
+    that rounds to infinity: every cell would be NaN on both sides, blamed on the closed form.
 
     Raises:
-        ValueError: ``temperature: ...``, ``softcap: ...`` or ``weight: ...``.
+        ValueError: ``temperature: ...``, ``softcap: ...``, ``weight: ...`` or ``z_loss: ...``.
     """
     given = {"temperature": (loss.temperature,), "softcap": (loss.softcap,) if loss.softcap
-             else (), "weight": loss.weight or ()}
+             else (), "weight": loss.weight or (), "z_loss": (loss.z_loss,) if loss.z_loss
+             else ()}
     for dtype in dtypes:
         facts = _dtypes.facts(dtype)
         for name, values in given.items():
             for value in values:
                 with np.errstate(over="ignore", under="ignore"):
                     rounded = float(np.asarray(value, facts.dtype).astype(np.float64))
-                if not (np.isfinite(rounded) and rounded != 0):
+                if not np.isfinite(rounded) or (rounded == 0 and name != "z_loss"):
+                    stays = "finite" if name == "z_loss" else "nonzero and finite"
                     raise ValueError(
                         f"{name}: {value!r} rounds to {rounded:g} in {dtype}; expected a value "
-                        f"that stays nonzero and finite there (at most {facts.max:g})")
+                        f"that stays {stays} there (at most {facts.max:g})")
 
 
 __all__ = ["check_variant", "claim_of", "format_number"]
