@@ -350,3 +350,20 @@ def test_bad_framework_arguments_are_errors_not_failures():
         verify.assert_gradient(torch_kernel, framework="tensorflow", **GRID)
     with pytest.raises(TypeError, match="progress"):
         verify.assert_gradient(torch_kernel, framework="torch", progress=print, **GRID)
+
+
+def test_a_torch_snippet_holds_the_kernel_to_the_float64_gradient():
+    """The check judges against jax.grad and the float64 gradient; the torch snippet held the
+    kernel to PyTorch's own autograd in the dtype, which in bfloat16 can be farther off: the
+    snippet of a kernel that is PyTorch's autograd passed where its cell disagreed."""
+    from verify._kernel_snippet import kernel_snippet
+    from verify._options import Tolerance
+
+    snippet = kernel_snippet(torch_kernel, framework="torch", device="cpu", dtype="bfloat16",
+                             z=[0.5, -1.0], y=[1.0, 0.0], tolerance=Tolerance(0.016, 1e-05),
+                             origin="a test")
+    assert snippet.rstrip().endswith(
+        "torch.testing.assert_close(kernel.double(), exact, rtol=0.016, atol=1e-05)")
+    namespace: dict = {}
+    exec(compile(snippet.replace("from test_kernels_check import torch_kernel", ""), "s", "exec"),
+         {"torch_kernel": torch_kernel, **namespace})  # a right kernel's snippet runs clean
