@@ -49,7 +49,8 @@ def _choice(name: str, value: object, accepted: tuple[str, ...]) -> str:
     if value not in accepted:
         import difflib
 
-        close = difflib.get_close_matches(str(value), accepted, n=1)
+        close = [a for a in accepted if a.lower() == str(value).strip().lower()]  # MEAN
+        close = close or difflib.get_close_matches(str(value), accepted, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"{name}: unknown value {value!r}{hint} (accepted: {', '.join(accepted)})")
     return str(value)

@@ -216,7 +216,7 @@ def check_text(text: str, *, source: str = "<text>", assume: tuple[str, ...] | l
         A frozen :class:`TextCheck`.
 
     Raises:
-        TypeError: ``text`` is not a string.
+        TypeError: ``text`` (or a relation of ``assume``) is not a string.
         NoMath: there is no mathematics in the text.
 
     Example:
@@ -229,6 +229,10 @@ def check_text(text: str, *, source: str = "<text>", assume: tuple[str, ...] | l
         raise TypeError(f"text: expected a string, got {type(text).__name__}")
     if isinstance(assume, str):
         assume = (assume,)
+    for relation in assume:
+        if not isinstance(relation, str):
+            raise TypeError(f"assume: expected LaTeX relations as strings (e.g. 'n \\neq p'), "
+                            f"got {relation!r}")
     found = extract(text)
     if not found.rows:
         raise NoMath(f"{source}: no mathematics found (expected $…$, $$…$$, \\[…\\] or an "

@@ -197,3 +197,25 @@ def test_what_iterates_as_something_else_or_overflows_is_refused_by_name():
     with pytest.raises(ValueError, match="^weight: expected a sequence"):
         Loss(weight={1: 2.0})
     assert str(_options.validate_tolerance("rtol", -0.0)) == "0.0"
+
+
+def test_names_in_another_case_are_suggested_and_a_default_closed_form_checks_its_options():
+    """FLOAT32 or JAX got no 'did you mean' (difflib ranks by case-sensitive likeness); with no
+    closed form, framework 'JAX' was told it 'needs a closed form', and device 'gpu' was
+    accepted; assume=[5] raised TypeError from deep inside."""
+    import derivation
+    from derivation import Loss
+
+    with pytest.raises(ValueError, match=r"^dtypes: unknown dtype 'FLOAT32'; did you mean "
+                                         r"'float32'\?"):
+        _options.validate_dtypes("FLOAT32")
+    with pytest.raises(ValueError, match=r"did you mean 'mean'\?"):
+        Loss(reduction="MEAN")
+    grid = dict(classes=10, dtypes="float32", scales=1.0, labels="onehot", samples=4)
+    with pytest.raises(ValueError, match=r"^framework: unknown framework 'JAX'; did you mean "
+                                         r"'jax'\?"):
+        verify.check(framework="JAX", **grid)
+    with pytest.raises(ValueError, match=r"^device: unknown device 'gpu'"):
+        verify.check(device="gpu", **grid)
+    with pytest.raises(TypeError, match=r"^assume: expected LaTeX relations as strings"):
+        derivation.check_text("$$x = x$$", assume=[5])

@@ -65,7 +65,8 @@ def _flag(call: Callable[..., object], *args: object) -> object:
 def _choice(flag: str, value: str, accepted: tuple[str, ...]) -> str:
     if value in accepted:
         return value
-    close = difflib.get_close_matches(value, accepted, n=1, cutoff=0.75)
+    close = [a for a in accepted if a.lower() == value.strip().lower()]  # JSON, MEAN
+    close = close or difflib.get_close_matches(value, accepted, n=1, cutoff=0.75)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise InputError(f"--{flag}: unknown format {value!r}{hint} (accepted: {', '.join(accepted)})")
 

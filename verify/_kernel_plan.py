@@ -167,6 +167,10 @@ def plan(
     cut = None if where is None else windows(where, max_elements)
     sequence = None if cut is None else cut.view
     if closed_form is None:
+        from ._kernel_options import validate_device, validate_framework
+
+        framework = validate_framework(framework)  # an unknown name is said so, as with one
+        validate_device(device, framework)
         if framework != "jax":
             raise ValueError(
                 f"framework: {framework!r} needs a closed form written in it; None is "

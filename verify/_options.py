@@ -84,7 +84,8 @@ def choose_one(name: str, noun: str, item: Any, accepted: tuple[str, ...]) -> st
             f"{name}: expected {noun} names, got {item!r} (accepted: {', '.join(accepted)})"
         )
     if item not in accepted:
-        close = difflib.get_close_matches(item, accepted, n=1)
+        close = [a for a in accepted if a.lower() == item.strip().lower()]  # FLOAT32, JAX
+        close = close or difflib.get_close_matches(item, accepted, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"{name}: unknown {noun} {item!r}{hint} (accepted: {', '.join(accepted)})"
