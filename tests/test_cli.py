@@ -392,3 +392,11 @@ def test_the_api_says_to_use_jnp_where_in_one_line():
     assert str(caught.value) == ("closed_form: branchy uses Python control flow (if, while, "
                                  "and/or, bool()) on a traced value; use jnp.where(condition, a, "
                                  "b) instead")
+
+
+def test_check_of_an_empty_file_name_says_it_names_no_file(capsys):
+    """`check ""` said "'' is a directory" (the empty path is the current directory)."""
+    code, out, err = run(capsys, "check", "")
+    assert (code, out) == (2, "")
+    assert err == ("error: FILE: '' names no file (a Markdown or LaTeX file, or - for standard "
+                   "input)\n")

@@ -32,6 +32,9 @@ def _format(value: str) -> str:
 
 def _read(file: str) -> tuple[str, str]:
     """The text and its name for the report; ``-`` reads standard input."""
+    if not file.strip():
+        raise CheckInputError(f"FILE: {file!r} names no file (a Markdown or LaTeX file, or - for "
+                              "standard input)")
     if file == "-":
         raw, name = sys.stdin.buffer.read(MAX_BYTES + 1), "<stdin>"
     else:
