@@ -727,3 +727,16 @@ def test_a_scale_near_float64s_largest_is_undefined_without_a_warning(capsys):
     assert (code, err) == (0, "")
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], caught
     assert {cell["verdict"] for cell in json.loads(out)["cells"]} == {"undefined"}
+
+
+def test_a_memory_refusal_asks_only_for_what_can_be_done():
+    """One dtype was told to 'check fewer dtypes at once'; a machine with less free memory than
+    the runtime takes was told to lower a grid of which 'not even one row fits'."""
+    with pytest.raises(ValueError, match=r"is available: lower the shape's batch or sequence, "
+                                         r"or free memory$"):
+        _limits.check_streamed(320, 8192, ["float32"], available=300 * 2**20)
+    with pytest.raises(ValueError, match=r"is available: check fewer dtypes at once$"):
+        _limits.check_streamed(320, 8192, ["float32", "bfloat16"], available=300 * 2**20)
+    with pytest.raises(ValueError, match=r"less than the runtime alone takes \(about 537 MB\): "
+                                         r"free memory$"):
+        _limits.check_grid([10], 256, ["float32"], available=400 * 2**20)

@@ -143,10 +143,13 @@ def check_streamed(rows: int, classes: int, dtypes: Iterable[str] = (),
     needed = streamed_variant_bytes(rows, classes, tuple(dtypes))
     if memory is None or needed <= memory:
         return
+    counted = tuple(dict.fromkeys(dtypes))
+    fix = ("check fewer dtypes at once" if len(counted) > 1 else
+           "lower the shape's batch or sequence, or free memory")
     raise ValueError(
         f"shape: {rows:,} positions × {classes:,} classes with a loss variant, streamed one call "
         f"of at most {max(CHUNK_ELEMENTS, classes):,} elements at a time, needs about "
-        f"{size(needed)} of memory; {size(memory)} is available: check fewer dtypes at once"
+        f"{size(needed)} of memory; {size(memory)} is available: {fix}"
     )
 
 
@@ -260,10 +263,12 @@ def check_grid(classes: Iterable[int], samples: int, dtypes: Iterable[str] = (),
         fixes.append(f"classes to at most {c:,}")
     if (s := largest_samples(largest, memory, dtypes, variant)) >= 1:
         fixes.append(f"samples to at most {s:,}")
-    fix = " or ".join(fixes) if fixes else "the grid (not even one row fits)"
+    fix = "lower " + (" or ".join(fixes) if fixes else "the grid (not even one row fits)")
+    if not fixes and memory < BASE_BYTES:
+        fix = f"that is less than the runtime alone takes (about {size(BASE_BYTES)}): free memory"
     raise ValueError(
         f"{name}: {shown} needs about {size(needed)} of memory ({samples + ADVERSARIAL_ROWS:,} "
-        f"rows × {largest:,} classes); {size(memory)} is available: lower {fix}"
+        f"rows × {largest:,} classes); {size(memory)} is available: {fix}"
     )
 
 
