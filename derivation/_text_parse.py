@@ -414,7 +414,9 @@ class _ToSympy(lark.Transformer):
         return sp.Symbol(f"{command}{{{letter}}}")
 
     def call(self, items):
-        return sp.Function(str(items[0]).lstrip("\\"))(value(items[1]))
+        name = str(items[0])
+        named = re.fullmatch(r"\\(?:operatorname\*?|mathrm)\s*\{\s*([a-zA-Z]+)\s*\}", name)
+        return sp.Function(named.group(1) if named else name.lstrip("\\"))(value(items[1]))
 
     def frac(self, items):
         numerator, denominator = items[1], items[2]

@@ -31,6 +31,8 @@ _SIZERS = re.compile(r"\\(left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr
                      r"(?![a-zA-Z])(\.)?")
 _TEXT = re.compile(r"\\(text|textrm|textit|textbf|mbox|label|operatorname\*?|tag\*?)\s*\{")
 _SOFTMAX = re.compile(r"\\(mathrm|operatorname\*?|text|textrm|mathit)\s*\{\s*softmax\s*\}")
+_NAMED = re.compile(r"\\operatorname\*?\s*\{\s*[a-zA-Z]{2,}\s*\}(?=\s*\()")
+"""A function named in more than one letter, applied: kept whole for the grammar."""
 _DEFINED_AS = re.compile(r":=|\\coloneqq(?![a-zA-Z])|\\triangleq(?![a-zA-Z])")
 _TRAILING_TAG = re.compile(r"(?:\s{2,}|^)\(([0-9]+[a-z]?)\)\s*$")
 _TRAILING_PUNCT = re.compile(r"[,.;:]\s*$")
@@ -67,6 +69,8 @@ def prepare(text: str) -> tuple[str, str]:
         end = _matching_brace(text, m.end() - 1)
         if m.group(1).startswith("tag"):
             tag = f"({text[m.end():end - 1].strip()})"
+        if m.group(1).startswith("operatorname") and _NAMED.match(text, m.start()):
+            continue  # \operatorname{lse}(z): a function's name, read whole by the grammar
         if m.group(1).startswith("operatorname"):
             blank(m.start(), m.end())
             blank(end - 1, end)

@@ -106,6 +106,7 @@ EXPECTED: dict[str, int | tuple[int, str] | None] = {
     "c85_unless_in_words": (1, "unchecked"),  # "unless i = j" was read as a step "= j"
     "c86_vector_defined_as_the_softmax": None,  # p = softmax(z) was an opaque number
     "c87_vector_defined_as_the_softmax_wrong": 1,
+    "c88_named_functions_in_several_letters": None,  # \operatorname{lse} was l·s·e(x)
 }
 
 
