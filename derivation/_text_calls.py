@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import sympy as sp
 
-from ._text_parse import VECTOR_ACCENTS, Parsed, softmax_entry
+from ._text_parse import Parsed, softmax_entry
 
 _FUNCTION_NAMES = frozenset({"f", "g", "h", "sigma", "phi", "varphi", "psi", "softmax"})
 
@@ -67,28 +67,19 @@ def calls_as_products(parsed: list[Parsed]) -> list[Parsed]:
     return out
 
 
-def _plain_name(symbol: sp.Symbol) -> str:
-    bold = VECTOR_ACCENTS.fullmatch(symbol.name)  # \\mathbf{z} names the vector z
-    return bold.group(2).lstrip("\\") if bold else symbol.name
-
-
 def vectors_defined_whole(parsed: list[Parsed]) -> list[Parsed]:
     """``parsed`` with ``p = \\mathrm{softmax}(z)`` read as ``p_i = \\mathrm{softmax}(z)_i`` where
-    the document uses ``p_i`` (and, for ``\\sigma(z)``, ``z_i``, σ being no function it defines
-    of a number): a definition of every entry, rather than of an opaque number p."""
+    the document uses ``p_i``: a definition of every entry, rather than of an opaque number p.
+    (Not ``p = \\sigma(z)``: applied to a whole vector σ is as often the sigmoid, entrywise.)"""
     exprs = _expressions(parsed)
     vectors = {str(x.base) for e in exprs for x in e.atoms(sp.Indexed)}
-    functions = {str(f.func) for _, f, _ in function_definitions(parsed)}
     out = []
     for p in parsed:
         r = p.relation
         value = r.rest[0][1] if r is not None and r.rest and r.rest[0][0] == "=" else None
         if (isinstance(r.first if r else None, sp.Symbol) and r.first.name in vectors
                 and isinstance(value, sp.core.function.AppliedUndef) and len(value.args) == 1
-                and isinstance(value.args[0], sp.Symbol)
-                and (str(value.func) == "softmax" or (
-                    str(value.func) == "sigma" and "sigma" not in functions
-                    and _plain_name(value.args[0]) in vectors))):
+                and isinstance(value.args[0], sp.Symbol) and str(value.func) == "softmax"):
             taken = {str(x) for e in (r.first, value) for x in e.free_symbols}
             index = sp.Symbol(next(n for n in ("i", "k", "j", "m", "l") if n not in taken))
             rest = (("=", softmax_entry(value, index)), *r.rest[1:])

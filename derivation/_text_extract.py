@@ -187,8 +187,14 @@ _WORDS = r"\\(?:text|textrm|mbox|mathrm)\s*\{([^}]*)\}"
 _CONDITION_AFTER = re.compile(r"(?:[,;]?\s*(?:\\q?quad\b|\\[,;:!>]|~)\s*)+" + _WORDS + r"(.*)$",
                               re.DOTALL)
 """Words, then maybe math, after an equation: ``… \\quad \\text{for } i \\neq k``."""
-_IF = re.compile(r"\s*(?:if|for|when)\b(.*)$", re.DOTALL)
+_IF = re.compile(r"\s*(?:if|for|when|since|because|using|given|assuming)\b(.*)$", re.DOTALL)
+"""Words that put the relation after them in force for the line: a case, or the reason it
+holds (``\\text{since } \\sum_i y_i = 1``): the line is checked under it."""
 _WHERE = re.compile(r"\s*(?:where|with)\s*[,:]?\s*")
+_SIMPLE_EQUATION = re.compile(r"[^=<>]*=[^=<>]*$")
+"""One equation, no other relation: what a definition in words may be."""
+_ANOTHER = re.compile(r"\s*(?:and|i\.\s*e\.|so|hence|thus|therefore|that is)\s*[,:]?\s*")
+"""Words between two equations on one line: the second is a line of its own."""
 _PLAIN_WORDS = re.compile(r"\s*(all|every|each|any)?\s*[,.:]?\s*")
 """What may follow 'if', 'for' or 'when' in the braces: 'for all i \\neq k' is 'for i \\neq k';
 anything else ('if not', 'for all but') changes the condition, which is then not read."""
@@ -280,8 +286,15 @@ def _said(inside: str, math: str) -> tuple[str, str] | None:
         return "condition", _condition(condition.group(1), math)
     if not _has_relation(math):
         return None
+    if _ANOTHER.fullmatch(inside):
+        return "row", math
     if _WHERE.fullmatch(inside):
-        return "definition", math.strip().rstrip(".,;").strip()
+        value = re.sub(r"\\[a-zA-Z]+", "", math.split("=", 1)[-1])  # letters, commands aside
+        if re.fullmatch(r"\s*[a-zA-Z]\s*[.,;]?\s*", value) or not _SIMPLE_EQUATION.match(math):
+            return "condition", _condition("", math)  # "where i = k", "with i \neq k"
+        if re.search(r"[a-zA-Z]", value):
+            return "definition", math.strip().rstrip(".,;").strip()
+    # a value at a point ("with x = 0"), or other words: a condition not read (unchecked)
     return "condition", f"\\text{{{inside.strip()}}} {math.strip()}"
 
 
@@ -335,6 +348,8 @@ def extract(text: str) -> Extracted:
 
             alone = _CONDITION_ALONE.match(chunk)
             said = _said(*alone.group(1, 2)) if alone and pieces else None
+            if said and said[0] == "row":  # "…, \quad \text{and } h = 2": a line of its own
+                said = None
             if said and said[0] == "condition" and not pieces[-1].condition:
                 pieces[-1] = replace(pieces[-1], condition=said[1])
                 chunk = ""
@@ -346,15 +361,22 @@ def extract(text: str) -> Extracted:
             condition = said[1] if said and said[0] == "condition" else ""
             if said and said[0] == "definition":
                 pieces.append(definition(after, said[1]))
+            second = None
+            if said and said[0] == "row":  # "g = x + 1 \quad \text{and} \quad h = 2"
+                line, column = lines.at(body_start + start + after.start(2))
+                second = Row(line, column, after.group(2).strip(), not inline, block, tag)
             chunk = chunk[:after.start()] if said else chunk
             if chunk.strip():
                 lead = len(chunk) - len(chunk.lstrip())
                 line, column = lines.at(body_start + start + lead)
                 pieces.append(Row(line, column, chunk.strip(), not inline, block, tag,
                                   condition))
+            if second is not None:
+                pieces.append(second)
             if piece is not None:
                 start = piece.end()
-        rows += pieces if inline else _joined(pieces)
+        separate = inline or opener.group(1) in ("gather", "gathered")  # one equation a row
+        rows += pieces if separate else _joined(pieces)
         position = closer.end()
     truncated = len(rows) > MAX_ROWS or (
         len(rows) == MAX_ROWS and _OPENERS.search(work, position) is not None)

@@ -31,7 +31,8 @@ _SIZERS = re.compile(r"\\(left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr
                      r"(?![a-zA-Z])(\.)?")
 _TEXT = re.compile(r"\\(text|textrm|textit|textbf|mbox|label|operatorname\*?|tag\*?)\s*\{")
 _SOFTMAX = re.compile(r"\\(mathrm|operatorname\*?|text|textrm|mathit)\s*\{\s*softmax\s*\}")
-_NAMED = re.compile(r"\\operatorname\*?\s*\{\s*[a-zA-Z]{2,}\s*\}(?=\s*\()")
+_NAMED = re.compile(r"\\operatorname\*?\s*\{\s*[a-zA-Z]{2,}\s*\}(?=\s*(?:\\(?:left|bigl|Bigl|biggl"
+                    r"|Biggl|big|Big|bigg|Bigg)(?![a-zA-Z]))?\s*\()")
 """A function named in more than one letter, applied: kept whole for the grammar."""
 _DEFINED_AS = re.compile(r":=|\\coloneqq(?![a-zA-Z])|\\triangleq(?![a-zA-Z])")
 _TRAILING_TAG = re.compile(r"(?:\s{2,}|^)\(([0-9]+[a-z]?)\)\s*$")

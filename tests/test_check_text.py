@@ -433,3 +433,30 @@ def test_an_equation_in_inline_math_is_said_to_be_unchecked():
         "not derive: write a step in display math, $$…$$, to have it checked)")
     assert "inline" not in json.loads(checked.to_json())
     assert derivation.check_text("$$f = x$$\n\nwhen $i = j$ and $y_p = 1$.").inline == ()
+
+
+def test_words_after_an_equation_are_read_for_what_they_say():
+    """'with x = 0' (a value at a point) gave x that value for the rest of the text, so a later
+    wrong step held; 'where i = k' was a definition of i; 'since R' hid a wrong step as
+    unchecked; 'and h = 2' was dropped; rows of a gather were joined; p = σ(z) was read as
+    the softmax where σ may be the sigmoid."""
+    def statuses(text):
+        return [s.status for s in derivation.check_text(text).steps]
+
+    point = ("$$f = x^3$$\n\n$$\\frac{d f}{d x} = 3x^2 \\quad \\text{with } x = 0$$\n\n"
+             "$$g = x^2 + 1$$\n\n$$g = 1$$\n")
+    assert statuses(point) == ["unchecked", "fails"]
+    cases = ("$$p_i = \\frac{e^{z_i}}{\\sum_{j=1}^{c} e^{z_j}}$$\n\n"
+             "$$\\frac{\\partial p_i}{\\partial z_k} = p_k(1 - p_k) \\quad \\text{where } i = k$$"
+             "\n\n$$\\frac{\\partial p_i}{\\partial z_k} = -p_i p_k \\quad \\text{with } i \\neq k$$")
+    assert statuses(cases) == ["holds", "holds"]
+    reasons = ("$$f = x^2$$\n\n$$\\frac{df}{dx} = 3x \\quad \\text{since } x = x$$\n\n"
+               "$$g = x + 1 \\quad \\text{and} \\quad h = 2$$\n\n$$g = x + 1 \\quad \\text{i.e.}"
+               "\\quad g = 5$$\n")
+    assert statuses(reasons) == ["fails", "holds", "fails"]
+    gather = "\\begin{gather*}\ng = x + 1 \\\\\n-g \\\\\n= -x - 1\n\\end{gather*}\n"
+    assert "fails" not in statuses(gather)
+    sigmoid = ("$p = \\sigma(z)$, entrywise, and\n\n$$L = -\\sum_{i=1}^{K} y_i \\log p_i$$\n\n"
+               "given: \\sum_{i=1}^{K} y_i = 1\n\n$$\\frac{\\partial L}{\\partial z_k} = "
+               "p_k - y_k$$\n")
+    assert statuses(sigmoid) != ["holds"]
