@@ -13,7 +13,7 @@ import sympy as sp
 from . import _check
 from ._budget import OverBudget, budget
 from ._symbols import c as classes_symbol
-from ._text_assume import Assumed
+from ._text_assume import SUBSTITUTE, Assumed
 from ._text_extract import extract
 from ._text_hints import catalogue, hint
 from ._text_meaning import DERIVATIVE, EQUAL, INLINE, Claim, understand
@@ -106,6 +106,15 @@ def _outcome(claim: Claim, assumed: tuple[Assumed, ...]) -> _check.Outcome:
         index = claim.wrt.indices[0]
         assumed = tuple(a.as_condition() if index in (a.lhs, a.rhs) else a for a in assumed)
     engine = tuple(e for e in (a.for_engine() for a in assumed) if e is not None)
+    if claim.kind == DERIVATIVE and isinstance(claim.wrt, sp.Symbol) and any(
+            claim.wrt in a.lhs.free_symbols for a in assumed if a.kind == SUBSTITUTE):
+        # d/dx x^3 "for x = 1" is the derivative taken at 1: differentiated first, then the
+        # point put in (put in first, x^3 became 1, whose derivative is 0)
+        derived = sp.diff(_check.evaluated(claim.before), claim.wrt)
+        outcome = _check.equal(_prepared(derived, assumed, None),
+                               _prepared(claim.after, assumed, None), classes_symbol, engine)
+        return replace(outcome, detail=outcome.detail.replace(
+            "the previous line", f"the derivative by {sp.sstr(claim.wrt)}"))
     before = _prepared(claim.before, assumed, claim.wrt)
     after = _prepared(claim.after, assumed, claim.wrt)
     if claim.kind == DERIVATIVE:

@@ -292,7 +292,7 @@ def _said(inside: str, math: str) -> tuple[str, str] | None:
         value = re.sub(r"\\[a-zA-Z]+", "", math.split("=", 1)[-1])  # letters, commands aside
         if re.fullmatch(r"\s*[a-zA-Z]\s*[.,;]?\s*", value) or not _SIMPLE_EQUATION.match(math):
             return "condition", _condition("", math)  # "where i = k", "with i \neq k"
-        if re.search(r"[a-zA-Z]", value):
+        if re.search(r"[a-df-zA-Z]", value):  # a variable in it (e is Euler's number)
             return "definition", math.strip().rstrip(".,;").strip()
     # a value at a point ("with x = 0"), or other words: a condition not read (unchecked)
     return "condition", f"\\text{{{inside.strip()}}} {math.strip()}"

@@ -460,3 +460,18 @@ def test_words_after_an_equation_are_read_for_what_they_say():
                "given: \\sum_{i=1}^{K} y_i = 1\n\n$$\\frac{\\partial L}{\\partial z_k} = "
                "p_k - y_k$$\n")
     assert statuses(sigmoid) != ["holds"]
+
+
+def test_a_derivative_at_a_point_is_taken_before_the_point_is_put_in():
+    """'d/dx x^3 = 0 for x = 1' held: x = 1 was put into x^3 first, whose derivative is 0; the
+    true 'd/dx x^3 = 3 for x = 1' failed. And 'with x = 2e' (a constant, e Euler's number)
+    gave x that value for the rest of the text."""
+    def statuses(text):
+        return [s.status for s in derivation.check_text(text).steps]
+
+    assert statuses("$$\\frac{d}{dx} x^3 = 0 \\quad \\text{for } x = 1$$") == ["fails"]
+    assert statuses("$$\\frac{d}{dx} x^3 = 3 \\quad \\text{for } x = 1$$\n\n"
+                    "$$\\frac{d}{dx}\\frac{1}{1+e^{-x}} = \\frac14 \\quad \\text{because } x = 0$$"
+                    ) == ["holds", "holds"]
+    assert statuses("$$x^2 = 4 e^{2} \\quad \\text{with } x = 2 e$$\n\n"
+                    "$$(x + 1)^2 = 4e^2 + 4e + 1$$") == ["unchecked", "fails"]
