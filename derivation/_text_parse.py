@@ -240,12 +240,6 @@ def _bare(factor: object) -> object:
     return factor
 
 
-_KNOWN = {"exp": sp.exp, "log": sp.log, "ln": sp.log, "sin": sp.sin, "cos": sp.cos,
-          "tan": sp.tan, "tanh": sp.tanh, "sinh": sp.sinh, "cosh": sp.cosh, "arctan": sp.atan,
-          "sqrt": sp.sqrt}
-"""Functions written upright by name (``\\mathrm{exp}(x)``, ``\\operatorname{log}(x)``)."""
-
-
 class _ToSympy(lark.Transformer):
     """One method per grammar rule; each returns a SymPy object (or a marker resolved above)."""
 
@@ -422,8 +416,8 @@ class _ToSympy(lark.Transformer):
     def call(self, items):
         name = str(items[0])
         named = re.fullmatch(r"\\(?:operatorname\*?|mathrm)\s*\{\s*([a-zA-Z]+)\s*\}", name)
-        if named and named.group(1) in _KNOWN:  # \mathrm{exp}(x) is exp(x)
-            return _KNOWN[named.group(1)](value(items[1]))
+        if named and named.group(1) in _FUNCTIONS:  # \mathrm{exp}(x) is \exp(x)
+            return _FUNCTIONS[named.group(1)](value(items[1]))
         return sp.Function(named.group(1) if named else name.lstrip("\\"))(value(items[1]))
 
     def frac(self, items):
