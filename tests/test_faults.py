@@ -638,6 +638,13 @@ def test_the_readme_states_the_limits_the_code_computes():
     variant = _limits.verify_bytes(64, [262_144], 1, variant=True) / 2**20
     assert f"64 × 262,144 bfloat16 logits peaked at 2,861 MiB against {variant:,.0f} MiB" in text
     assert f"N above {_limits.MAX_DERIVE_CLASSES:,} is refused" in text
+    from verify import _kernel_options
+
+    whole = " ".join(readme.split())
+    assert (_kernel_options.MAX_SHAPE_LOGITS, _kernel_options.MAX_VOCABULARY) == (2**36, 2**20)
+    assert 16 * 8192 * 262_144 == 2**35
+    assert ("A shape may hold up to 2^36 logits (16 × 8,192 × 262,144 is 2^35), the vocabulary up "
+            "to 2^20.") in whole
 
 
 def test_the_readme_states_when_an_explanation_gives_a_ratio():
